@@ -1,0 +1,160 @@
+"""What crosses the engine's public boundary: pay parameters, live views, events.
+
+The entry points (``barq.plugin``, ``barq.cli``) speak only these types to
+the actor runtime (``barq.actors.runtime``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+from barq.model import NodeId, Route, RouteFailure
+
+__all__ = [
+    "EngineConfig",
+    "PartEnded",
+    "PartStarted",
+    "PartState",
+    "PartView",
+    "PayParams",
+    "PaymentEnded",
+    "PaymentEvent",
+    "PaymentStarted",
+    "PaymentStatus",
+    "PaymentView",
+]
+
+
+class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Engine-wide settings (plugin options / CLI flags), fixed at start.
+
+    Defaults follow CLN's ``xpay``/``pay`` where they exist: fee budget is the
+    larger of ``maxfee_base_msat`` and ``maxfee_percent`` of the amount.
+    """
+
+    default_strategy: str = "mincostflow"
+    maxfee_base_msat: int = 5000
+    maxfee_ppm: int = 10_000  # 1 %
+    retry_for_s: float = 60.0
+    maxdelay: int = 2016
+    maxparts: int = 16
+    min_part_msat: int = 10_000_000  # never split below 10k sat unless the amount is smaller
+    estimator_half_life_s: float = 3600.0
+    waitsendpay_timeout_s: float | None = None
+    strategies_in_thread: bool = True  # False under a simulated clock
+
+
+class PayParams(msgspec.Struct, frozen=True, kw_only=True):
+    """One ``barqpay`` call, already type-checked (not yet validated against the invoice).
+
+    ``None`` means "use the engine default".
+    """
+
+    invstring: str
+    amount_msat: int | None = None
+    maxparts: int | None = None
+    maxfee_msat: int | None = None
+    retry_for_s: float | None = None
+    maxdelay: int | None = None
+    exclude: tuple[str, ...] = ()
+    strategy: str | None = None
+    label: str | None = None
+
+
+class PartState(StrEnum):
+    PLANNED = "planned"
+    INFLIGHT = "inflight"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RESPLIT = "resplit"  # failed for liquidity; its amount was split again
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+
+class PartView(msgspec.Struct, kw_only=True):
+    """One attempt (one ``sendpay`` part) of a payment, for status and results."""
+
+    partid: int
+    groupid: int
+    amount_msat: int
+    amount_sent_msat: int
+    fee_msat: int
+    route: Route
+    state: PartState
+    started_at: float
+    finished_at: float | None = None
+    failure: RouteFailure | None = None
+    reason: str | None = None
+
+
+class PaymentView(msgspec.Struct, kw_only=True):
+    """A payment with all its parts: ``barqstatus``'s and ``barqpay``'s shape.
+
+    Totals: ``amount_sent_msat`` and ``fee_msat`` count succeeded parts;
+    ``inflight_msat`` parts still pending; ``attempts`` every part sent.
+    """
+
+    payment_hash: str
+    destination: NodeId
+    amount_msat: int
+    status: PaymentStatus
+    strategy: str
+    created_at: float
+    groupid: int = 0
+    bolt11: str | None = None
+    label: str | None = None
+    completed_at: float | None = None
+    payment_preimage: str | None = None
+    amount_sent_msat: int = 0
+    delivered_msat: int = 0
+    inflight_msat: int = 0
+    fee_msat: int = 0
+    attempts: int = 0
+    maxfee_msat: int = 0
+    parts: list[PartView] = msgspec.field(default_factory=list)
+    error: str | None = None
+    error_code: int | None = None
+
+
+class PaymentStarted(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    payment_hash: str
+    destination: NodeId
+    amount_msat: int
+    strategy: str
+    at: float
+
+
+class PartStarted(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    payment_hash: str
+    partid: int
+    groupid: int
+    amount_msat: int
+    route: Route
+    at: float
+
+
+class PartEnded(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    payment_hash: str
+    partid: int
+    groupid: int
+    amount_msat: int
+    state: PartState
+    at: float
+    failure: RouteFailure | None = None
+    reason: str | None = None
+
+
+class PaymentEnded(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    payment_hash: str
+    status: PaymentStatus
+    at: float
+    error: str | None = None
+
+
+PaymentEvent = PaymentStarted | PartStarted | PartEnded | PaymentEnded
