@@ -97,7 +97,8 @@ class PaymentView(msgspec.Struct, kw_only=True):
     """A payment with all its parts: ``barqstatus``'s and ``barqpay``'s shape.
 
     Totals: ``amount_sent_msat`` and ``fee_msat`` count succeeded parts;
-    ``inflight_msat`` parts still pending; ``attempts`` every part sent.
+    ``inflight_msat`` parts still pending; ``attempts`` every part sent;
+    ``compute_s`` the wall-clock time the router spent in strategies for it.
     """
 
     payment_hash: str
@@ -117,6 +118,7 @@ class PaymentView(msgspec.Struct, kw_only=True):
     fee_msat: int = 0
     attempts: int = 0
     maxfee_msat: int = 0
+    compute_s: float = 0.0  # wall-clock seconds spent inside strategies for this payment
     parts: list[PartView] = msgspec.field(default_factory=list)
     error: str | None = None
     error_code: int | None = None

@@ -19,14 +19,29 @@ import numpy.typing as npt
 
 from barq.errors import RouteNotFound
 from barq.graph import Graph
-from barq.model import Hop, Route, RouteInput, fee_msat
+from barq.model import Hop, NodeId, Route, RouteInput, fee_msat
 
 __all__ = [
+    "BLOCKS_PER_YEAR",
+    "DEFAULT_RISKFACTOR",
+    "PathStrategy",
     "RoutingContext",
     "Strategy",
     "build_route",
+    "fee_costs",
+    "neg_log_success",
+    "risk_costs",
+    "success_probabilities",
     "success_probability",
 ]
+
+F64 = npt.NDArray[np.float64]
+
+#: Blocks in a year (CLN ``BLOCKS_PER_YEAR``: 365.25 * 144).
+BLOCKS_PER_YEAR = 52_596
+#: CLN ``getroute``'s default ``riskfactor``: the annual interest rate, in percent, charged
+#: on the amount for each block the funds may stay locked (``amount * delay * rf / 100 / year``).
+DEFAULT_RISKFACTOR = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,3 +161,126 @@ def success_probability(amount_msat: int, min_msat: int, max_msat: int) -> float
     if amount_msat > max_msat:
         return 0.0
     return (max_msat + 1 - amount_msat) / (max_msat + 1 - min_msat)
+
+
+def success_probabilities(
+    amount_msat: int | npt.NDArray[np.int64], min_msat: npt.NDArray[np.int64],
+    max_msat: npt.NDArray[np.int64],
+) -> F64:
+    """Vectorised :func:`success_probability` (uniform liquidity in ``[min, max]``).
+
+    ``amount_msat`` is one amount for every half-channel or one per half-channel.
+    Returns 1 where ``amount <= min``, 0 where ``amount > max``.
+    """
+    a = np.asarray(amount_msat, dtype=np.float64)
+    lo = min_msat.astype(np.float64)
+    hi = max_msat.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = (hi + 1.0 - a) / (hi + 1.0 - lo)
+    p = np.where(a <= lo, 1.0, np.where(a > hi, 0.0, p))
+    return np.clip(p, 0.0, 1.0)
+
+
+def neg_log_success(ctx: RoutingContext, amount_msat: int) -> F64:
+    """``-ln P(success)`` of sending ``amount_msat`` over each half-channel (``inf`` if 0)."""
+    p = success_probabilities(amount_msat, ctx.min_msat, ctx.max_msat)
+    with np.errstate(divide="ignore"):
+        out: F64 = -np.log(p)
+    return out
+
+
+def _source_mask(graph: Graph, source: NodeId) -> npt.NDArray[np.bool_]:
+    i = graph.node_index.get(source)
+    if i is None:
+        return np.zeros(graph.num_edges, dtype=np.bool_)
+    out: npt.NDArray[np.bool_] = graph.src == i
+    return out
+
+
+def fee_costs(graph: Graph, source: NodeId, amount_msat: int) -> F64:
+    """Forwarding fee (msat, float) each half-channel charges for ``amount_msat``.
+
+    Half-channels leaving ``source`` cost nothing: the payer does not pay itself.
+    """
+    fee = graph.fee_base_msat + amount_msat * graph.fee_ppm.astype(np.float64) / 1e6
+    out: F64 = np.where(_source_mask(graph, source), 0.0, fee)
+    return out
+
+
+def risk_costs(
+    graph: Graph, source: NodeId, amount_msat: int, riskfactor: float = DEFAULT_RISKFACTOR,
+) -> F64:
+    """CLN's CLTV risk of each half-channel, in msat: ``amount * cltv_delta * rf / 100 / year``.
+
+    Zero on half-channels leaving ``source`` (their delta is not charged).
+    """
+    risk = amount_msat * graph.cltv_delta.astype(np.float64) * (riskfactor / 100.0
+                                                                 / BLOCKS_PER_YEAR)
+    out: F64 = np.where(_source_mask(graph, source), 0.0, risk)
+    return out
+
+
+class PathStrategy:
+    """Base of single-path strategies: subclass it and implement :meth:`edge_costs`.
+
+    The base class owns the path machinery (``barq.strategies._paths``): it
+    masks the half-channels that cannot carry the amount (unusable, disabled,
+    excluded, htlc limits, ``ctx.max_msat``, CLTV delta beyond ``maxdelay``),
+    runs scipy's Dijkstra on ``edge_costs`` (parallel channels: the cheapest
+    one per node pair), builds the exact route with :func:`build_route` and
+    verifies it (htlc limits and liquidity with the real hop amounts, fee
+    budget, ``maxdelay``). A half-channel that fails the exact check is banned
+    and the search repeated; a route over budget makes the search weigh fees
+    (or CLTV) more, a few times, before giving up with
+    :class:`~barq.errors.RouteTooExpensive`.
+
+    Every route returned carries ``probability`` (uniform model on
+    ``[ctx.min_msat, ctx.max_msat]`` with the exact hop amounts).
+
+    Subclasses set ``name`` and ``description`` and may change the other
+    class attributes (see :class:`Strategy`).
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    splits: ClassVar[bool] = False
+    min_part_msat: ClassVar[int | None] = 1_000_000
+    halve_on_failure: ClassVar[bool] = False
+
+    def edge_costs(self, request: RouteInput, ctx: RoutingContext, amount_msat: int) -> F64:
+        """Cost (>= 0, any unit consistent across edges) of sending ``amount_msat`` over each
+        half-channel; ``inf``/``nan`` forbid an edge.
+
+        Only edges the base class allows are looked at, so this need not repeat
+        the masks. Must be vectorised (one float64 array of ``graph.num_edges``).
+        """
+        raise NotImplementedError
+
+    def find_routes(self, request: RouteInput, ctx: RoutingContext) -> list[Route]:
+        """One route delivering ``request.amount_msat`` (see :meth:`Strategy.find_routes`)."""
+        return [self.find_route(request, ctx)]
+
+    def find_route(
+        self, request: RouteInput, ctx: RoutingContext, *, amount_msat: int | None = None,
+        maxfee_msat: int | None = None,
+    ) -> Route:
+        """The cheapest route (by :meth:`edge_costs`) for ``amount_msat`` under ``maxfee_msat``.
+
+        Args:
+            request: the question (source, destination, exclusions, limits).
+            ctx: liquidity knowledge.
+            amount_msat: defaults to ``request.amount_msat``.
+            maxfee_msat: defaults to ``request.maxfee_msat``.
+
+        Raises:
+            RouteNotFound: no path can carry the amount.
+            RouteTooExpensive: paths exist but all exceed the fee budget or ``maxdelay``.
+        """
+        from barq.strategies._paths import find_path
+
+        route, _ = find_path(
+            self, request, ctx,
+            request.amount_msat if amount_msat is None else amount_msat,
+            request.maxfee_msat if maxfee_msat is None else maxfee_msat,
+        )
+        return route

@@ -1,0 +1,82 @@
+"""Developer sessions. ``nox -l`` lists them; ``nox`` alone runs ``tests``.
+
+Each session installs what it needs into its own virtualenv under ``.nox/``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+SHARED_GRAPH = ROOT.parent / "shared" / "data" / "gossip-store-2024-09-22.compressed"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit tests + simulated network (+ the regtest suite, which skips without binaries)."""
+    session.install("-e", ".[test,regtest,plot]")
+    session.run("python", "-m", "pytest", "-q", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check + format check."""
+    session.install("ruff")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over src/barq."""
+    session.install("-e", ".[test,regtest,plot]", "mypy")
+    session.run("mypy")
+
+
+@nox.session
+def regtest(session: nox.Session) -> None:
+    """pyln-testing suite against real lightningd + bitcoind (skips when they are missing).
+
+    Point it at binaries with PATH, or BARQ_LIGHTNINGD_DIR / BARQ_BITCOIND_DIR (see README).
+    """
+    session.install("-e", ".[test,regtest]")
+    env = {"VALGRIND": "0", "TEST_NETWORK": "regtest", "SLOW_MACHINE": "1"}
+    session.run("python", "-m", "pytest", "-v", "tests/regtest", *session.posargs, env=env)
+
+
+@nox.session
+def regtest_bench(session: nox.Session) -> None:
+    """Side-by-side regtest benchmark: barqpay strategies vs CLN pay/xpay/renepay."""
+    session.install("-e", ".[test,regtest]")
+    env = {"VALGRIND": "0", "TEST_NETWORK": "regtest", "SLOW_MACHINE": "1"}
+    session.run("python", "benchmarks/regtest_bench.py", *session.posargs, env=env)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Strategy benchmark on the mainnet snapshot (skips with a reason if it is absent)."""
+    session.install("-e", ".[plot]")
+    graph = Path(os.environ.get("BARQ_GRAPH", SHARED_GRAPH))
+    if not graph.exists():
+        session.skip(f"mainnet snapshot not found at {graph} (set BARQ_GRAPH)")
+    args = session.posargs or [
+        "--strategies", "mincostflow,probabilistic,dijkstra,presplit,singlepath",
+        "--amounts-sat", "1000,10000,100000,1000000,10000000",
+        "--payments", "20", "--seed", "1",
+        "--json", "bench-out/bench.json", "--plot", "bench-out/bench.png",
+    ]
+    session.run("python", "benchmarks/bench_graph.py", "--graph", str(graph))
+    session.run("python", "benchmarks/bench_strategies.py", "--graph", str(graph))
+    session.run("barq", "bench", "--graph", str(graph), *args)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Barq's main job on the embedded default: the simulator on the built-in network."""
+    session.install("-e", ".")
+    session.run("barq", "sim", *session.posargs)

@@ -1,0 +1,893 @@
+"""LightningdNode against a fake lightningd replaying Core Lightning's documented answers."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import random
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import trio
+from fake_lightningd import EXAMPLES, FakeLightningd, Handler, Reply, Request, frame
+
+import barq.graph
+from barq.errors import (
+    GraphLoadError,
+    InvalidInvoice,
+    InvalidParams,
+    PartFailed,
+    RpcConnectionError,
+    RpcError,
+)
+from barq.model import (
+    ChannelUpdate,
+    FailCode,
+    Hop,
+    Route,
+    RouteHintHop,
+    SendpayStatus,
+)
+from barq.node.base import NodeInterface
+from barq.node.lightningd import (
+    CURRENCY_NETWORKS,
+    LightningdNode,
+    parse_channel_update,
+    parse_failure_message,
+    scid_from_int,
+)
+
+OUR_ID = "02287bfac8b99b35477ebe9334eede1e32b189e24644eb701c079614712331cec0"
+PEER = "033845802d25b4e074ccfd7cd8b339a41dc75bf9978a034800444b51d42b07799a"
+DEST = "03cecbfdc68544cc596223b68ce0710c9e5d2c9cb317ee07822d95079acc703d31"
+PAYMENT_HASH = "7279b503a14344267e464829da26fcafa4e5a89c6d625a22b9345a874bdfbbf9"
+SECRET = "21f8a38be36697218d2db22cbbca621d96ffc0a63f3585860351b1d905f72cc2"
+REGTEST_GENESIS = bytes.fromhex(
+    "06226e46111a0b59caaf126043eb5bbf28c34f3a5e332a1fc7b2b73cf188910f"
+)
+TIMEOUT_S = 5
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sock(tmp_path: Path) -> Iterator[Path]:
+    """A socket path in tmp_path, or in a short temp dir when tmp_path is too long for AF_UNIX."""
+    path = tmp_path / "lightning-rpc"
+    if len(str(path)) < 100:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="barq-") as short:
+        yield Path(short) / "lightning-rpc"
+
+
+@asynccontextmanager
+async def running(
+    sock: Path, handlers: dict[str, Handler], **knobs: Any
+) -> AsyncIterator[tuple[FakeLightningd, LightningdNode]]:
+    fake = FakeLightningd(sock, handlers, **knobs)
+    async with anyio.create_task_group() as tg:
+        await tg.start(fake.serve)
+        async with LightningdNode(sock) as node:
+            yield fake, node
+        tg.cancel_scope.cancel()
+
+
+def scid_int(block: int, tx: int, out: int) -> int:
+    return (block << 40) | (tx << 16) | out
+
+
+def channel_update(
+    *,
+    scid: tuple[int, int, int] = (118, 1, 0),
+    direction: int = 0,
+    disabled: bool = False,
+    timestamp: int = 1738000123,
+    cltv: int = 6,
+    htlc_min: int = 1000,
+    fee_base: int = 1,
+    ppm: int = 10,
+    htlc_max: int | None = 990000000,
+    prefixed: bool = False,
+    signature: bytes | None = None,
+) -> bytes:
+    """A BOLT 7 channel_update, optionally prefixed by its type 258."""
+    sig = signature if signature is not None else random.Random(7).randbytes(64)
+    body = (
+        sig
+        + REGTEST_GENESIS
+        + scid_int(*scid).to_bytes(8, "big")
+        + timestamp.to_bytes(4, "big")
+        + bytes([1 if htlc_max is not None else 0, direction | (2 if disabled else 0)])
+        + cltv.to_bytes(2, "big")
+        + htlc_min.to_bytes(8, "big")
+        + fee_base.to_bytes(4, "big")
+        + ppm.to_bytes(4, "big")
+        + (htlc_max.to_bytes(8, "big") if htlc_max is not None else b"")
+    )
+    return (b"\x01\x02" + body) if prefixed else body
+
+
+def with_update(code: int, fixed: bytes, update: bytes) -> bytes:
+    return code.to_bytes(2, "big") + fixed + len(update).to_bytes(2, "big") + update
+
+
+def route() -> Route:
+    return Route(hops=(
+        Hop(id=PEER, channel="116x1x1", direction=1, amount_msat=10001, delay=15),
+        Hop(id=DEST, channel="118x1x0", direction=0, amount_msat=10000, delay=9),
+    ))
+
+
+def fail_data(**routefail: Any) -> dict[str, Any]:
+    """waitsendpay's error data: the payment's fields then the routing failure (pay.c)."""
+    return {
+        "created_index": 2, "id": 2, "payment_hash": PAYMENT_HASH, "groupid": 1, "partid": 3,
+        "destination": DEST, "amount_msat": 10000, "amount_sent_msat": 10001,
+        "created_at": 1738000000, "status": "failed", **routefail,
+    }
+
+
+# ---------------------------------------------------------------------------
+# BOLT 4 / BOLT 7 parsing (pure)
+# ---------------------------------------------------------------------------
+
+
+def test_scid_from_int() -> None:
+    assert scid_from_int(scid_int(103, 1, 0)) == "103x1x0"
+    assert scid_from_int(scid_int(840000, 0xFFFFFF, 0xFFFF)) == "840000x16777215x65535"
+
+
+@pytest.mark.parametrize("prefixed", [False, True])
+@pytest.mark.parametrize(
+    ("code", "fixed"),
+    [
+        (FailCode.TEMPORARY_CHANNEL_FAILURE, b""),
+        (FailCode.AMOUNT_BELOW_MINIMUM, (5000).to_bytes(8, "big")),
+        (FailCode.FEE_INSUFFICIENT, (10001).to_bytes(8, "big")),
+        (FailCode.INCORRECT_CLTV_EXPIRY, (120).to_bytes(4, "big")),
+        (FailCode.EXPIRY_TOO_SOON, b""),
+        (FailCode.CHANNEL_DISABLED, (1).to_bytes(2, "big")),
+    ],
+)
+def test_parse_failure_message_update_codes(code: int, fixed: bytes, prefixed: bool) -> None:
+    update = channel_update(scid=(118, 1, 0), direction=1, cltv=40, htlc_min=1000,
+                            fee_base=1000, ppm=250, htlc_max=500_000_000, prefixed=prefixed)
+    got_code, got = parse_failure_message(with_update(code, fixed, update))
+    assert got_code == code
+    assert got == ChannelUpdate(scid="118x1x0", direction=1, fee_base_msat=1000, fee_ppm=250,
+                                cltv_delta=40, htlc_min_msat=1000, htlc_max_msat=500_000_000,
+                                disabled=False, timestamp=1738000123)
+
+
+def test_parse_channel_update_matches_store_writer() -> None:
+    store_writer = pytest.importorskip("barq.graph.store_writer")
+    raw = store_writer.encode_channel_update("840000x1234x1", 1, fee_base_msat=21,
+                                             fee_ppm=3, cltv_delta=144, htlc_min_msat=1,
+                                             htlc_max_msat=2**40, disabled=True,
+                                             timestamp=1700000000)
+    assert parse_channel_update(raw) == ChannelUpdate(
+        scid="840000x1234x1", direction=1, fee_base_msat=21, fee_ppm=3, cltv_delta=144,
+        htlc_min_msat=1, htlc_max_msat=2**40, disabled=True, timestamp=1700000000)
+
+
+def test_parse_channel_update_flags_and_optional_max() -> None:
+    got = parse_channel_update(channel_update(direction=0, disabled=True, htlc_max=None))
+    assert got.disabled and got.direction == 0 and got.htlc_max_msat is None
+    # A bare update whose signature happens to start with the type bytes is still bare.
+    tricky = channel_update(signature=b"\x01\x02" + bytes(62), fee_base=7)
+    assert parse_channel_update(tricky).fee_base_msat == 7
+    assert parse_channel_update(b"\x01\x02" + tricky).fee_base_msat == 7
+    with pytest.raises(ValueError, match="too short"):
+        parse_channel_update(bytes(100))
+
+
+def test_parse_failure_message_without_update() -> None:
+    # incorrect_or_unknown_payment_details: u64 htlc_msat, u32 height (CLN test_pay.py).
+    assert parse_failure_message(bytes.fromhex("400f00000000000000640000006c")) == (0x400F, None)
+    assert parse_failure_message(bytes.fromhex("2002")) == (0x2002, None)
+    # UPDATE codes with a zero length (BOLT 4 lets nodes stop sending updates).
+    assert parse_failure_message(bytes.fromhex("10070000")) == (0x1007, None)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        bytes.fromhex("1007"),  # no length
+        bytes.fromhex("100b0000"),  # amount_below_minimum cut inside htlc_msat
+        bytes.fromhex("1007008a") + bytes(20),  # length larger than the bytes left
+        bytes.fromhex("10070010") + bytes(16),  # 16-byte "update"
+    ],
+)
+def test_parse_failure_message_malformed_gives_no_update(raw: bytes) -> None:
+    assert parse_failure_message(raw) == (int.from_bytes(raw[:2], "big"), None)
+
+
+def test_parse_failure_message_too_short() -> None:
+    with pytest.raises(ValueError):
+        parse_failure_message(b"\x10")
+
+
+# ---------------------------------------------------------------------------
+# methods
+# ---------------------------------------------------------------------------
+
+
+def test_is_node_interface() -> None:
+    assert isinstance(LightningdNode("/nonexistent/lightning-rpc"), NodeInterface)
+
+
+@pytest.mark.trio
+async def test_get_info(sock: Path) -> None:
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"getinfo": Reply(result=EXAMPLES["getinfo"])}) as (fake, node):
+            info = await node.get_info()
+    assert info.id == PEER
+    assert (info.network, info.blockheight, info.alias) == ("regtest", 114, "SILENTARTIST-v26.09")
+    assert info.lightning_dir == "/home/rusty/.lightning/regtest"
+    request = fake.requests[0].raw
+    assert request["jsonrpc"] == "2.0" and request["method"] == "getinfo"
+    assert request["id"] == "barq:getinfo#1"
+
+
+@pytest.mark.trio
+async def test_call_generic(sock: Path) -> None:
+    with trio.fail_after(TIMEOUT_S):
+        handlers: dict[str, Handler] = {
+            "listpeerchannels": lambda r: Reply(result=EXAMPLES["listpeerchannels"]),
+        }
+        async with running(sock, handlers) as (fake, node):
+            got = await node.call("listpeerchannels", {"id": PEER})
+    assert got == EXAMPLES["listpeerchannels"]
+    assert got["channels"][0]["their_max_htlc_value_in_flight_msat"] == 2**64 - 1
+    assert fake.requests[0].params == {"id": PEER}
+
+
+@pytest.mark.trio
+async def test_decode_invoice(sock: Path) -> None:
+    bolt11 = EXAMPLES["decode_bolt11_string"]
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"decode": Reply(result=EXAMPLES["decode_bolt11"])}) as (
+            fake, node,
+        ):
+            inv = await node.decode_invoice(bolt11)
+    assert fake.requests[0].params == {"string": bolt11}
+    assert inv.bolt11 == bolt11
+    assert inv.payee == PEER
+    assert inv.network == "regtest"
+    assert inv.amount_msat == 200000
+    assert inv.payment_hash == "7e5375391640549587500c1bfa05d046e49d6278df8b1e9c98b7b551cf778d10"
+    assert inv.payment_secret == "8116f629c59c3be34f859e405985ff9d31ecaa9b9f072084027596e5d8678be0"
+    assert (inv.created_at, inv.expiry, inv.expires_at) == (1738000000, 604800, 1738604800)
+    assert inv.min_final_cltv_expiry == 5
+    assert inv.description == "l22 description"
+    assert inv.features == "02024100"
+    assert inv.route_hints == ((RouteHintHop(node_id=DEST, scid="118x1x0", fee_base_msat=1,
+                                             fee_ppm=10, cltv_delta=6),),)
+
+
+@pytest.mark.trio
+async def test_decode_invoice_legacy_msat_strings_and_no_amount(sock: Path) -> None:
+    legacy = copy.deepcopy(EXAMPLES["decode_bolt11"])
+    legacy["amount_msat"] = "200000msat"
+    legacy["routes"][0][0]["fee_base_msat"] = "1000msat"
+    amountless = copy.deepcopy(EXAMPLES["decode_bolt11"])
+    del amountless["amount_msat"], amountless["routes"]
+    answers = iter([legacy, amountless])
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"decode": lambda r: Reply(result=next(answers))}) as (_, node):
+            a = await node.decode_invoice("lnbcrt2u1...")
+            b = await node.decode_invoice("lnbcrt1...")
+    assert a.amount_msat == 200000 and a.route_hints[0][0].fee_base_msat == 1000
+    assert b.amount_msat is None and b.route_hints == ()
+
+
+def test_currency_networks() -> None:
+    # lightning_hrp -> network_name in CLN's bitcoin/chainparams.c
+    assert CURRENCY_NETWORKS == {"bc": "bitcoin", "tb": "testnet", "tbs": "signet",
+                                 "bcrt": "regtest", "ex": "liquid", "ert": "liquid-regtest"}
+
+
+@pytest.mark.trio
+@pytest.mark.parametrize(("currency", "network"), [("bc", "bitcoin"), ("tbs", "signet")])
+async def test_decode_invoice_network(sock: Path, currency: str, network: str) -> None:
+    answer = dict(EXAMPLES["decode_bolt11"], currency=currency)
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"decode": Reply(result=answer)}) as (_, node):
+            assert (await node.decode_invoice("ln...")).network == network
+
+
+@pytest.mark.trio
+@pytest.mark.parametrize(
+    ("reply", "match"),
+    [
+        (Reply(result=EXAMPLES["decode_bolt12_offer"]), "bolt12 is not supported"),
+        (Reply(result=EXAMPLES["decode_rune"]), "not a bolt11 invoice"),
+        (Reply(result=dict(EXAMPLES["decode_bolt11"], valid=False)), "valid: false"),
+        (Reply(result=dict(EXAMPLES["decode_bolt11"], currency="xyz")), "unknown currency"),
+        (Reply(error={"code": -32602, "message": "string: Unparsable string"}), "Unparsable"),
+    ],
+)
+async def test_decode_invoice_rejects(sock: Path, reply: Reply, match: str) -> None:
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"decode": reply}) as (_, node):
+            with pytest.raises(InvalidInvoice, match=match) as err:
+                await node.decode_invoice(EXAMPLES["decode_bolt12_offer_string"])
+    assert err.value.code == -32602
+
+
+@pytest.mark.trio
+async def test_decode_invoice_missing_command_is_not_invalid_invoice(sock: Path) -> None:
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {}) as (_, node):
+            with pytest.raises(RpcError, match="Unknown command 'decode'") as err:
+                await node.decode_invoice("lnbcrt1...")
+    assert not isinstance(err.value, InvalidInvoice)
+    assert err.value.rpc_code == -32601 and err.value.method == "decode"
+
+
+@pytest.mark.trio
+async def test_list_peer_channels(sock: Path) -> None:
+    answer = copy.deepcopy(EXAMPLES["listpeerchannels"])
+    zeroconf = copy.deepcopy(answer["channels"][1])
+    del zeroconf["short_channel_id"]
+    zeroconf["peer_id"] = OUR_ID
+    answer["channels"].append(zeroconf)
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"listpeerchannels": Reply(result=answer)}) as (_, node):
+            chans = await node.list_peer_channels()
+    assert [c.scid for c in chans] == ["116x1x1", "130x1x0", "168x1x0", "13764112x10523633x59145"]
+    first = chans[0]
+    assert first.peer_id == "038194b5f32bdf0aa59812c86c4ef7ad2f294104fa027d1ace9b469bb6f88cf37b"
+    assert (first.direction, first.state, first.peer_connected) == (0, "CHANNELD_NORMAL", True)
+    assert (first.spendable_msat, first.receivable_msat) == (599507210, 363951708)
+    assert first.capacity_msat == 1000000000
+    assert (first.htlc_min_msat, first.htlc_max_msat) == (0, 990000000)
+    assert first.max_accepted_htlcs == 483 and not first.private
+    assert [c.usable for c in chans] == [True, True, False, True]
+    assert chans[2].direction == 1
+
+
+@pytest.mark.trio
+async def test_list_peer_channels_legacy_msat_strings(sock: Path) -> None:
+    chan = {
+        "peer_id": PEER, "peer_connected": True, "state": "CHANNELD_NORMAL",
+        "short_channel_id": "103x1x0", "direction": 1, "private": True,
+        "total_msat": "1000000000msat", "spendable_msat": "400000000msat",
+        "receivable_msat": "590000000msat", "minimum_htlc_out_msat": "1msat",
+    }
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"listpeerchannels": Reply(result={"channels": [chan]})}) as (
+            _, node,
+        ):
+            (c,) = await node.list_peer_channels()
+    assert (c.capacity_msat, c.spendable_msat, c.receivable_msat) == (
+        1000000000, 400000000, 590000000)
+    assert (c.htlc_min_msat, c.htlc_max_msat, c.private) == (1, None, True)
+
+
+@pytest.mark.trio
+async def test_sendpay(sock: Path) -> None:
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"sendpay": Reply(result=EXAMPLES["sendpay"])}) as (fake, node):
+            part = await node.sendpay(route(), PAYMENT_HASH, partid=0, groupid=1,
+                                      total_msat=10000, payment_secret=SECRET)
+    assert fake.requests[0].params == {
+        "route": EXAMPLES["sendpay_request"]["route"],
+        "payment_hash": PAYMENT_HASH,
+        "partid": 0,
+        "groupid": 1,
+        "amount_msat": 10000,
+        "payment_secret": SECRET,
+    }
+    assert part.status is SendpayStatus.PENDING
+    assert (part.payment_hash, part.partid, part.groupid, part.id) == (PAYMENT_HASH, 0, 1, 2)
+    assert (part.amount_msat, part.amount_sent_msat) == (10000, 10001)
+    assert part.destination == DEST and part.created_at == 1738000000
+
+
+@pytest.mark.trio
+async def test_sendpay_passes_bolt11_label_and_fills_missing_fields(sock: Path) -> None:
+    bare = {"message": "Monitor status with listpays or waitsendpay", "created_index": 9,
+            "id": 9, "payment_hash": PAYMENT_HASH, "amount_sent_msat": 10001,
+            "created_at": 1738000000, "status": "pending"}
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"sendpay": Reply(result=bare)}) as (fake, node):
+            part = await node.sendpay(route(), PAYMENT_HASH, partid=4, groupid=7,
+                                      total_msat=30000, payment_secret=None,
+                                      bolt11="lnbcrt300n1...", label="barq")
+    params = fake.requests[0].params
+    assert params["bolt11"] == "lnbcrt300n1..." and params["label"] == "barq"
+    assert "payment_secret" not in params
+    assert (part.partid, part.groupid, part.amount_msat) == (4, 7, 10000)
+
+
+@pytest.mark.trio
+async def test_sendpay_immediate_failure_is_part_failed(sock: Path) -> None:
+    error = {"code": 204,
+             "message": "failed: WIRE_TEMPORARY_CHANNEL_FAILURE (First peer not ready)",
+             "data": {"erring_index": 0, "failcode": 4103,
+                      "failcodename": "WIRE_TEMPORARY_CHANNEL_FAILURE", "erring_node": OUR_ID,
+                      "erring_channel": "116x1x1", "erring_direction": 1}}
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"sendpay": Reply(error=error)}) as (_, node):
+            with pytest.raises(PartFailed) as err:
+                await node.sendpay(route(), PAYMENT_HASH, partid=1, groupid=1,
+                                   total_msat=10000, payment_secret=SECRET)
+    f = err.value.failure
+    assert (f.failcode, f.erring_index, f.erring_node) == (4103, 0, OUR_ID)
+    assert (f.erring_channel, f.erring_direction, f.channel_update) == ("116x1x1", 1, None)
+    assert f.failcodename == "WIRE_TEMPORARY_CHANNEL_FAILURE"
+    assert "First peer not ready" in f.message
+    assert (err.value.method, err.value.rpc_code) == ("sendpay", 204)
+
+
+@pytest.mark.trio
+async def test_sendpay_other_error_is_rpc_error(sock: Path) -> None:
+    error = {"code": 201, "message": "Already succeeded with amount 10000msat"}
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"sendpay": Reply(error=error)}) as (_, node):
+            with pytest.raises(RpcError) as err:
+                await node.sendpay(route(), PAYMENT_HASH, partid=1, groupid=1,
+                                   total_msat=10000, payment_secret=SECRET)
+    assert not isinstance(err.value, PartFailed)
+    assert (err.value.rpc_code, err.value.code, err.value.method) == (201, 201, "sendpay")
+    assert "Already succeeded" in err.value.message
+
+
+@pytest.mark.trio
+async def test_waitsendpay_complete(sock: Path) -> None:
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"waitsendpay": Reply(result=EXAMPLES["waitsendpay"])}) as (
+            fake, node,
+        ):
+            part = await node.waitsendpay(PAYMENT_HASH, partid=0, groupid=1, timeout_s=2.5)
+    assert fake.requests[0].params == {"payment_hash": PAYMENT_HASH, "partid": 0, "groupid": 1,
+                                       "timeout": 3}
+    assert part.status is SendpayStatus.COMPLETE
+    assert part.payment_preimage == (
+        "3e3b17b070d9dc4a3e3b17b070d9dc4a3e3b17b070d9dc4a3e3b17b070d9dc4a")
+    assert (part.completed_at, part.amount_msat, part.amount_sent_msat) == (1738000000, 10000,
+                                                                          10001)
+
+
+@pytest.mark.trio
+@pytest.mark.parametrize("prefixed", [False, True])
+async def test_waitsendpay_204_with_channel_update(sock: Path, prefixed: bool) -> None:
+    update = channel_update(scid=(118, 1, 0), direction=0, fee_base=1000, ppm=500, cltv=40,
+                            htlc_min=1, htlc_max=100_000_000, prefixed=prefixed)
+    raw = with_update(FailCode.FEE_INSUFFICIENT, (10001).to_bytes(8, "big"), update)
+    error = {"code": 204,
+             "message": "failed: WIRE_FEE_INSUFFICIENT (reply from remote)",
+             "data": fail_data(erring_index=1, failcode=4108,
+                               failcodename="WIRE_FEE_INSUFFICIENT", erring_node=PEER,
+                               erring_channel="118x1x0", erring_direction=0,
+                               raw_message=raw.hex())}
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"waitsendpay": Reply(error=error)}) as (_, node):
+            with pytest.raises(PartFailed) as err:
+                await node.waitsendpay(PAYMENT_HASH, partid=3, groupid=1)
+    f = err.value.failure
+    assert (f.failcode, f.erring_index, f.erring_node) == (FailCode.FEE_INSUFFICIENT, 1, PEER)
+    assert (f.erring_channel, f.erring_direction) == ("118x1x0", 0)
+    assert f.channel_update == ChannelUpdate(
+        scid="118x1x0", direction=0, fee_base_msat=1000, fee_ppm=500, cltv_delta=40,
+        htlc_min_msat=1, htlc_max_msat=100_000_000, timestamp=1738000123)
+    assert (err.value.rpc_code, err.value.method) == (204, "waitsendpay")
+    assert err.value.rpc_data["raw_message"] == raw.hex()
+
+
+@pytest.mark.trio
+async def test_waitsendpay_203_destination_failure(sock: Path) -> None:
+    error = {"code": 203,
+             "message": "failed: WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS (reply from remote)",
+             "data": fail_data(erring_index=2, failcode=16399,
+                               failcodename="WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS",
+                               erring_node=DEST, erring_channel="118x1x0", erring_direction=0,
+                               raw_message="400f00000000000027100000006c")}
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"waitsendpay": Reply(error=error)}) as (_, node):
+            with pytest.raises(PartFailed) as err:
+                await node.waitsendpay(PAYMENT_HASH, partid=3, groupid=1)
+    f = err.value.failure
+    assert (f.failcode, f.erring_index, f.erring_node, f.channel_update) == (
+        FailCode.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, 2, DEST, None)
+    assert f.code() is FailCode.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS
+    assert err.value.rpc_code == err.value.code == 203
+
+
+@pytest.mark.trio
+async def test_waitsendpay_malformed_raw_message_still_part_failed(sock: Path) -> None:
+    error = {"code": 204, "message": "failed: WIRE_TEMPORARY_CHANNEL_FAILURE (reply from remote)",
+             "data": fail_data(erring_index=1, failcode=4103, erring_node=PEER,
+                               erring_channel="118x1x0", erring_direction=0,
+                               raw_message="1007008a0102zz")}
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"waitsendpay": Reply(error=error)}) as (_, node):
+            with pytest.raises(PartFailed) as err:
+                await node.waitsendpay(PAYMENT_HASH, partid=3, groupid=1)
+    assert err.value.failure.failcode == 4103 and err.value.failure.channel_update is None
+
+
+@pytest.mark.trio
+@pytest.mark.parametrize(
+    "error",
+    [
+        {"code": 200, "message": "Timed out while waiting"},
+        {"code": -32602, "message": "partid: should be an unsigned 64 bit integer, not '\"x\"'"},
+        {"code": 208, "message": "Never attempted payment part 3 for 'cafe'"},
+    ],
+)
+async def test_waitsendpay_other_errors(sock: Path, error: dict[str, Any]) -> None:
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"waitsendpay": Reply(error=error)}) as (_, node):
+            with pytest.raises(RpcError) as err:
+                await node.waitsendpay(PAYMENT_HASH, partid=3, groupid=1, timeout_s=1)
+    assert not isinstance(err.value, PartFailed)
+    assert (err.value.rpc_code, err.value.method) == (error["code"], "waitsendpay")
+    assert error["message"] in err.value.message
+
+
+@pytest.mark.trio
+async def test_listsendpays(sock: Path) -> None:
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"listsendpays": Reply(result=EXAMPLES["listsendpays"])}) as (
+            fake, node,
+        ):
+            parts = await node.listsendpays(PAYMENT_HASH)
+            await node.listsendpays()
+    assert fake.requests[0].params == {"payment_hash": PAYMENT_HASH}
+    assert fake.requests[1].params == {}
+    expected = EXAMPLES["listsendpays"]["payments"]
+    assert len(parts) == len(expected) == 20
+    for part, raw in zip(parts, expected, strict=True):
+        assert part.id == raw["id"] and part.payment_hash == raw["payment_hash"]
+        assert part.status.value == raw["status"]
+        assert part.partid == raw.get("partid", 0) and part.groupid == raw["groupid"]
+        assert part.amount_sent_msat == raw["amount_sent_msat"]
+        assert part.payment_preimage == raw.get("payment_preimage")
+        assert part.bolt11 == raw.get("bolt11")
+    assert parts[5].groupid == 7996705382748537150  # > 2**62: big ints survive
+    assert {p.status for p in parts} == set(SendpayStatus)
+
+
+@pytest.mark.trio
+async def test_unexpected_answer_shape_is_rpc_error(sock: Path) -> None:
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"getinfo": Reply(result={"alias": "no id"}),
+                                  "listsendpays": Reply(result={"payments": [
+                                      {"payment_hash": PAYMENT_HASH, "status": "weird",
+                                       "amount_sent_msat": 1}]})}) as (_, node):
+            with pytest.raises(RpcError, match=r"getinfo.*not what barq expects") as err:
+                await node.get_info()
+            with pytest.raises(RpcError, match="listsendpays"):
+                await node.listsendpays()
+    assert err.value.method == "getinfo"
+
+
+# ---------------------------------------------------------------------------
+# gossip
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.trio
+async def test_gossip_graph_uses_lightning_dir(sock: Path, monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
+    loaded: list[Path] = []
+    sentinel: Any = object()
+
+    def fake_loader(path: Path) -> Any:
+        loaded.append(path)
+        return sentinel
+
+    monkeypatch.setattr(barq.graph, "load_gossip_store", fake_loader, raising=False)
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"getinfo": Reply(result=EXAMPLES["getinfo"])}) as (fake, node):
+            assert await node.gossip_graph() is sentinel
+            explicit = LightningdNode(sock, lightning_dir="/srv/cln/bitcoin")
+            assert await explicit.gossip_graph() is sentinel
+            await explicit.aclose()
+    assert loaded == [Path("/home/rusty/.lightning/regtest/gossip_store"),
+                      Path("/srv/cln/bitcoin/gossip_store")]
+    assert [r.method for r in fake.requests] == ["getinfo"]
+
+
+@pytest.mark.trio
+async def test_gossip_graph_errors(sock: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(path: Path) -> Any:
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+
+    node = LightningdNode(sock, lightning_dir="/nowhere")
+    with trio.fail_after(TIMEOUT_S):
+        monkeypatch.setattr(barq.graph, "load_gossip_store", missing, raising=False)
+        with pytest.raises(GraphLoadError, match="/nowhere/gossip_store: No such file"):
+            await node.gossip_graph()
+        monkeypatch.delattr(barq.graph, "load_gossip_store", raising=False)
+        with pytest.raises(GraphLoadError, match="cannot read /nowhere/gossip_store"):
+            await node.gossip_graph()
+
+
+@pytest.mark.trio
+async def test_gossip_graph_reads_a_real_store(tmp_path: Path) -> None:
+    store_writer = pytest.importorskip("barq.graph.store_writer")
+    w = store_writer.GossipStoreWriter()
+    w.add_channel("103x1x0", PEER, DEST, capacity_sat=1_000_000)
+    w.add_update("103x1x0", 0, fee_base_msat=1000, fee_ppm=10, cltv_delta=6,
+                 htlc_max_msat=990_000_000)
+    w.add_update("103x1x0", 1, fee_base_msat=0, fee_ppm=1, cltv_delta=40,
+                 htlc_max_msat=990_000_000)
+    (tmp_path / "gossip_store").write_bytes(w.getvalue())
+    with trio.fail_after(TIMEOUT_S):
+        async with LightningdNode(tmp_path / "rpc", lightning_dir=str(tmp_path)) as node:
+            graph = await node.gossip_graph()
+    assert graph.num_edges == 2
+    e = graph.edge("103x1x0", 0)
+    assert e is not None
+    half = graph.half_channel(e)
+    assert (half.source, half.destination) == (PEER, DEST)
+    assert (half.fee_base_msat, half.fee_ppm, half.cltv_delta) == (1000, 10, 6)
+
+
+# ---------------------------------------------------------------------------
+# transport
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.trio
+async def test_many_concurrent_calls_answered_out_of_order(sock: Path) -> None:
+    n = 24
+    arrived = trio.Event()
+    turns = [trio.Event() for _ in range(n)]
+    answered: list[int] = []
+
+    async def echo(request: Request) -> Reply:
+        if request.index == n - 1:
+            arrived.set()
+        await arrived.wait()
+        # Answer strictly in reverse arrival order.
+        if request.index != n - 1:
+            await turns[request.index + 1].wait()
+        answered.append(request.params["n"])
+        turns[request.index].set()
+        return Reply(result={"n": request.params["n"], "method": request.method})
+
+    results: dict[int, Any] = {}
+
+    async def one(node: LightningdNode, i: int) -> None:
+        results[i] = await node.call("echo", {"n": i})
+
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"echo": echo}) as (fake, node), trio.open_nursery() as nursery:
+            for i in range(n):
+                nursery.start_soon(one, node, i)
+    assert results == {i: {"n": i, "method": "echo"} for i in range(n)}
+    assert len(answered) == n and answered != sorted(answered)
+    assert fake.connections == 1
+    ids = [r.id for r in fake.requests]
+    assert len(set(ids)) == n and all(i.startswith("barq:echo#") for i in ids)
+
+
+@pytest.mark.trio
+async def test_fast_reply_not_stuck_behind_slow_calls(sock: Path) -> None:
+    """A reply read by another caller wakes its owner at once, whatever the others wait for."""
+    slow_arrived = trio.Event()
+    slow_count = 0
+
+    async def hang(request: Request) -> Reply:
+        nonlocal slow_count
+        slow_count += 1
+        if slow_count == 3:
+            slow_arrived.set()
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    with trio.fail_after(TIMEOUT_S):
+        handlers: dict[str, Handler] = {"waitsendpay": hang,
+                                        "getinfo": Reply(result=EXAMPLES["getinfo"])}
+        async with running(sock, handlers) as (_, node), trio.open_nursery() as nursery:
+            for partid in range(3):
+                nursery.start_soon(
+                    functools.partial(node.waitsendpay, PAYMENT_HASH, partid=partid, groupid=1))
+            await slow_arrived.wait()
+            for _ in range(3):
+                with trio.fail_after(1):
+                    assert (await node.get_info()).id == PEER
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_split_coalesced_frames_and_notifications(sock: Path) -> None:
+    info = EXAMPLES["getinfo"]
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"getinfo": Reply(result=info, notify_first=True)},
+                           split_writes=7) as (fake, node):
+            assert (await node.get_info()).blockheight == 114
+            fake.split_writes, fake.cuts = 1, (-1,)  # cut between the two "\n"
+            assert (await node.get_info()).blockheight == 114
+            fake.cuts, fake.coalesce = (), 3  # three replies in one write
+            async with trio.open_nursery() as nursery:
+                for _ in range(3):
+                    nursery.start_soon(node.get_info)
+            fake.coalesce = 1
+            assert (await node.get_info()).alias == "SILENTARTIST-v26.09"
+    assert fake.connections == 1 and len(fake.requests) == 6
+
+
+@pytest.mark.trio
+async def test_socket_missing(sock: Path) -> None:
+    with trio.fail_after(TIMEOUT_S):
+        async with LightningdNode(sock) as node:
+            with pytest.raises(RpcConnectionError) as err:
+                await node.get_info()
+    assert str(err.value) == (f"lightningd RPC socket {sock}: no such file (calling getinfo)")
+
+
+@pytest.mark.trio
+async def test_connection_refused(sock: Path) -> None:
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(sock))  # a socket file nobody listens on
+    stale.close()
+    with trio.fail_after(TIMEOUT_S):
+        async with LightningdNode(sock) as node:
+            with pytest.raises(RpcConnectionError, match="connection refused") as err:
+                await node.listsendpays()
+    assert str(sock) in str(err.value) and "listsendpays" in str(err.value)
+
+
+@pytest.mark.trio
+async def test_not_a_socket_and_unserialisable_params(tmp_path: Path) -> None:
+    with trio.fail_after(TIMEOUT_S):
+        async with LightningdNode(tmp_path) as node:
+            with pytest.raises(RpcConnectionError, match="not a socket"):
+                await node.get_info()
+            with pytest.raises(InvalidParams, match="not JSON-serialisable"):
+                await node.call("echo", {"x": object()})
+
+
+@pytest.mark.trio
+async def test_server_closes_mid_call_fails_every_pending_call(sock: Path) -> None:
+    both_waiting = trio.Event()
+    waiting = 0
+
+    async def hang(request: Request) -> Reply:
+        nonlocal waiting
+        waiting += 1
+        if waiting == 2:
+            both_waiting.set()
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def close(request: Request) -> Reply:
+        await both_waiting.wait()
+        return Reply(close=True)
+
+    errors: dict[str, BaseException] = {}
+
+    async def catch(method: str, call: Any) -> None:
+        try:
+            await call()
+        except RpcConnectionError as exc:
+            errors[method] = exc
+
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"waitsendpay": hang, "listsendpays": hang, "stop": close,
+                                  "getinfo": Reply(result=EXAMPLES["getinfo"])}) as (fake, node):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(catch, "waitsendpay",
+                                   lambda: node.waitsendpay(PAYMENT_HASH, partid=1, groupid=1))
+                nursery.start_soon(catch, "listsendpays", node.listsendpays)
+                nursery.start_soon(catch, "stop", lambda: node.call("stop"))
+            # The next call opens a new connection.
+            assert (await node.get_info()).blockheight == 114
+    assert set(errors) == {"waitsendpay", "listsendpays", "stop"}
+    for method, exc in errors.items():
+        assert str(sock) in str(exc) and f"(calling {method})" in str(exc)
+        assert "closed the connection" in str(exc)
+    assert fake.connections == 2
+
+
+@pytest.mark.trio
+async def test_malformed_response(sock: Path) -> None:
+    answers = iter([Reply(raw=b"<html>this is not json</html>\n\n"),
+                    Reply(raw=b'{"jsonrpc":"2.0","id":"x","result":\n\n'),
+                    Reply(result=EXAMPLES["getinfo"])])
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"getinfo": lambda r: next(answers)}) as (fake, node):
+            with pytest.raises(RpcConnectionError, match=r"malformed response.*html"):
+                await node.get_info()
+            with pytest.raises(RpcConnectionError, match="malformed response"):
+                await node.get_info()
+            assert (await node.get_info()).id == PEER
+    assert fake.connections == 3
+
+
+@pytest.mark.trio
+async def test_reply_without_result_or_error(sock: Path) -> None:
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"getinfo": lambda r: Reply(
+                raw=frame({"jsonrpc": "2.0", "id": r.id}))}) as (_, node):
+            with pytest.raises(RpcError, match="neither result nor error"):
+                await node.get_info()
+
+
+@pytest.mark.trio
+async def test_cancelled_caller_leaves_others_working(sock: Path) -> None:
+    handlers: dict[str, Handler] = {
+        "waitsendpay": Reply(result=EXAMPLES["waitsendpay"], delay_s=0.2),
+        "getinfo": Reply(result=EXAMPLES["getinfo"], delay_s=0.05),
+    }
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, handlers) as (fake, node):
+            with trio.move_on_after(0.01) as scope:
+                await node.waitsendpay(PAYMENT_HASH, partid=0, groupid=1)
+            assert scope.cancelled_caught
+            assert (await node.get_info()).id == PEER
+            await trio.sleep(0.25)  # the orphan waitsendpay reply arrives and is dropped
+            assert (await node.get_info()).id == PEER
+    assert fake.connections == 1
+
+
+@pytest.mark.trio
+async def test_cancelled_reader_hands_over_to_a_waiter(sock: Path) -> None:
+    hang_arrived = trio.Event()
+
+    async def hang(request: Request) -> Reply:
+        hang_arrived.set()
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    handlers: dict[str, Handler] = {"waitsendpay": hang,
+                                    "getinfo": Reply(result=EXAMPLES["getinfo"], delay_s=0.1)}
+    got: list[str] = []
+
+    async def get_id(node: LightningdNode) -> None:
+        got.append((await node.get_info()).id)
+
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, handlers) as (_, node), trio.open_nursery() as nursery:
+            reader = trio.CancelScope()
+
+            async def slow() -> None:
+                with reader:  # first in, so it reads for everyone
+                    await node.waitsendpay(PAYMENT_HASH, partid=0, groupid=1)
+
+            nursery.start_soon(slow)
+            await hang_arrived.wait()
+            nursery.start_soon(get_id, node)
+            await trio.sleep(0.02)
+            reader.cancel()
+    assert got == [PEER]
+
+
+@pytest.mark.trio
+async def test_aclose_fails_calls_in_flight_and_later_calls(sock: Path) -> None:
+    received = trio.Event()
+
+    async def hang(request: Request) -> Reply:
+        received.set()
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"waitsendpay": hang}) as (_, node):
+            async with trio.open_nursery() as nursery:
+
+                async def waiter() -> None:
+                    with pytest.raises(RpcConnectionError, match="client was closed"):
+                        await node.waitsendpay(PAYMENT_HASH, partid=0, groupid=1)
+
+                nursery.start_soon(waiter)
+                await received.wait()
+                await node.aclose()
+            with pytest.raises(RpcConnectionError, match="client was closed"):
+                await node.get_info()
+            await node.aclose()

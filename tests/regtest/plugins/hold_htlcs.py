@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Test plugin for the payee: holds incoming HTLCs while ``holdhtlcs on`` is set.
+
+``holdhtlcs`` with ``on``/``off`` toggles holding; turning it off releases every
+held HTLC (``continue``). ``heldhtlcs`` tells how many are held. Used to keep a
+payment in flight for barqstatus, restart and disconnect scenarios.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from pyln.client import Plugin, Request
+
+plugin = Plugin()
+_lock = threading.Lock()
+_held: list[Request] = []
+_state = {"hold": True}
+
+
+@plugin.async_hook("htlc_accepted")
+def on_htlc_accepted(request: Request, **kwargs: Any) -> None:
+    with _lock:
+        if _state["hold"]:
+            _held.append(request)
+            return
+    request.set_result({"result": "continue"})
+
+
+@plugin.method("holdhtlcs")
+def holdhtlcs(mode: str, **kwargs: Any) -> dict[str, Any]:
+    """holdhtlcs on|off: hold incoming HTLCs, or release them all and stop holding."""
+    with _lock:
+        _state["hold"] = mode == "on"
+        released = [] if _state["hold"] else list(_held)
+        if not _state["hold"]:
+            _held.clear()
+    for r in released:
+        r.set_result({"result": "continue"})
+    return {"hold": _state["hold"], "released": len(released)}
+
+
+@plugin.method("heldhtlcs")
+def heldhtlcs(**kwargs: Any) -> dict[str, Any]:
+    """How many HTLCs are held now."""
+    with _lock:
+        return {"held": len(_held)}
+
+
+plugin.run()
