@@ -7,10 +7,17 @@ implementing :class:`barq.strategies.base.Strategy` with a no-argument
 constructor).
 """
 
-from barq.strategies.base import RoutingContext, Strategy, build_route, success_probability
+from barq.strategies.base import (
+    PathStrategy,
+    RoutingContext,
+    Strategy,
+    build_route,
+    success_probability,
+)
 from barq.strategies.registry import available_strategies, get_strategy, register_strategy
 
 __all__ = [
+    "PathStrategy",
     "RoutingContext",
     "Strategy",
     "available_strategies",
