@@ -74,8 +74,8 @@ def scid_between(a: Any, b: Any) -> str:
 
 def open_channel(node_factory: Any, a: Any, b: Any, capacity_sat: int, **kw: Any) -> str:
     """Fund a -> b (all liquidity on a's side); returns the scid."""
-    a.rpc.connect(b.info["id"], "localhost", b.port)
-    return str(a.openchannel(b, capacity_sat, wait_for_announce=False, **kw)[0])
+    scid, _ = a.fundchannel(b, capacity_sat, **kw)
+    return str(scid)
 
 
 # --------------------------------------------------------------------------- 1. lifecycle
@@ -113,7 +113,7 @@ def test_direct_payment(node_factory: Any, strategy: str | None) -> None:
     inv = l2.rpc.listinvoices("direct")["invoices"][0]
     assert inv["status"] == "paid"
     assert res["payment_preimage"] == inv["payment_preimage"]
-    assert len(hops_of(res["parts"][0])) == 1
+    assert len(hops_of(res["attempts"][0])) == 1
 
 
 # --------------------------------------------------------------------------- 3. multi-hop
@@ -129,7 +129,7 @@ def test_multihop_fees_and_cltv_exact(node_factory: Any, n: int) -> None:
     assert res["status"] == "complete"
     decoded = l1.rpc.decode(bolt11)
     chans = {(c["short_channel_id"], c["direction"]): c for c in l1.rpc.listchannels()["channels"]}
-    for part in res["parts"]:
+    for part in res["attempts"]:
         if part["state"] != "succeeded":
             continue
         hops = hops_of(part)
@@ -172,7 +172,7 @@ def test_mpp_over_several_paths_respects_maxparts(node_factory: Any) -> None:
     parts = sendpays(l1, res["payment_hash"])
     ok = [p for p in parts if p["status"] == "complete"]
     assert sum(p["amount_msat"] for p in ok) == amount
-    assert len({hops_of(p)[0]["channel"] for p in res["parts"] if p["state"] == "succeeded"}) >= 2
+    assert len({hops_of(p)[0]["channel"] for p in res["attempts"] if p["state"] == "succeeded"}) >= 2
     assert len(ok) <= 4
     # never more than maxparts parts in flight at once
     events = sorted([(p["created_at"], 1) for p in parts]
@@ -202,14 +202,14 @@ def test_learns_depleted_channel(node_factory: Any) -> None:
     l2.rpc.xpay(invoice(l4, 850_000_000, "drain"))
     res = barqpay(l1, invoice(l4, 300_000_000, "learn1"), strategy="dijkstra")
     assert res["status"] == "complete"
-    tried = [p for p in res["parts"] if any(h["channel"] == scid24 for h in hops_of(p))]
+    tried = [p for p in res["attempts"] if any(h["channel"] == scid24 for h in hops_of(p))]
     assert tried and all(p["state"] != "succeeded" for p in tried)
-    failed_first = min(res["parts"], key=lambda p: p["partid"])
+    failed_first = min(res["attempts"], key=lambda p: p["partid"])
     assert failed_first["state"] in ("failed", "resplit")
     # a second payment right after does not try the drained channel again
     res2 = barqpay(l1, invoice(l4, 300_000_000, "learn2"), strategy="dijkstra")
     assert res2["status"] == "complete"
-    assert not any(h["channel"] == scid24 for p in res2["parts"] for h in hops_of(p))
+    assert not any(h["channel"] == scid24 for p in res2["attempts"] for h in hops_of(p))
 
 
 # --------------------------------------------------------------------------- 6. route hints
@@ -218,16 +218,14 @@ def test_learns_depleted_channel(node_factory: Any) -> None:
 def test_private_channel_through_route_hint(node_factory: Any) -> None:
     l1, l2, l3 = node_factory.get_nodes(3, opts=[{"plugin": PLUGIN}, {}, {}])
     open_channel(node_factory, l1, l2, 1_000_000)
-    l2.rpc.connect(l3.info["id"], "localhost", l3.port)
-    private_scid = str(l2.openchannel(l3, 1_000_000, announce_channel=False,
-                                      wait_for_announce=False)[0])
+    private_scid = open_channel(node_factory, l2, l3, 1_000_000, announce_channel=False)
     node_factory.bitcoind.generate_block(6)
     wait_gossip(l1, 2)
     inv = l3.rpc.invoice(10_000_000, "hint", "hint")
     assert l1.rpc.decode(inv["bolt11"]).get("routes"), "the invoice must carry a route hint"
     res = barqpay(l1, inv["bolt11"])
     assert res["status"] == "complete"
-    last = [hops_of(p)[-1] for p in res["parts"] if p["state"] == "succeeded"]
+    last = [hops_of(p)[-1] for p in res["attempts"] if p["state"] == "succeeded"]
     assert all(h["channel"] == private_scid for h in last)
 
 
@@ -312,7 +310,7 @@ def test_barqstatus_while_in_flight(node_factory: Any, tmp_path: Path) -> None:
         wait_for(lambda: l3.rpc.call("heldhtlcs")["held"] >= 1)
         status = l1.rpc.call("barqstatus", {"payment_hash": payment_hash})["payments"]
         assert status and status[0]["status"] == "pending"
-        inflight = [p for p in status[0]["parts"] if p["state"] == "inflight"]
+        inflight = [p for p in status[0]["attempts"] if p["state"] == "inflight"]
         assert inflight and hops_of(inflight[0])[-1]["id"] == l3.info["id"]
         l3.rpc.call("holdhtlcs", {"mode": "off"})
         res = fut.result(timeout=60)
@@ -399,7 +397,7 @@ def test_payee_disconnects_mid_payment(node_factory: Any, tmp_path: Path) -> Non
     assert not any(p["status"] == "pending" for p in final)
     status = l1.rpc.call("barqstatus", {"payment_hash": payment_hash})["payments"][0]
     assert status["status"] in ("complete", "failed")
-    assert not [p for p in status["parts"] if p["state"] == "inflight"]
+    assert not [p for p in status["attempts"] if p["state"] == "inflight"]
 
 
 # --------------------------------------------------------------------------- 14. pay redirection

@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from pyln.client import Plugin, Request
+from pyln.client import Plugin
+from pyln.client.plugin import Request
 
 plugin = Plugin()
 _lock = threading.Lock()

@@ -1,0 +1,295 @@
+"""The router: contexts (bounds - reservations, exact local balances), updates, hints, actor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import msgspec
+import numpy as np
+import pytest
+import trio
+from actor_helpers import CONFIG, Diamond, diamond
+
+from barq.actors._mailbox import ask
+from barq.actors.estimator import LiquidityKnowledge, liquidity_estimator
+from barq.actors.messages import (
+    EstimatorMsg,
+    FindRoutes,
+    FindRoutesReply,
+    GraphRefreshed,
+    KnowledgeSnapshot,
+    NoRoutes,
+    OpenPayment,
+    PartOutcome,
+    PaymentOpened,
+    RefreshGraph,
+    ReleaseRoute,
+    RouterMsg,
+    RoutesFound,
+)
+from barq.actors.router import RouterBook, router
+from barq.model import ChannelUpdate, FailCode, Hop, Route, RouteFailure, RouteHintHop, RouteInput
+from barq.model.payment import PartState
+from barq.strategies import register_strategy
+from barq.testing import ScriptedNode, local_channels
+
+EMPTY = KnowledgeSnapshot(taken_at=0.0)
+FAILED = PartOutcome(state=PartState.FAILED, sent=True)
+SUCCEEDED = PartOutcome(state=PartState.SUCCEEDED, sent=True)
+
+
+def book(d: Diamond, spendable: int = 400_000_000) -> RouterBook:
+    return RouterBook(our_id=d.us, gossip=d.graph,
+                      channels=local_channels(d.graph, d.us, spendable_msat=spendable))
+
+
+def route_via(d: Diamond, mid: str, last_scid: str, first_scid: str, amount: int) -> Route:
+    return Route(hops=(
+        Hop(id=mid, channel=first_scid, direction=int(d.sd(first_scid, d.us)[-1]),
+            amount_msat=amount + 1000, delay=58),
+        Hop(id=d.dest, channel=last_scid, direction=int(d.sd(last_scid, mid)[-1]),
+            amount_msat=amount, delay=18),
+    ))
+
+
+def row(b: RouterBook, sd: str) -> int:
+    e = b.graph.edge_by_scid_dir(sd)
+    assert e is not None
+    return e
+
+
+def test_context_uses_snapshot_bounds_clamped_and_exact_local_balances() -> None:
+    d = diamond()
+    b = book(d)
+    snap = KnowledgeSnapshot(taken_at=0.0, channels=(d.sd("103x1x0", d.a), "999x1x1/0"),
+                             lo_msat=(10_000, 1), hi_msat=(10**15, 5))
+    ctx = b.context(b.graph, snap)
+    e = row(b, d.sd("103x1x0", d.a))
+    assert ctx.min_msat[e] == 10_000 and ctx.max_msat[e] == d.graph.capacity_msat[0]
+    first = row(b, d.sd("101x1x0", d.us))
+    assert ctx.min_msat[first] == ctx.max_msat[first] == 400_000_000
+    other = row(b, d.sd("104x1x0", d.b))
+    assert ctx.min_msat[other] == 0 and ctx.max_msat[other] == d.graph.capacity_msat[other]
+    assert bool(np.all(ctx.min_msat <= ctx.max_msat))
+
+
+def test_reservations_are_subtracted_until_released() -> None:
+    d = diamond()
+    b = book(d)
+    r = route_via(d, d.a, "103x1x0", "101x1x0", 50_000_000)
+    planned = b.reserve("h1", b.graph, r)
+    assert planned.capacities_msat == (10**9, 10**9)
+    ctx = b.context(b.graph, EMPTY)
+    mid = row(b, d.sd("103x1x0", d.a))
+    first = row(b, d.sd("101x1x0", d.us))
+    assert ctx.max_msat[mid] == 10**9 - 50_000_000 and ctx.inflight_msat[mid] == 50_000_000
+    assert ctx.max_msat[first] == 400_000_000 - 50_001_000  # our balance, minus the part
+    b.release(planned.reservation, FAILED)
+    ctx = b.context(b.graph, EMPTY)
+    assert ctx.max_msat[mid] == 10**9 and ctx.max_msat[first] == 400_000_000
+    assert b.reservations == 0 and b.reserved == {}
+    b.release(planned.reservation, FAILED)  # twice: ignored
+    assert b.local_available(d.sd("101x1x0", d.us)) == 400_000_000
+
+
+def test_success_keeps_local_balance_spent_until_refresh() -> None:
+    d = diamond()
+    b = book(d)
+    p = b.reserve("h", b.graph, route_via(d, d.a, "103x1x0", "101x1x0", 1_000_000))
+    b.release(p.reservation, SUCCEEDED)
+    assert b.local_available(d.sd("101x1x0", d.us)) == 400_000_000 - 1_001_000
+    # a refresh (listpeerchannels already shows the HTLC gone) resets the delta
+    b.set_channels(local_channels(d.graph, d.us, spendable_msat=398_998_999))
+    assert b.local_available(d.sd("101x1x0", d.us)) == 398_998_999
+
+
+def test_part_in_flight_across_a_refresh_comes_back_when_it_fails() -> None:
+    d = diamond()
+    b = book(d)
+    p = b.reserve("h", b.graph, route_via(d, d.a, "103x1x0", "101x1x0", 1_000_000))
+    b.set_channels(local_channels(d.graph, d.us, spendable_msat=400_000_000 - 1_001_000))
+    assert b.local_available(d.sd("101x1x0", d.us)) == 400_000_000 - 1_001_000
+    b.release(p.reservation, FAILED)
+    assert b.local_available(d.sd("101x1x0", d.us)) == 400_000_000
+
+
+def test_close_drops_leftover_reservations() -> None:
+    d = diamond()
+    b = book(d)
+    b.reserve("h", b.graph, route_via(d, d.a, "103x1x0", "101x1x0", 1_000_000))
+    b.reserve("other", b.graph, route_via(d, d.b, "104x1x0", "102x1x0", 1_000_000))
+    assert b.close("h") == 1
+    assert set(b.reserved) == {d.sd("104x1x0", d.b)}
+
+
+def test_disabled_channels_and_nodes_but_never_the_destination() -> None:
+    d = diamond()
+    b = book(d)
+    snap = KnowledgeSnapshot(taken_at=0.0, disabled_channels=frozenset({d.sd("104x1x0", d.b)}),
+                             disabled_nodes=frozenset({d.a, d.dest}))
+    ctx = b.context(b.graph, snap, d.dest)
+    assert not ctx.usable[row(b, d.sd("104x1x0", d.b))]
+    assert not ctx.usable[row(b, d.sd("103x1x0", d.a))]  # node a is off
+    assert not ctx.usable[row(b, d.sd("101x1x0", d.us))]  # ... both ways
+    assert ctx.usable[row(b, d.sd("106x1x0", d.c))]  # into the destination: still fine
+
+
+def test_channel_update_changes_policy_from_then_on() -> None:
+    d = diamond()
+    b = book(d)
+    sd = d.sd("103x1x0", d.a)
+    scid, direction = sd.split("/")
+    outcome = PartOutcome(state=PartState.FAILED, sent=True, failure=RouteFailure(
+        failcode=int(FailCode.FEE_INSUFFICIENT), erring_index=1,
+        channel_update=ChannelUpdate(scid=scid, direction=int(direction), fee_base_msat=7777,
+                                     fee_ppm=55, cltv_delta=99, htlc_min_msat=3,
+                                     timestamp=10)))
+    p = b.reserve("h", b.graph, route_via(d, d.a, "103x1x0", "101x1x0", 1_000_000))
+    assert b.release(p.reservation, outcome) is False  # not local: no refresh needed
+    h = b.graph.half_channel(row(b, sd))
+    assert (h.fee_base_msat, h.fee_ppm, h.cltv_delta, h.htlc_min_msat) == (7777, 55, 99, 3)
+    older = msgspec.structs.replace(outcome.failure.channel_update,  # type: ignore[union-attr]
+                                    fee_base_msat=1, timestamp=5)
+    b.apply_update(older)
+    assert b.graph.half_channel(row(b, sd)).fee_base_msat == 7777
+
+
+def test_failure_at_our_first_hop_asks_for_a_refresh() -> None:
+    d = diamond()
+    b = book(d)
+    p = b.reserve("h", b.graph, route_via(d, d.a, "103x1x0", "101x1x0", 1_000_000))
+    out = PartOutcome(state=PartState.FAILED, sent=False, failure=RouteFailure(
+        failcode=int(FailCode.TEMPORARY_CHANNEL_FAILURE), erring_index=0))
+    assert b.release(p.reservation, out) is True
+
+
+def test_route_hints_overlay_is_cached_per_invoice() -> None:
+    d = diamond(private_last=True)
+    gossip = d.graph  # 106x1x0 is private here but Graph keeps it; build gossip without it
+    keep = [h for h in gossip.half_channels() if h.scid != "106x1x0"]
+    from barq.graph import Graph
+
+    pub = Graph.from_half_channels(keep)
+    b = RouterBook(our_id=d.us, gossip=pub, channels=local_channels(d.graph, d.us))
+    hints = ((RouteHintHop(node_id=d.c, scid="106x1x0", fee_base_msat=1, fee_ppm=1,
+                           cltv_delta=9),),)
+    g1 = b.payment_graph(d.dest, hints)
+    assert g1.edge_by_scid_dir(d.sd("106x1x0", d.c)) is not None
+    assert b.payment_graph(d.dest, hints) is g1
+    assert b.payment_graph(d.dest, ()) is b.graph
+
+
+# -- the actor ----------------------------------------------------------------------------
+
+
+class Crash:
+    name = "crash"
+    description = "always raises"
+    splits = False
+    min_part_msat = None
+    halve_on_failure = False
+
+    def find_routes(self, request: RouteInput, ctx: Any) -> list[Route]:
+        raise ZeroDivisionError("boom")
+
+
+register_strategy("crash-test", Crash)
+
+
+@pytest.mark.trio
+async def test_router_actor_finds_reserves_and_releases(autojump_clock: Any) -> None:
+    d = diamond()
+    node = ScriptedNode(graph=d.graph, our_id=d.us)
+    with trio.fail_after(30):
+        async with _actors(node) as (rt, _est):
+            opened: PaymentOpened = await ask(rt, lambda r: OpenPayment(
+                payment_hash="h", destination=d.dest, route_hints=(), reply=r))
+            assert opened.destination_known and opened.our_id == d.us
+            assert node.calls["list_peer_channels"] == 2  # start + open
+            req = RouteInput(source=d.us, destination=d.dest, amount_msat=5_000_000,
+                             maxfee_msat=10_000_000)
+            ans: FindRoutesReply = await ask(rt, lambda r: FindRoutes(
+                payment_hash="h", strategy="dijkstra", request=req, reply=r))
+            assert isinstance(ans, RoutesFound) and len(ans.routes) == 1
+            planned = ans.routes[0]
+            assert [h.channel for h in planned.route.hops] == ["101x1x0", "103x1x0"]
+            # a second request sees the first reservation: capacity is 1e9, ask for 996e6
+            big = msgspec.structs.replace(req, amount_msat=996_000_000)
+            ans2: FindRoutesReply = await ask(rt, lambda r: FindRoutes(
+                payment_hash="h", strategy="dijkstra", request=big, reply=r))
+            assert isinstance(ans2, RoutesFound)
+            assert [h.channel for h in ans2.routes[0].route.hops] != ["101x1x0", "103x1x0"]
+            for p in (planned, ans2.routes[0]):
+                await rt.send(ReleaseRoute(reservation=p.reservation, outcome=FAILED))
+            ans3: FindRoutesReply = await ask(rt, lambda r: FindRoutes(
+                payment_hash="h", strategy="dijkstra", request=big, reply=r))
+            assert isinstance(ans3, RoutesFound)
+            assert [h.channel for h in ans3.routes[0].route.hops] == ["101x1x0", "103x1x0"]
+
+
+@pytest.mark.trio
+async def test_router_actor_reports_strategy_problems(autojump_clock: Any) -> None:
+    d = diamond()
+    node = ScriptedNode(graph=d.graph, our_id=d.us)
+    req = RouteInput(source=d.us, destination=d.dest, amount_msat=5_000_000)
+    with trio.fail_after(30):
+        async with _actors(node) as (rt, _est):
+            for name, code, words in (("nope", -32602, "unknown strategy"),
+                                      ("crash-test", 209, "crashed"),
+                                      ("direct", 205, "no usable direct channel")):
+                ans: FindRoutesReply = await ask(rt, lambda r, n=name: FindRoutes(  # type: ignore[misc]
+                    payment_hash="h", strategy=n, request=req, reply=r))
+                assert isinstance(ans, NoRoutes)
+                assert ans.code == code and words in ans.message
+            g: GraphRefreshed = await ask(rt, lambda r: RefreshGraph(reply=r))
+            assert g.error is None and g.half_channels == d.graph.num_edges
+
+
+@pytest.mark.trio
+async def test_reservation_released_when_the_requester_went_away(autojump_clock: Any) -> None:
+    d = diamond()
+    node = ScriptedNode(graph=d.graph, our_id=d.us)
+    req = RouteInput(source=d.us, destination=d.dest, amount_msat=999_000_000,
+                     maxfee_msat=10**7)
+    with trio.fail_after(30):
+        async with _actors(node) as (rt, _est):
+            tx, rx = anyio.create_memory_object_stream[FindRoutesReply](0)
+            rx.close()  # the requester is gone before the answer
+            await rt.send(FindRoutes(payment_hash="h", strategy="dijkstra", request=req,
+                                     reply=tx))
+            ans: FindRoutesReply = await ask(rt, lambda r: FindRoutes(
+                payment_hash="h", strategy="dijkstra", request=req, reply=r))
+            assert isinstance(ans, RoutesFound)  # the same sats are free again
+            assert [h.channel for h in ans.routes[0].route.hops] == ["101x1x0", "103x1x0"]
+
+
+class _actors:
+    """Router + estimator for a test, torn down on exit."""
+
+    def __init__(self, node: ScriptedNode) -> None:
+        self.node = node
+
+    async def __aenter__(self) -> tuple[Any, Any]:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        est_tx, est_rx = anyio.create_memory_object_stream[EstimatorMsg](8)
+        rt_tx, rt_rx = anyio.create_memory_object_stream[RouterMsg](8)
+        k = LiquidityKnowledge(half_life_s=3600, clock=lambda: 1.7e9)
+        await self._tg.start(_est, est_rx, k)
+        await self._tg.start(_router, rt_rx, est_tx.clone(), self.node)
+        self._streams = (rt_tx, est_tx)
+        return rt_tx, est_tx
+
+    async def __aexit__(self, *exc: object) -> None:
+        for s in self._streams:
+            s.close()
+        await self._tg.__aexit__(*exc)  # type: ignore[arg-type]
+
+
+async def _est(rx: Any, k: LiquidityKnowledge, *, task_status: Any) -> None:
+    await liquidity_estimator(inbox=rx, knowledge=k, task_status=task_status)
+
+
+async def _router(rx: Any, est: Any, node: ScriptedNode, *, task_status: Any) -> None:
+    await router(inbox=rx, estimator=est, node=node, config=CONFIG, task_status=task_status)
