@@ -733,3 +733,36 @@ async def test_shutdown_during_a_payment_fails_the_waiting_caller(autojump_clock
             outer.start_soon(caller)
     assert len(caught) == 1 and "shut down during the payment" in str(caught[0])
     assert [p.status for p in await node.listsendpays()] == [SendpayStatus.PENDING]
+
+
+class GrowingGossipNode(ScriptedNode):
+    """Gossip knows only our own channels until ``grow()`` (lightningd right after start)."""
+
+    def __init__(self, *, full: Graph, start: Graph, **kw: Any) -> None:
+        super().__init__(graph=full, **kw)
+        self._shown = start
+
+    def grow(self) -> None:
+        self._shown = self.graph
+
+    async def gossip_graph(self) -> Graph:
+        self.calls["gossip_graph"] += 1
+        return self._shown
+
+
+@pytest.mark.trio
+async def test_gossip_is_reloaded_when_the_destination_is_unknown(autojump_clock: Any) -> None:
+    d = diamond()
+    g = d.graph
+    ours = [e for e in range(g.num_edges) if g.nodes[int(g.src[e])] == d.us]
+    start = Graph.from_half_channels(g.half_channel(e) for e in ours)
+    node = GrowingGossipNode(full=g, start=start, our_id=d.us, handler=Scripted())
+    b = invoice(node, d)
+    with trio.fail_after(100):
+        async with open_runtime(node, CONFIG) as rt:
+            loads = node.calls["gossip_graph"]
+            node.grow()  # channels got announced after we started
+            view = await rt.pay(PayParams(invstring=b))
+    assert view.status is PaymentStatus.COMPLETE
+    assert node.calls["gossip_graph"] == loads + 1
+    assert channels_of(node) == [CHEAP]

@@ -891,3 +891,24 @@ async def test_aclose_fails_calls_in_flight_and_later_calls(sock: Path) -> None:
             with pytest.raises(RpcConnectionError, match="client was closed"):
                 await node.get_info()
             await node.aclose()
+
+
+@pytest.mark.trio
+async def test_gossip_graph_reloads_only_when_the_store_changes(
+        sock: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = tmp_path / "gossip_store"
+    store.write_bytes(b"\x10")
+    loads: list[Path] = []
+
+    def fake_loader(path: Path) -> Any:
+        loads.append(path)
+        return object()
+
+    monkeypatch.setattr(barq.graph, "load_gossip_store", fake_loader, raising=False)
+    node = LightningdNode(sock, lightning_dir=str(tmp_path))
+    with trio.fail_after(TIMEOUT_S):
+        first = await node.gossip_graph()
+        assert await node.gossip_graph() is first
+        store.write_bytes(b"\x10\x00")  # lightningd appended gossip
+        assert await node.gossip_graph() is not first
+    assert len(loads) == 2

@@ -407,7 +407,9 @@ async def router(
     (errors there propagate: the runtime cannot start without a graph).
 
     Consumes:
-        OpenPayment: refresh our channels; reply :class:`PaymentOpened`.
+        OpenPayment: refresh our channels, and the gossip graph when it is older than
+            ``config.gossip_refresh_s`` or does not know the destination; reply
+            :class:`PaymentOpened`.
         FindRoutes: run the strategy; reply :class:`RoutesFound` (reserved) or :class:`NoRoutes`.
         ReleaseRoute: drop a reservation; apply a ``channel_update``; refresh our
             channels after a failure at our first hop.
@@ -420,6 +422,7 @@ async def router(
     book = RouterBook(our_id=info.id, gossip=await node.gossip_graph(),
                       channels=await node.list_peer_channels())
     book.graph  # noqa: B018  (build the base graph before reporting ready)
+    gossip_loaded_at = time.monotonic()
     strategies: dict[str, Strategy] = {}
     task_status.started()
     async with inbox, estimator:
@@ -428,6 +431,13 @@ async def router(
                 case OpenPayment(destination=dest, route_hints=hints, reply=r):
                     await _refresh_channels(book, node)
                     known = dest in book.payment_graph(dest, hints).node_index
+                    stale = time.monotonic() - gossip_loaded_at >= config.gossip_refresh_s
+                    if not known or stale:
+                        # gossip grows while we run: reload it (the node keeps it cheap
+                        # when nothing changed) before calling a destination unknown
+                        await _refresh_graph(book, node, None)
+                        gossip_loaded_at = time.monotonic()
+                        known = dest in book.payment_graph(dest, hints).node_index
                     await reply(r, PaymentOpened(our_id=book.our_id, destination_known=known,
                                                  usable_channels=book.usable_channels))
                 case FindRoutes():

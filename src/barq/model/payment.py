@@ -42,6 +42,7 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     maxparts: int = 16
     min_part_msat: int = 10_000_000  # never split below 10k sat unless the amount is smaller
     estimator_half_life_s: float = 3600.0
+    gossip_refresh_s: float = 60.0  # reload the gossip graph at most this often (or when stale)
     waitsendpay_timeout_s: float | None = None
     strategies_in_thread: bool = True  # False under a simulated clock
 

@@ -367,6 +367,7 @@ class LightningdNode:
     def __init__(self, rpc_path: str | Path, *, lightning_dir: str | None = None) -> None:
         self._rpc = JsonRpcClient(rpc_path)
         self._lightning_dir = lightning_dir
+        self._gossip_cache: tuple[tuple[str, int, int], Graph] | None = None
 
     @property
     def rpc_path(self) -> Path:
@@ -505,6 +506,9 @@ class LightningdNode:
     async def gossip_graph(self) -> Graph:
         """Load ``<lightning-dir>/gossip_store`` (in a worker thread).
 
+        The graph is cached by the file's size and mtime: asking again while the
+        store has not changed costs one ``stat``.
+
         Raises:
             barq.errors.GraphLoadError: no lightning-dir known, or the store is
                 missing, unreadable or corrupt.
@@ -520,10 +524,21 @@ class LightningdNode:
             from barq.graph import load_gossip_store
         except ImportError as exc:  # the graph package is built without it
             raise GraphLoadError(f"cannot read {path}: {exc}") from exc
+        key: tuple[str, int, int] | None
         try:
-            return await anyio.to_thread.run_sync(load_gossip_store, path)
+            st = path.stat()
+            key = (str(path), st.st_size, st.st_mtime_ns)
+        except OSError:
+            key = None  # let the loader say what is wrong
+        if key is not None and self._gossip_cache is not None and self._gossip_cache[0] == key:
+            return self._gossip_cache[1]  # the store has not changed since the last load
+        try:
+            graph = await anyio.to_thread.run_sync(load_gossip_store, path)
         except OSError as exc:
             raise GraphLoadError(f"{path}: {exc.strerror or exc}") from exc
+        if key is not None:
+            self._gossip_cache = (key, graph)
+        return graph
 
     async def sendpay(
         self,
