@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+
 _extra = os.environ.get("BARQ_REGTEST_PATH")
 if _extra:
     os.environ["PATH"] = _extra + os.pathsep + os.environ.get("PATH", "")
