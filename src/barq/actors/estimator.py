@@ -353,7 +353,8 @@ class LiquidityKnowledge:
         return self._inflight.get(sd, 0)
 
     def snapshot(self) -> KnowledgeSnapshot:
-        """Decayed bounds of every learnt half-channel and what is disabled now.
+        """Decayed bounds of every learnt half-channel (with when each was last
+        observed, this knowledge's clock) and what is disabled now.
 
         Forgets entries older than ``forget_after_half_lives`` and expired
         disables on the way. Cost: vectorised over the learnt entries (numpy),
@@ -378,6 +379,7 @@ class LiquidityKnowledge:
             lo_msat=tuple(lo[informative].tolist()), hi_msat=tuple(hi[informative].tolist()),
             disabled_channels=frozenset(self._disabled_channels),
             disabled_nodes=frozenset(self._disabled_nodes),
+            updated_at=tuple(t.at[sel].tolist()),
         )
 
     def _expire(self, now: float) -> None:

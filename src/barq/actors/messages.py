@@ -123,7 +123,9 @@ class KnowledgeSnapshot(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
     ``lo_msat[i]``/``hi_msat[i]`` bound the liquidity of half-channel
     ``channels[i]``; a ``hi_msat`` above the channel's capacity means "no upper
-    bound known" (clamp it). ``disabled_*`` must not be used at all.
+    bound known" (clamp it). ``updated_at[i]`` is when ``channels[i]`` was last
+    observed (the estimator's clock); it is either aligned with ``channels`` or
+    empty (unknown). ``disabled_*`` must not be used at all.
     """
 
     taken_at: float
@@ -132,6 +134,32 @@ class KnowledgeSnapshot(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     hi_msat: tuple[int, ...] = ()
     disabled_channels: frozenset[ScidDir] = frozenset()
     disabled_nodes: frozenset[NodeId] = frozenset()
+    updated_at: tuple[float, ...] = ()
+
+    def learnt_before(self, since: float) -> bool:
+        """True when some learnt bounds were last observed before ``since``.
+
+        False when the timestamps are unknown (``updated_at`` not aligned).
+        """
+        if len(self.updated_at) != len(self.channels):
+            return False
+        return any(t < since for t in self.updated_at)
+
+    def learnt_since(self, since: float) -> KnowledgeSnapshot:
+        """This snapshot without the bounds last observed before ``since``.
+
+        Entries updated at or after ``since`` and everything disabled are
+        kept; so is everything when the timestamps are unknown.
+        """
+        if not self.learnt_before(since):
+            return self
+        keep = [i for i, t in enumerate(self.updated_at) if t >= since]
+        return KnowledgeSnapshot(
+            taken_at=self.taken_at, channels=tuple(self.channels[i] for i in keep),
+            lo_msat=tuple(self.lo_msat[i] for i in keep),
+            hi_msat=tuple(self.hi_msat[i] for i in keep),
+            disabled_channels=self.disabled_channels, disabled_nodes=self.disabled_nodes,
+            updated_at=tuple(self.updated_at[i] for i in keep))
 
 
 class ChannelKnowledge(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -214,11 +242,15 @@ class OpenPayment(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 class RoutesFound(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """Reply to :class:`FindRoutes`: routes reserved for the requester.
 
-    ``compute_s`` is the wall-clock time the strategy took.
+    ``compute_s`` is the wall-clock time the strategy took (both runs when
+    relaxed). ``relaxed``: the strategy found nothing with every learnt bound,
+    and these routes were found once the bounds observed before the payment
+    started (:attr:`FindRoutes.since`) were set aside.
     """
 
     routes: tuple[PlannedRoute, ...]
     compute_s: float
+    relaxed: bool = False
 
 
 class NoRoutes(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -245,6 +277,9 @@ class FindRoutes(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
     With ``reserve`` the routes' amounts count as in flight until released
     (:class:`ReleaseRoute`) or the payment closes (:class:`ClosePayment`).
+    ``since`` is when the payment started (the estimator's clock): when the
+    strategy finds no route (205), learnt bounds observed before it may be
+    stale, and the router tries once more without them (``None``: never).
     """
 
     payment_hash: str
@@ -252,6 +287,7 @@ class FindRoutes(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     request: RouteInput
     reply: MemoryObjectSendStream[FindRoutesReply]
     reserve: bool = True
+    since: float | None = None
 
 
 class ReleaseRoute(msgspec.Struct, frozen=True, kw_only=True, tag=True):

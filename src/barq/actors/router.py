@@ -58,7 +58,7 @@ from barq.actors.messages import (
     RouterMsg,
     RoutesFound,
 )
-from barq.errors import BarqError, UnknownStrategy
+from barq.errors import BarqError, RouteNotFound, UnknownStrategy
 from barq.graph import Graph
 from barq.graph.overlay import overlay_local_channels, overlay_route_hints
 from barq.model import (
@@ -411,6 +411,10 @@ async def router(
             ``config.gossip_refresh_s`` or does not know the destination; reply
             :class:`PaymentOpened`.
         FindRoutes: run the strategy; reply :class:`RoutesFound` (reserved) or :class:`NoRoutes`.
+            When it finds no route (not "too expensive") and the snapshot holds
+            bounds observed before ``since``, run it once more on a snapshot that
+            keeps only those observed since (plus everything disabled, our
+            balances and the reservations): ``RoutesFound.relaxed``.
         ReleaseRoute: drop a reservation; apply a ``channel_update``; refresh our
             channels after a failure at our first hop.
         ClosePayment: drop the payment's leftover reservations.
@@ -464,12 +468,23 @@ async def _find_routes(book: RouterBook, msg: FindRoutes,
     graph = book.payment_graph(request.destination, request.route_hints)
     snapshot: KnowledgeSnapshot = await ask(estimator, lambda r: GetSnapshot(reply=r))
     ctx = book.context(graph, snapshot, request.destination)
+    relaxed = False
     t0 = time.perf_counter()
     try:
-        if config.strategies_in_thread:
-            routes = await anyio.to_thread.run_sync(strategy.find_routes, request, ctx)
-        else:
-            routes = strategy.find_routes(request, ctx)
+        try:
+            routes = await _run(strategy, request, ctx, config)
+        except RouteNotFound as exc:  # not RouteTooExpensive (206): a route exists
+            if msg.since is None or not snapshot.learnt_before(msg.since):
+                raise
+            # the bounds learnt before this payment may be stale (liquidity comes back):
+            # try once more with only what this payment observed itself
+            fresh = snapshot.learnt_since(msg.since)
+            log.info("router: payment %s: no route with %d learnt bounds (%s); retrying with "
+                     "the %d observed since the payment started", msg.payment_hash,
+                     len(snapshot.channels), exc.message, len(fresh.channels))
+            routes = await _run(strategy, request, book.context(graph, fresh,
+                                                                request.destination), config)
+            relaxed = True
     except BarqError as exc:
         await reply(msg.reply, NoRoutes(
             code=exc.code, message=exc.message, data=exc.data,
@@ -487,11 +502,20 @@ async def _find_routes(book: RouterBook, msg: FindRoutes,
         planned = tuple(book.reserve(msg.payment_hash, graph, r) for r in routes)
     else:
         planned = tuple(PlannedRoute(reservation=0, route=r, capacities_msat=()) for r in routes)
-    delivered = await reply(msg.reply, RoutesFound(routes=planned, compute_s=compute_s))
+    delivered = await reply(msg.reply, RoutesFound(routes=planned, compute_s=compute_s,
+                                                   relaxed=relaxed))
     if not delivered and msg.reserve:
         for p in planned:
             book.release(p.reservation, PartOutcome(state=PartState.FAILED, sent=False,
                                                     reason="requester went away"))
+
+
+async def _run(strategy: Strategy, request: RouteInput, ctx: RoutingContext,
+               config: EngineConfig) -> list[Route]:
+    """``strategy.find_routes`` (in a worker thread when ``config.strategies_in_thread``)."""
+    if config.strategies_in_thread:
+        return await anyio.to_thread.run_sync(strategy.find_routes, request, ctx)
+    return strategy.find_routes(request, ctx)
 
 
 async def _refresh_channels(book: RouterBook, node: NodeInterface) -> None:

@@ -7,7 +7,9 @@
     open at the router                  refresh our channels; is the destination reachable?
     ┌ until delivered, stopped or the retry_for deadline:
     │   plan: ask the router for routes for the unassigned amount
-    │         (single-path strategies: one route per piece, halving on "no route")
+    │         (single-path strategies: one route per piece, halving on "no route";
+    │         the router sets aside liquidity learnt before the payment started
+    │         before it answers "no route")
     │   send: one shard worker per route
     │   learn: read each ShardResult (success, retry the amount, exclude, or stop)
     │   no route and nothing in flight: stop (205/206), unless other payments'
@@ -848,12 +850,17 @@ async def _plan_and_send(book: PaymentBook, workers: TaskGroup, spawn: Spawn,
 
         def find(r: MemoryObjectSendStream[FindRoutesReply], q: RouteInput = request) -> FindRoutes:
             return FindRoutes(payment_hash=book.plan.payment_hash,
-                              strategy=book.plan.strategy_name, request=q, reply=r)
+                              strategy=book.plan.strategy_name, request=q, reply=r,
+                              since=book.view.created_at)
 
         answer: FindRoutesReply = await ask(router, find)
         match answer:
-            case RoutesFound(routes=planned, compute_s=dt):
+            case RoutesFound(routes=planned, compute_s=dt, relaxed=relaxed):
                 book.view.compute_s += dt
+                if relaxed:
+                    log.info("payment %s: routes for %d msat found only once liquidity "
+                             "learnt before this payment was set aside",
+                             book.plan.payment_hash, amount)
                 problem = book.check_routes(planned, amount, maxparts, maxfee)
                 if problem is not None:
                     for p in planned:
