@@ -67,7 +67,7 @@ def bench(session: nox.Session) -> None:
     args = session.posargs or [
         "--strategies", "mincostflow,probabilistic,dijkstra,presplit,singlepath",
         "--amounts-sat", "1000,10000,100000,1000000,10000000",
-        "--payments", "20", "--seed", "1",
+        "--payments", "20", "--seed", "1", "--feasible-only",
         "--json", "bench-out/bench.json", "--plot", "bench-out/bench.png",
     ]
     session.run("python", "benchmarks/bench_graph.py", "--graph", str(graph))

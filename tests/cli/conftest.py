@@ -1,0 +1,32 @@
+"""Shared fixtures of the CLI/benchmark tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def shared_graph_path() -> Path:
+    """The mainnet snapshot: ``$BARQ_GRAPH`` or ``../shared/data/`` next to the repo."""
+    env = os.environ.get("BARQ_GRAPH")
+    if env:
+        return Path(env)
+    return REPO.parent / "shared" / "data" / "gossip-store-2024-09-22.compressed"
+
+
+@pytest.fixture
+def mainnet_graph_path() -> Path:
+    p = shared_graph_path()
+    if not p.exists():
+        pytest.skip(f"mainnet snapshot not found at {p} (set BARQ_GRAPH)")
+    return p
+
+
+@pytest.fixture
+def engine() -> None:
+    """Skip when the actor engine (barq.actors.runtime) is not importable."""
+    pytest.importorskip("barq.actors.runtime", reason="the actor engine is not available")
