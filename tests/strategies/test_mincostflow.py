@@ -242,3 +242,28 @@ def test_decomposition_follows_largest_flows_and_cancels_cycles() -> None:
                  heads=np.array([1, 2, 3, 3, 2, 4]), num_nodes=5, s=0, t=4)
     paths = MinCostFlowStrategy._decompose(p, np.array([3, 1, 2, 2, 1, 4]))
     assert sorted(u for _, u in paths) == [1, 1, 2] and paths[0] == ([0, 2, 5], 2)
+
+
+def test_several_parts_share_a_channel_capped_by_htlc_max() -> None:
+    # the only way: 0 -> 1 -> 2; 1 -> 2 is big but takes at most 10,000 sat per HTLC and
+    # node 1 charges 1 % (hop amounts before it carry the fee: parts must leave room)
+    net = Net()
+    a = net.channel(0, 1, 100_000, htlc_max=10_100 * SAT)
+    b = net.channel(1, 2, 100_000, ppm=10_000, htlc_max=10_000 * SAT)
+    g = net.graph()
+    ctx = with_liquidity(uninformed(g), g, {(a, 0): (100_000 * SAT, 100_000 * SAT)})
+    r = req(0, 2, 25_000 * SAT, maxparts=4, maxfee_msat=1_000 * SAT)
+    routes = MinCostFlowStrategy().find_routes(r, ctx)
+    check_contract(r, ctx, routes)
+    assert len(routes) == 3
+    assert {tuple(h.channel for h in rt.hops) for rt in routes} == {(a, b)}
+    assert all(rt.hops[0].amount_msat <= 10_100 * SAT for rt in routes)
+    # parts as big as the limits allow: 10,000 sat reach node 2 with 10,100 sat on a
+    r = req(0, 2, 20_000 * SAT, maxparts=4, maxfee_msat=1_000 * SAT)
+    routes = MinCostFlowStrategy().find_routes(r, ctx)
+    check_contract(r, ctx, routes)
+    assert sorted(rt.hops[0].amount_msat for rt in routes) == [10_100 * SAT] * 2
+    # 3 parts are needed: 2 are not enough
+    with pytest.raises(RouteNotFound):
+        MinCostFlowStrategy().find_routes(req(0, 2, 25_000 * SAT, maxparts=2,
+                                              maxfee_msat=1_000 * SAT), ctx)

@@ -154,10 +154,14 @@ class MinCostFlowStrategy:
         """Routes splitting ``request.amount_msat`` (see :meth:`Strategy.find_routes`).
 
         ``maxparts == 1`` is answered by ``probabilistic`` (a single path is
-        exactly its question). When the network can carry the amount but the
-        flow's routes cannot be made to pass the exact checks (fees pushing a
-        hop over its liquidity, more paths than ``maxparts``), ``probabilistic``
-        is tried for the whole amount before giving up.
+        exactly its question). Channels first carry at most one ``htlc_max``
+        each; when that caps the flow below the amount, the flow is solved
+        again with up to ``maxparts * htlc_max`` per channel and paths over a
+        hop's ``htlc_max`` cut into several parts (within ``maxparts``). When
+        the network can carry the amount but the flow's routes cannot be made
+        to pass the exact checks (fees pushing a hop over its liquidity, more
+        paths than ``maxparts``), ``probabilistic`` is tried for the whole
+        amount before giving up.
 
         Raises:
             RouteNotFound: the maximum flow is below the amount (message
@@ -166,17 +170,37 @@ class MinCostFlowStrategy:
             RouteTooExpensive: flows exist but every one tried exceeds
                 ``maxfee_msat`` or ``maxdelay``.
         """
-        g = ctx.graph
-        s, t = endpoints(request, g)
         if request.maxparts == 1:
             return ProbabilisticStrategy().find_routes(request, ctx)
+        try:
+            return self._find_routes(request, ctx, 1)
+        except RouteNotFound as exc:
+            if int(exc.data.get("max_flow_msat", 0)) <= 0:
+                raise
+            # too little capacity with one HTLC per channel: several parts may pass
+            # the same channel (each up to its htlc_max), as the bench oracle counts
+            try:
+                return self._find_routes(request, ctx, request.maxparts)
+            except RouteNotFound:
+                raise exc from None
+
+    def _find_routes(self, request: RouteInput, ctx: RoutingContext,
+                     htlcs_per_channel: int) -> list[Route]:
+        """:meth:`find_routes` with channels carrying up to ``htlcs_per_channel * htlc_max``."""
+        g = ctx.graph
+        s, t = endpoints(request, g)
         amount = request.amount_msat
         unit = -(-amount // self.units)
         demand = -(-amount // unit)
 
         base = (allowed_edges(request, ctx, None) & delay_allowed(request, g, s)
                 & (g.htlc_min_msat <= amount))
-        cap_msat = np.minimum(ctx.max_msat, g.htlc_max_msat)
+        htlc_cap = g.htlc_max_msat
+        if htlcs_per_channel > 1:
+            big = g.htlc_max_msat > np.iinfo(np.int64).max // htlcs_per_channel
+            htlc_cap = np.where(big, np.iinfo(np.int64).max,
+                                g.htlc_max_msat * np.where(big, 1, htlcs_per_channel))
+        cap_msat = np.minimum(ctx.max_msat, htlc_cap)
         # exact hop amounts also carry downstream fees; no margin is kept for them up
         # front (mainnet fees are tiny and capacities often equal round amounts):
         # the exact check after building routes shrinks what overflows and re-solves
@@ -214,7 +238,8 @@ class MinCostFlowStrategy:
                 break  # exact checks, not capacity, failed: skip the slow whole graph
             problem = self._problem(g.src, g.dst, np.flatnonzero(keep), s, t)
             # cap_msat is shrunk in place by repairs: they carry over to wider levels
-            result = self._solve_and_build(request, ctx, problem, cap_msat, unit, demand)
+            result = self._solve_and_build(request, ctx, problem, cap_msat, unit, demand,
+                                           split=htlcs_per_channel > 1)
             if isinstance(result, list):
                 return result
             failure = result
@@ -419,9 +444,12 @@ class MinCostFlowStrategy:
 
     def _solve_and_build(
         self, request: RouteInput, ctx: RoutingContext, p: _Problem, cap_msat: I64,
-        unit: int, demand: int,
+        unit: int, demand: int, split: bool = False,
     ) -> list[Route] | _Failure:
         """Routes, or why this edge set gave none (repairs shrink ``cap_msat`` in place).
+
+        With ``split`` (channels capped at several ``htlc_max``), paths over a
+        hop's ``htlc_max`` are cut into parts that fit.
 
         Raises:
             RouteTooExpensive: flows exist but stay over budget after :attr:`budget_steps`.
@@ -444,6 +472,8 @@ class MinCostFlowStrategy:
                 return _Failure(max_flow=max_flow, why="infeasible", problems=problems)
             edge_flow = np.bincount(which, weights=flows, minlength=len(p.edges)).astype(np.int64)
             paths = self._to_paths(request, p, edge_flow, cap_msat, unit, demand)
+            if paths is not None and split:
+                paths = self._split_over_htlc_max(request, ctx, paths)
             if paths is None:
                 return _Failure(max_flow=demand, why="maxparts", problems=problems)
             routes, bad = self._build(request, ctx, paths)
@@ -505,6 +535,32 @@ class MinCostFlowStrategy:
             if merged is not None:
                 return merged
         return None
+
+    @staticmethod
+    def _split_over_htlc_max(request: RouteInput, ctx: RoutingContext,
+                             paths: list[_Path]) -> list[_Path] | None:
+        """``paths`` with each one over a hop's ``htlc_max`` cut into equal parts that fit.
+
+        Returns None when that needs more than ``request.maxparts`` parts.
+        """
+        g = ctx.graph
+        out: list[_Path] = []
+        for x in paths:
+            part = x.amount_msat
+            for _ in range(8):  # hop amounts carry downstream fees: shrink until none is over
+                r = build_route(g, x.edges, part, request.final_cltv)
+                fit = min(int(g.htlc_max_msat[e]) * part // h.amount_msat
+                          for h, e in zip(r.hops, x.edges, strict=True))
+                if fit >= part or fit <= 0:
+                    break
+                part = min(fit, part - 1)
+            if part >= x.amount_msat or part <= 0:
+                out.append(x)  # fits (or cannot be helped: the exact check repairs it)
+                continue
+            n = -(-x.amount_msat // part)
+            share, extra = divmod(x.amount_msat, n)
+            out.extend(_Path(list(x.edges), share + (1 if i < extra else 0)) for i in range(n))
+        return out if len(out) <= request.maxparts else None
 
     @staticmethod
     def _merge(paths: list[_Path], keep: list[int], cap_msat: I64) -> list[_Path] | None:
