@@ -77,6 +77,7 @@ from pyln.client import Plugin, RpcException
 from pyln.client.plugin import PluginLogHandler, Request, RequestState, hook_fallbacks
 
 from barq.actors.messages import KnowledgeEntry
+from barq.actors.supervisor import MAXPARTS_LIMIT
 from barq.errors import (
     AlreadyPaid,
     BarqError,
@@ -92,6 +93,7 @@ from barq.model import (
     Route,
     RouteFailure,
     SendpayStatus,
+    is_node_id,
     parse_scid_dir,
 )
 from barq.model.payment import (
@@ -137,13 +139,12 @@ log = logging.getLogger("barq.plugin")
 T = TypeVar("T")
 
 PAY_UNSPECIFIED_ERROR = 209
-MAX_PARTS_LIMIT = 1000
+MAX_PARTS_LIMIT = MAXPARTS_LIMIT
 """``maxparts`` above this is refused as absurd (each part is an HTLC slot)."""
 
 PART_START_TOPIC = "barq_part_start"
 PART_END_TOPIC = "barq_part_end"
 
-_NODE_ID = re.compile(r"^0[23][0-9a-f]{64}$")
 _HEX32 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -377,7 +378,7 @@ def parse_exclude(value: Any) -> tuple[str, ...]:
     for i, entry in enumerate(value):
         if isinstance(entry, str):
             e = entry.strip().lower()
-            if _NODE_ID.match(e):
+            if is_node_id(e):
                 out.append(e)
                 continue
             with suppress(ValueError):
@@ -443,7 +444,7 @@ def parse_pay_params(
 
 
 def _parse_node_id(value: Any, name: str) -> NodeId:
-    if isinstance(value, str) and _NODE_ID.match(value.strip().lower()):
+    if isinstance(value, str) and is_node_id(value.strip().lower()):
         return value.strip().lower()
     raise InvalidParams(f"{name}: not a node id (66 hex characters starting 02 or 03): {value!r}",
                         data={"param": name})

@@ -71,6 +71,7 @@ from barq.model import (
     RouteInput,
     Scid,
     ScidDir,
+    direction_of,
     scid_dir,
 )
 from barq.model.payment import EngineConfig, PartState
@@ -195,7 +196,7 @@ class RouterBook:
         for ch in channels:
             if ch.scid is None:
                 continue
-            d = ch.direction if ch.direction is not None else int(self.our_id > ch.peer_id)
+            d = ch.direction if ch.direction is not None else direction_of(self.our_id, ch.peer_id)
             sd = scid_dir(ch.scid, d)
             spendable[sd] = ch.spendable_msat if ch.usable else 0
         self._spendable = spendable

@@ -50,7 +50,7 @@ from barq.actors.messages import (
     RoutesFound,
 )
 from barq.actors.router import router
-from barq.actors.supervisor import decode_invoice, payment_supervisor
+from barq.actors.supervisor import MAXPARTS_LIMIT, decode_invoice, payment_supervisor
 from barq.errors import (
     PAY_ROUTE_NOT_FOUND,
     PAY_ROUTE_TOO_EXPENSIVE,
@@ -222,10 +222,9 @@ class Runtime:
         if amount_msat <= 0:
             raise InvalidParams(f"amount must be positive, got {amount_msat} msat")
         parts = cfg.maxparts if maxparts is None else maxparts
-        if not 1 <= parts <= 1000:
-            raise InvalidParams(f"maxparts must be between 1 and 1000, got {parts}")
-        fee = (max(cfg.maxfee_base_msat, amount_msat * cfg.maxfee_ppm // 1_000_000)
-               if maxfee_msat is None else maxfee_msat)
+        if not 1 <= parts <= MAXPARTS_LIMIT:
+            raise InvalidParams(f"maxparts must be between 1 and {MAXPARTS_LIMIT}, got {parts}")
+        fee = cfg.default_maxfee_msat(amount_msat) if maxfee_msat is None else maxfee_msat
         if fee < 0:
             raise InvalidParams(f"maxfee_msat must be >= 0, got {fee}")
         info = await self._node.get_info()

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -94,6 +93,7 @@ from barq.model import (
     RouteInput,
     ScidDir,
     SendpayStatus,
+    is_node_id,
     parse_scid_dir,
 )
 from barq.model.payment import (
@@ -139,8 +139,6 @@ MAXPARTS_LIMIT = 1000
 
 Publish = Callable[[PaymentEvent, PaymentView], None]
 """The runtime's sink for a payment's events; the view is the supervisor's own (read-only)."""
-
-_NODE_ID = re.compile(r"0[23][0-9a-f]{64}")
 
 
 # -- 1. validate ----------------------------------------------------------------------------
@@ -223,7 +221,7 @@ def validate(params: PayParams, invoice: Invoice, info: NodeInfo, config: Engine
     if not 1 <= maxparts <= MAXPARTS_LIMIT:
         raise InvalidParams(f"maxparts must be between 1 and {MAXPARTS_LIMIT}, got {maxparts}")
     if params.maxfee_msat is None:
-        maxfee = max(config.maxfee_base_msat, amount * config.maxfee_ppm // 1_000_000)
+        maxfee = config.default_maxfee_msat(amount)
     else:
         maxfee = params.maxfee_msat
     if maxfee < 0:
@@ -238,7 +236,7 @@ def validate(params: PayParams, invoice: Invoice, info: NodeInfo, config: Engine
     channels: set[ScidDir] = set()
     nodes: set[NodeId] = set()
     for entry in params.exclude:
-        if _NODE_ID.fullmatch(entry):
+        if is_node_id(entry):
             nodes.add(entry)
             continue
         try:

@@ -205,8 +205,7 @@ def bench_engine_config(cfg: BenchConfig, strategy: str) -> EngineConfig:
 
 def fee_budget_msat(cfg: BenchConfig, amount_msat: int) -> int:
     """The engine's default fee budget for ``amount_msat`` (the bench passes no maxfee)."""
-    e = bench_engine_config(cfg, "")
-    return max(e.maxfee_base_msat, amount_msat * e.maxfee_ppm // 1_000_000)
+    return bench_engine_config(cfg, "").default_maxfee_msat(amount_msat)
 
 
 def _view_of(exc: BaseException) -> PaymentView | None:
@@ -279,7 +278,9 @@ async def run_session(graph: Graph, keys: Mapping[NodeId, bytes], session: Sessi
     async with SimulatedNetwork.open(graph, seed=session.liquidity_seed, keys=keys,
                                      epoch_s=EPOCH_S) as net:
         node = net.node(session.source)
-        async with open_runtime(node, bench_engine_config(cfg, strategy), clock=net.now) as rt:
+        engine = bench_engine_config(cfg, strategy)
+        maxfee_msat = engine.default_maxfee_msat(session.amount_msat)
+        async with open_runtime(node, engine, clock=net.now) as rt:
             pos = 0
             for b, batch in enumerate(session.batches):
                 liq = net.true_liquidity_msat()
@@ -289,8 +290,7 @@ async def run_session(graph: Graph, keys: Mapping[NodeId, bytes], session: Sessi
                     hit = oracle_cache.get(ck) if b == 0 else None
                     if hit is None:
                         hit = oracle(graph, liq, session.source, dest, session.amount_msat,
-                                     maxparts=bench_engine_config(cfg, strategy).maxparts,
-                                     maxfee_msat=fee_budget_msat(cfg, session.amount_msat))
+                                     maxparts=engine.maxparts, maxfee_msat=maxfee_msat)
                         if b == 0:
                             oracle_cache[ck] = hit
                     orcs.append(hit)

@@ -22,10 +22,10 @@ import numpy as np
 from barq.errors import GraphLoadError
 from barq.graph._graph import Graph
 from barq.graph._io import StrPath, gunzip, read_bytes
+from barq.model import direction_of, is_node_id
 
 __all__ = ["load_listchannels"]
 
-_NODE_ID = re.compile(r"(?:02|03)[0-9a-f]{64}")
 _SCID = re.compile(r"\d+x\d+x\d+")
 _INT64_MAX = 2**63 - 1
 
@@ -82,7 +82,7 @@ def _build(doc: _ListChannels) -> Graph:
                        "is not BLOCKxTXxOUT")
         if c.source == c.destination:
             raise _Bad(f"channels[{i}]: source and destination are the same node")
-        d = 0 if c.source < c.destination else 1
+        d = direction_of(c.source, c.destination)
         if c.direction is not None and c.direction != d:
             raise _Bad(f"channels[{i}] ({c.short_channel_id}): direction {c.direction} but "
                        f"direction {d} goes from the {'smaller' if d == 0 else 'larger'} id")
@@ -94,7 +94,7 @@ def _build(doc: _ListChannels) -> Graph:
     def idx(n: str) -> int:
         j = index.get(n)
         if j is None:
-            if not _NODE_ID.fullmatch(n):
+            if not is_node_id(n):
                 raise _Bad(f"{n!r} is not a node id (66 lowercase hex, 02/03)")
             j = index[n] = len(nodes)
             nodes.append(n)

@@ -13,7 +13,15 @@ import numpy as np
 import numpy.typing as npt
 
 from barq.graph._graph import Graph
-from barq.model import ChannelUpdate, HalfChannel, LocalChannel, NodeId, RouteHintHop, Scid
+from barq.model import (
+    ChannelUpdate,
+    HalfChannel,
+    LocalChannel,
+    NodeId,
+    RouteHintHop,
+    Scid,
+    direction_of,
+)
 
 __all__ = [
     "DEFAULT_HINT_CAPACITY_MSAT",
@@ -39,10 +47,6 @@ def hint_capacity_msat(amount_msat: int, maxfee_msat: int = 0) -> int:
     for the whole payment, and a failure will correct it quickly.
     """
     return max(1, 100 * (amount_msat + maxfee_msat))
-
-
-def _direction(source: NodeId, destination: NodeId) -> int:
-    return 0 if source < destination else 1
 
 
 def local_edges(graph: Graph, our_id: NodeId) -> npt.NDArray[np.int64]:
@@ -96,7 +100,7 @@ def overlay_local_channels(
         if ch.scid is None:
             continue
         scid = ch.scid
-        out_dir = ch.direction if ch.direction is not None else _direction(our_id, ch.peer_id)
+        out_dir = ch.direction if ch.direction is not None else direction_of(our_id, ch.peer_id)
         in_dir = 1 - out_dir
         cap = ch.capacity_msat
         usable = ch.usable
@@ -174,7 +178,7 @@ def overlay_route_hints(
             src = hop.node_id
             if src == nxt or (our_id is not None and src == our_id):
                 continue
-            d = _direction(src, nxt)
+            d = direction_of(src, nxt)
             e = graph.edge(hop.scid, d)
             if e is None:
                 extra[(hop.scid, d)] = HalfChannel(

@@ -22,7 +22,7 @@ import coincurve
 
 from barq.errors import InvalidParams
 from barq.graph._graph import Graph
-from barq.model import NodeId
+from barq.model import NodeId, direction_of
 
 __all__ = [
     "ChannelSpec",
@@ -108,7 +108,7 @@ def network_from_channels(
         for side, (s, d) in enumerate(((ch.a, ch.b), (ch.b, ch.a))):
             hmax = None if ch.htlc_max_msat is None else ch.htlc_max_msat[side]
             scids.append(scid)
-            cols["direction"].append(0 if ids[s] < ids[d] else 1)
+            cols["direction"].append(direction_of(ids[s], ids[d]))
             cols["src"].append(s)
             cols["dst"].append(d)
             cols["capacity_msat"].append(cap)

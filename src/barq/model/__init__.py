@@ -15,6 +15,7 @@ Nothing in this package does I/O.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -39,8 +40,10 @@ __all__ = [
     "Scid",
     "ScidDir",
     "SendpayStatus",
+    "direction_of",
     "failcode_name",
     "fee_msat",
+    "is_node_id",
     "parse_scid_dir",
     "scid_dir",
 ]
@@ -49,10 +52,26 @@ NodeId = str
 Scid = str
 ScidDir = str
 
+_NODE_ID = re.compile(r"0[23][0-9a-f]{64}")
+
+
+def is_node_id(text: str) -> bool:
+    """Whether ``text`` is exactly a node id: 66 lowercase hex characters starting 02 or 03."""
+    return _NODE_ID.fullmatch(text) is not None
+
 
 def scid_dir(scid: Scid, direction: int) -> ScidDir:
     """``("103x1x0", 1)`` -> ``"103x1x0/1"``."""
     return f"{scid}/{direction}"
+
+
+def direction_of(source: NodeId, destination: NodeId) -> int:
+    """The direction of the half-channel ``source -> destination`` (BOLT 7).
+
+    Returns:
+        0 when ``source`` is the lexicographically smaller id (``node1``), else 1.
+    """
+    return 0 if source < destination else 1
 
 
 def parse_scid_dir(text: str) -> tuple[Scid, int]:

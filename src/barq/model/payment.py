@@ -46,6 +46,14 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     waitsendpay_timeout_s: float | None = None
     strategies_in_thread: bool = True  # False under a simulated clock
 
+    def default_maxfee_msat(self, amount_msat: int) -> int:
+        """The fee budget for ``amount_msat`` when the caller gives none.
+
+        Returns:
+            ``max(maxfee_base_msat, amount_msat * maxfee_ppm // 1_000_000)``.
+        """
+        return max(self.maxfee_base_msat, amount_msat * self.maxfee_ppm // 1_000_000)
+
 
 class PayParams(msgspec.Struct, frozen=True, kw_only=True):
     """One ``barqpay`` call, already type-checked (not yet validated against the invoice).
