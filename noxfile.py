@@ -65,9 +65,9 @@ def bench(session: nox.Session) -> None:
     if not graph.exists():
         session.skip(f"mainnet snapshot not found at {graph} (set BARQ_GRAPH)")
     args = session.posargs or [
-        "--strategies", "mincostflow,probabilistic,dijkstra,presplit,singlepath",
+        "--strategies", "mincostflow,cheapflow,probabilistic,dijkstra,presplit,singlepath",
         "--amounts-sat", "1000,10000,100000,1000000,10000000",
-        "--payments", "20", "--seed", "1", "--feasible-only",
+        "--payments", "40", "--seed", "2", "--feasible-only",
         "--json", "bench-out/bench.json", "--plot", "bench-out/bench.png",
     ]
     session.run("python", "benchmarks/bench_graph.py", "--graph", str(graph))

@@ -140,7 +140,8 @@ CHANNELS: tuple[tuple[str, str, int, int], ...] = (
 UTXO_SAT = 3_300_000  # one wallet output per channel, each big enough for any channel
 DEFAULT_SIZES_SAT = (50_000, 250_000, 800_000, 1_500_000, 2_200_000)
 COLD_SETTLE_S = 2.0  # --cold: pause after the payer's restart, so timings measure paying
-BARQ_STRATEGIES = ("dijkstra", "probabilistic", "mincostflow", "singlepath", "presplit")
+BARQ_STRATEGIES = ("dijkstra", "probabilistic", "mincostflow", "cheapflow", "singlepath",
+                   "presplit")
 
 
 class Method(msgspec.Struct, frozen=True, kw_only=True):

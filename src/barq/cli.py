@@ -40,7 +40,8 @@ from barq.model import NodeId
 
 __all__ = ["DEFAULT_BENCH_AMOUNTS_SAT", "DEFAULT_BENCH_STRATEGIES", "build_parser", "main"]
 
-DEFAULT_BENCH_STRATEGIES = ("mincostflow", "probabilistic", "dijkstra", "presplit", "singlepath")
+DEFAULT_BENCH_STRATEGIES = ("mincostflow", "cheapflow", "probabilistic", "dijkstra", "presplit",
+                            "singlepath")
 DEFAULT_BENCH_AMOUNTS_SAT = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 BUILTIN_SEED = 1  # the embedded default network is always builtin_network(1)
 

@@ -61,7 +61,7 @@ import sys
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, suppress
 from dataclasses import dataclass, field
@@ -161,7 +161,7 @@ OPTIONS: tuple[tuple[str, Any, str, str], ...] = (
      "Default fee budget as a percentage of the amount (decimal, e.g. 0.5)", "string"),
     ("barq-retry-for", 60, "Default seconds to keep retrying a payment (retry_for)", "int"),
     ("barq-maxdelay", 2016, "Default maximum total CLTV delay of a route, in blocks", "int"),
-    ("barq-maxparts", 16, "Default maximum number of parts a payment is split into", "int"),
+    ("barq-maxparts", 64, "Default maximum number of parts in flight at once (1..1000)", "int"),
     ("barq-db", "",
      "SQLite database for payment history and learnt channel liquidity "
      "(default: <lightning-dir>/barq.sqlite3; relative paths are inside the lightning-dir)",
@@ -191,7 +191,7 @@ class PluginConfig(msgspec.Struct, frozen=True, kw_only=True):
     maxfee_ppm: int = 10_000
     retry_for_s: int = 60
     maxdelay: int = 2016
-    maxparts: int = 16
+    maxparts: int = 64
     estimator_half_life_s: int = 3600
     configuration: dict[str, Any] = msgspec.field(default_factory=dict)
 
@@ -711,7 +711,9 @@ class RuntimeLike(Protocol):
     """What the plugin uses of :class:`barq.actors.runtime.Runtime`."""
 
     async def pay(self, params: PayParams, *,
-                  on_event: Callable[[PaymentEvent], None] | None = None) -> PaymentView: ...
+                  on_event: Callable[[PaymentEvent], None] | None = None,
+                  invoice: Invoice | None = None,
+                  sendpays: Sequence[PartStatus] | None = None) -> PaymentView: ...
 
     async def route(self, destination: NodeId, amount_msat: int, *, strategy: str | None = None,
                     maxparts: int | None = None, maxfee_msat: int | None = None,
@@ -1190,7 +1192,8 @@ class EngineHost:
         assert self.node is not None and self._reconciled is not None
         h = inv.payment_hash
         await self._reconciled.wait()
-        earlier = await self._earlier_payment(inv, params)
+        sendpays = await self.node.listsendpays(h)
+        earlier = await self._earlier_payment(inv, params, sendpays)
         if earlier is not None:
             return PayOutcome(view=earlier, already_paid=True)
 
@@ -1208,7 +1211,9 @@ class EngineHost:
                     self._log(f"progress notification for {h} failed: {exc}", "error")
 
         try:
-            view = await runtime.pay(params, on_event=record)
+            # the engine takes the invoice and listsendpays as read here (no second
+            # decode/listsendpays); this flight keeps other barqpays of the hash out
+            view = await runtime.pay(params, on_event=record, invoice=inv, sendpays=sendpays)
         except BarqError as exc:
             failed = _view_from_data(exc.data)
             if failed is not None and (failed.payment_hash, failed.groupid) in self._bases:
@@ -1230,8 +1235,9 @@ class EngineHost:
         if view is not None:
             self._put(view)
 
-    async def _earlier_payment(self, inv: Invoice, params: PayParams) -> PaymentView | None:
-        """An earlier complete payment of this invoice (``listsendpays``), with its record.
+    async def _earlier_payment(self, inv: Invoice, params: PayParams,
+                               sendpays: list[PartStatus]) -> PaymentView | None:
+        """An earlier complete payment of this invoice (in its ``listsendpays``), with its record.
 
         The engine applies the same rule (a complete part means paid); this
         answer is richer: routes and strategy from the database.
@@ -1241,7 +1247,7 @@ class EngineHost:
         """
         assert self.node is not None
         h = inv.payment_hash
-        groups = _group(await self.node.listsendpays(h))
+        groups = _group(sendpays)
         complete = [k for k, ps in groups.items()
                     if any(p.status is SendpayStatus.COMPLETE for p in ps)]
         if not complete:

@@ -155,6 +155,25 @@ def test_channel_update_changes_policy_from_then_on() -> None:
     assert b.graph.half_channel(row(b, sd)).fee_base_msat == 7777
 
 
+def test_same_gossip_again_keeps_the_graph_and_applied_updates() -> None:
+    """Reloading an unchanged gossip store gives the same Graph object: nothing is rebuilt
+    and the channel_update learnt from a failure stays (gossip does not have it yet)."""
+    d = diamond()
+    b = book(d)
+    sd = d.sd("103x1x0", d.a)
+    scid, direction = sd.split("/")
+    b.apply_update(ChannelUpdate(scid=scid, direction=int(direction), fee_base_msat=7777,
+                                 fee_ppm=55, cltv_delta=99, htlc_min_msat=3, timestamp=10))
+    g = b.graph
+    b.set_gossip(d.graph)  # the very object it started with
+    assert b.graph is g and b.graph.half_channel(row(b, sd)).fee_base_msat == 7777
+    from barq.graph import Graph
+
+    fresh = Graph.from_half_channels(list(d.graph.half_channels()))  # a new load
+    b.set_gossip(fresh)
+    assert b.graph is not g and b.graph.half_channel(row(b, sd)).fee_base_msat != 7777
+
+
 def test_failure_at_our_first_hop_asks_for_a_refresh() -> None:
     d = diamond()
     b = book(d)

@@ -20,6 +20,7 @@ from barq.errors import (
     BarqError,
     DestinationPermanentFailure,
     GraphLoadError,
+    InvalidParams,
     NodeError,
     RouteNotFound,
     RouteTooExpensive,
@@ -99,6 +100,59 @@ async def test_pays_over_the_cheapest_route_with_events_and_status(autojump_cloc
     assert (sent.partid, sent.groupid, sent.total_msat) == (1, 1, AMOUNT)
     assert sent.payment_secret == node.invoice(b).payment_secret
     assert node.violations == []
+
+
+@pytest.mark.trio
+async def test_node_calls_per_payment(autojump_clock: Any) -> None:
+    """One ``decode`` and one ``listsendpays`` per payment (none when the caller gives
+    them); ``getinfo`` once per runtime, not per payment."""
+    d, node = setup()
+    b1, b2, b3 = invoice(node, d), invoice(node, d), invoice(node, d)
+    with trio.fail_after(100):
+        async with open_runtime(node, CONFIG) as rt:
+            info_at_start = node.calls["get_info"]
+            await rt.pay(PayParams(invstring=b1))
+            await rt.pay(PayParams(invstring=b2))
+            assert node.calls["decode_invoice"] == 2 and node.calls["listsendpays"] == 2
+            # a caller that already decoded the invoice and listed its sendpays
+            view = await rt.pay(PayParams(invstring=b3), invoice=node.invoice(b3), sendpays=[])
+            assert view.status is PaymentStatus.COMPLETE
+            assert node.calls["decode_invoice"] == 2 and node.calls["listsendpays"] == 2
+            assert node.calls["get_info"] == info_at_start
+    assert node.violations == []
+
+
+@pytest.mark.trio
+async def test_given_invoice_and_sendpays_are_checked(autojump_clock: Any) -> None:
+    d, node = setup()
+    b1, b2 = invoice(node, d), invoice(node, d)
+    other = PartStatus(payment_hash="ab" * 32, partid=1, groupid=1,
+                       status=SendpayStatus.FAILED, amount_msat=1, amount_sent_msat=1)
+    with trio.fail_after(100):
+        async with open_runtime(node, CONFIG) as rt:
+            with pytest.raises(InvalidParams, match=r"not params\.invstring"):
+                await rt.pay(PayParams(invstring=b1), invoice=node.invoice(b2))
+            with pytest.raises(InvalidParams, match="payment hash"):
+                await rt.pay(PayParams(invstring=b1), invoice=node.invoice(b1),
+                             sendpays=[other])
+    assert node.sent == []
+
+
+@pytest.mark.trio
+async def test_given_sendpays_are_adopted(autojump_clock: Any) -> None:
+    """A complete part in the ``sendpays`` handed in means paid: nothing is sent."""
+    d, node = setup()
+    b = invoice(node, d)
+    h = node.invoice(b).payment_hash
+    done = PartStatus(payment_hash=h, partid=1, groupid=3, status=SendpayStatus.COMPLETE,
+                      amount_msat=AMOUNT, amount_sent_msat=AMOUNT + 5,
+                      payment_preimage="11" * 32)
+    with trio.fail_after(100):
+        async with open_runtime(node, CONFIG) as rt:
+            view = await rt.pay(PayParams(invstring=b), invoice=node.invoice(b), sendpays=[done])
+    assert view.status is PaymentStatus.COMPLETE and view.groupid == 3
+    assert view.payment_preimage == "11" * 32 and view.fee_msat == 5
+    assert node.sent == [] and node.calls["listsendpays"] == 0
 
 
 @pytest.mark.trio

@@ -220,3 +220,20 @@ def test_config_min_part_msat_is_the_floor() -> None:
     p = validate(PayParams(invstring="x"), invoice(), INFO, cfg, NOW)
     b = PaymentBook(plan=p, clock=lambda: NOW, publish=lambda e, v: None)
     assert not b.halve(100_000_000)  # halves of 50M < 60M floor
+
+
+def test_a_retry_takes_only_its_share_of_the_free_part_slots() -> None:
+    b, _ = book(strategy="mincostflow", maxparts=16, maxfee_msat=10_000)
+    assert b.next_piece() == (100_000_000, 16, 10_000)  # nothing in flight: every slot
+    orders = [b.start_part(planned(route(10_000_000))[0]) for _ in range(10)]
+    b.pool.pop(0)
+    fail = RouteFailure(failcode=int(FailCode.TEMPORARY_CHANNEL_FAILURE), erring_index=1)
+    b.part_ended(ShardResult(partid=orders[0].partid, groupid=1, amount_msat=10_000_000,
+                             outcome=PartOutcome(state=PartState.FAILED, sent=True,
+                                                 failure=fail)))
+    # 9 parts (90M msat) still in flight, 7 slots free: 10M msat gets 1 + 6 * 10/100
+    assert b.parts_free == 7
+    piece = b.next_piece()
+    assert piece is not None and piece[:2] == (10_000_000, 1)
+    assert b.slot_share(90_000_000, 7) == 1 + 6 * 90 // 180
+    assert b.slot_share(10_000_000, 1) == 1

@@ -20,7 +20,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -338,6 +338,7 @@ class FakeRuntime:
         self.views: dict[str, PaymentView] = {}
         self.released = threading.Event()
         self.pay_calls = 0
+        self.pay_kwargs: list[dict[str, Any]] = []  # what each pay() was handed besides params
         self.knowledge_out: list[Any] = [
             ChannelKnowledge(scid_dir="100x1x0/0", lo_msat=5, hi_msat=10**9,
                              updated_at=1_700_000_000.0, capacity_msat=2 * 10**9),
@@ -345,10 +346,13 @@ class FakeRuntime:
             DisabledNode(node_id=PEER, until=1_800_000_001.0)]
 
     async def pay(self, params: PayParams, *,
-                  on_event: Callable[[PaymentEvent], None] | None = None) -> PaymentView:
+                  on_event: Callable[[PaymentEvent], None] | None = None,
+                  invoice: Invoice | None = None,
+                  sendpays: Sequence[PartStatus] | None = None) -> PaymentView:
         self.pay_calls += 1
+        self.pay_kwargs.append({"invoice": invoice, "sendpays": sendpays})
         emit = on_event or (lambda e: None)
-        inv = await self.node.decode_invoice(params.invstring)
+        inv = invoice if invoice is not None else await self.node.decode_invoice(params.invstring)
         amount = params.amount_msat or inv.amount_msat or 0
         plan = self.script.get(params.invstring, ["ok"])
         if isinstance(plan, BaseException):

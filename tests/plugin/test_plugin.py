@@ -135,6 +135,19 @@ def test_barqpay_params_reach_the_engine(world: FakeWorld, running: PluginDriver
     assert p.exclude == (PAYEE, "5x6x7/1") and p.maxparts is None
 
 
+def test_barqpay_decodes_and_lists_sendpays_once(world: FakeWorld,
+                                                running: PluginDriver) -> None:
+    """The engine gets the invoice and ``listsendpays`` the plugin already read (no repeat)."""
+    inv = _invoice(world, "c4")
+    world.node.calls.clear()
+    running.call("barqpay", [inv])
+    assert world.node.calls.count("decode") == 1
+    assert world.node.calls.count("listsendpays") == 1
+    [kw] = world.runtime.pay_kwargs
+    assert kw["invoice"] is not None and kw["invoice"].bolt11 == inv
+    assert kw["sendpays"] == []  # nothing sent before for this hash
+
+
 def test_progress_notifications_and_topics(world: FakeWorld, running: PluginDriver) -> None:
     inv = _invoice(world, "d4")
     world.runtime.script[inv] = ["fail", "ok"]

@@ -91,7 +91,7 @@ def test_config_from_init_defaults_and_paths() -> None:
     assert cfg.db_path == "/ln/regtest/barq.sqlite3" and str(cfg.rpc_path) == "/ln/regtest/rpc"
     e = cfg.engine_config()
     assert (e.default_strategy, e.maxfee_base_msat, e.maxfee_ppm, e.retry_for_s, e.maxdelay,
-            e.maxparts) == ("mincostflow", 5000, 10_000, 60.0, 2016, 16)
+            e.maxparts) == ("mincostflow", 5000, 10_000, 60.0, 2016, 64)
     assert not cfg.handle_pay
     cfg = config_from_init({"barq-db": "/abs/x.db", "barq-handle-pay": "true"},
                            {"lightning-dir": "/ln"})

@@ -267,3 +267,48 @@ def test_several_parts_share_a_channel_capped_by_htlc_max() -> None:
     with pytest.raises(RouteNotFound):
         MinCostFlowStrategy().find_routes(req(0, 2, 25_000 * SAT, maxparts=2,
                                               maxfee_msat=1_000 * SAT), ctx)
+
+
+def test_a_near_certain_single_path_is_taken_without_solving_the_flow() -> None:
+    """A small amount on big channels: probabilistic's path is >= 99 % likely, so it is the
+    answer (one part); with the shortcut off the flow answers, also with one path here."""
+    net, firsts, _ = parallel(3, 10_000)
+    g = net.graph()
+    ctx = own(uninformed(g), net, firsts, 10_000)
+    r = req(0, 50, 10 * SAT, maxparts=8, maxfee_msat=1000)
+
+    class NoShortcut(MinCostFlowStrategy):
+        single_path_probability = 1.0
+
+    solved: list[int] = []
+
+    class Spy(MinCostFlowStrategy):
+        def _find_routes(self, request, ctx, htlcs_per_channel):  # type: ignore[no-untyped-def]
+            solved.append(htlcs_per_channel)
+            return super()._find_routes(request, ctx, htlcs_per_channel)
+
+    [route] = Spy().find_routes(r, ctx)
+    assert solved == [] and route.probability is not None and route.probability >= 0.99
+    check_contract(r, ctx, [route])
+    # a big amount is below the threshold: the flow is solved and splits it
+    big = req(0, 50, 18_000 * SAT, maxparts=8, maxfee_msat=1000)
+    assert len(Spy().find_routes(big, ctx)) == 3 and solved == [1]
+    assert len(NoShortcut().find_routes(r, ctx)) >= 1
+
+
+def test_cheapflow_pays_less_fee_than_mincostflow_for_less_probability() -> None:
+    """Path k charges k*1000 ppm. mincostflow spreads 12,000 sat over all three paths for
+    probability; cheapflow, weighing fees 10x more, keeps more on the cheap paths."""
+    from barq.strategies.cheapflow import CheapFlowStrategy
+
+    net, firsts, _ = parallel(3, 10_000, ppm=1000)
+    g = net.graph()
+    ctx = own(uninformed(g), net, firsts, 10_000)
+    r = req(0, 50, 12_000 * SAT, maxparts=8, maxfee_msat=10_000_000)
+    reliable = MinCostFlowStrategy().find_routes(r, ctx)
+    cheap = CheapFlowStrategy().find_routes(r, ctx)
+    check_contract(r, ctx, cheap)
+    assert sum(x.fee_msat for x in cheap) < sum(x.fee_msat for x in reliable)
+    p_cheap = np.prod([x.probability or 0.0 for x in cheap])
+    p_reliable = np.prod([x.probability or 0.0 for x in reliable])
+    assert p_cheap < p_reliable

@@ -59,7 +59,8 @@ def mainnet() -> Graph:
     return load_compressed(p)
 
 
-@pytest.mark.parametrize("name", ["dijkstra", "probabilistic", "presplit", "mincostflow"])
+@pytest.mark.parametrize("name", ["dijkstra", "probabilistic", "presplit", "mincostflow",
+                                  "cheapflow"])
 def test_mainnet_smoke(mainnet: Graph, name: str) -> None:
     ctx = RoutingContext.uninformed(mainnet)
     ok = _run(mainnet, ctx, _pairs(mainnet, 4, seed=3), 10_000_000, name)

@@ -65,6 +65,20 @@ def test_topology_is_cached_per_graph() -> None:
     assert _paths.topology(net.graph()) is not _paths.topology(g)
 
 
+def test_topology_is_shared_by_graphs_of_the_same_shape() -> None:
+    """A graph with the same endpoints (e.g. our balances overlaid) reuses the arrays;
+    one more channel, or one endpoint moved, does not."""
+    net = Net()
+    net.channel(0, 1, 1000)
+    net.channel(1, 2, 1000)
+    g = net.graph()
+    other = net.graph()
+    t, u = _paths.topology(g), _paths.topology(other)
+    assert u.graph is other and u.single_rows is t.single_rows
+    net.channel(0, 2, 1000)
+    assert _paths.topology(net.graph()).single_rows is not t.single_rows
+
+
 def test_allowed_edges_masks() -> None:
     net = Net()
     a = net.channel(0, 1, 1000, htlc_min=5000, htlc_max=600 * SAT)

@@ -14,7 +14,8 @@ from barq.errors import RouteNotFound, RouteTooExpensive
 from barq.model import RouteInput
 from barq.strategies import RoutingContext, get_strategy
 
-NAMES = ["direct", "dijkstra", "probabilistic", "singlepath", "presplit", "mincostflow"]
+NAMES = ["direct", "dijkstra", "probabilistic", "singlepath", "presplit", "mincostflow",
+         "cheapflow"]
 
 
 @st.composite

@@ -66,6 +66,7 @@ from barq.model import (
     HalfChannel,
     LocalChannel,
     NodeId,
+    NodeInfo,
     Route,
     RouteHintHop,
     RouteInput,
@@ -185,7 +186,14 @@ class RouterBook:
         return g
 
     def set_gossip(self, gossip: Graph) -> None:
-        """A fresh gossip graph (forgets applied channel updates: gossip has them now)."""
+        """A fresh gossip graph (forgets applied channel updates: gossip has them now).
+
+        The very same graph object again (the node's cache: its gossip store has not
+        changed) changes nothing: the overlaid graph, its row indexes and the applied
+        updates are kept (gossip does not have those updates yet).
+        """
+        if gossip is self._gossip:
+            return
         self._gossip = gossip
         self._updates.clear()
         self._base = None
@@ -401,11 +409,13 @@ async def router(
     node: NodeInterface,
     config: EngineConfig,
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    info: NodeInfo | None = None,
 ) -> None:
     """The one shared router actor; returns when every sender has closed ``inbox``.
 
-    Loads our id, the gossip graph and our channels before it reports ready
-    (errors there propagate: the runtime cannot start without a graph).
+    Loads our id (unless ``info`` gives it), the gossip graph and our channels
+    before it reports ready (errors there propagate: the runtime cannot start
+    without a graph).
 
     Consumes:
         OpenPayment: refresh our channels, and the gossip graph when it is older than
@@ -423,7 +433,8 @@ async def router(
     Emits:
         GetSnapshot to the estimator (one per FindRoutes), and replies.
     """
-    info = await node.get_info()
+    if info is None:
+        info = await node.get_info()
     book = RouterBook(our_id=info.id, gossip=await node.gossip_graph(),
                       channels=await node.list_peer_channels())
     book.graph  # noqa: B018  (build the base graph before reporting ready)

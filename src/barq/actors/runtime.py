@@ -61,7 +61,7 @@ from barq.errors import (
     RouteTooExpensive,
     UnknownStrategy,
 )
-from barq.model import Invoice, NodeId, Route, RouteInput
+from barq.model import Invoice, NodeId, NodeInfo, PartStatus, Route, RouteInput
 from barq.model.payment import (
     EngineConfig,
     PaymentEvent,
@@ -70,6 +70,7 @@ from barq.model.payment import (
     PayParams,
 )
 from barq.node.base import NodeInterface
+from barq.strategies import Strategy, get_strategy
 
 __all__ = ["RECENT_PAYMENTS", "Runtime", "open_runtime"]
 
@@ -94,9 +95,12 @@ class Runtime:
 
     def __init__(self, *, node: NodeInterface, config: EngineConfig, clock: Callable[[], float],
                  tg: anyio.abc.TaskGroup, router_tx: MemoryObjectSendStream[RouterMsg],
-                 estimator_tx: MemoryObjectSendStream[EstimatorMsg]) -> None:
+                 estimator_tx: MemoryObjectSendStream[EstimatorMsg],
+                 info: NodeInfo) -> None:
         self._node = node
         self._config = config
+        self._info = info  # our id and network never change while lightningd runs
+        self._strategies: dict[str, Strategy] = {}
         self._clock = clock
         self._tg = tg
         self._router = router_tx
@@ -110,7 +114,9 @@ class Runtime:
         return self._config
 
     async def pay(self, params: PayParams, *,
-                  on_event: Callable[[PaymentEvent], None] | None = None) -> PaymentView:
+                  on_event: Callable[[PaymentEvent], None] | None = None,
+                  invoice: Invoice | None = None,
+                  sendpays: Sequence[PartStatus] | None = None) -> PaymentView:
         """Pay ``params.invstring``.
 
         Concurrent calls for the same payment hash do not send twice: the
@@ -124,6 +130,12 @@ class Runtime:
             on_event: called synchronously with each
                 :data:`~barq.model.payment.PaymentEvent`; its exceptions are logged
                 and ignored.
+            invoice: ``params.invstring`` already decoded by the caller (its
+                ``bolt11`` must be ``params.invstring``): saves a ``decode``.
+            sendpays: what ``listsendpays`` of this invoice's payment hash returned
+                just before this call (the caller's own check for an earlier payment):
+                the payment adopts from it instead of asking the node again. Only
+                for a caller that makes sure nothing else pays this hash meanwhile.
 
         Returns:
             the payment's view, status ``complete``.
@@ -133,15 +145,23 @@ class Runtime:
                 :func:`~barq.actors.supervisor.payment_supervisor`); ``.data`` is the
                 view as builtins with ``attempts`` the list of every part tried
                 (partid, route, amount, outcome, failcodename, erring channel/node).
+            InvalidParams: ``invoice`` is not the decoded ``params.invstring``, or
+                ``sendpays`` holds parts of another payment hash.
         """
         self._check_open()
-        invoice = await decode_invoice(self._node, params.invstring)
+        if invoice is None:
+            invoice = await decode_invoice(self._node, params.invstring)
+        elif invoice.bolt11 != params.invstring:
+            raise InvalidParams("the decoded invoice given is not params.invstring's")
         h = invoice.payment_hash
+        if sendpays is not None and any(p.payment_hash != h for p in sendpays):
+            raise InvalidParams(f"sendpays must all be of payment hash {h}")
         mine = self._live.get(h)
         if mine is None:
             mine = self._live[h] = _Payment()
             try:
-                await self._tg.start(partial(self._run_payment, params, invoice, mine, on_event))
+                await self._tg.start(partial(self._run_payment, params, invoice, mine, on_event,
+                                             None if sendpays is None else list(sendpays)))
             except BaseException as exc:
                 if isinstance(exc, BarqError):
                     mine.error = exc
@@ -155,7 +175,8 @@ class Runtime:
         return copy.deepcopy(mine.view)
 
     async def _run_payment(self, params: PayParams, invoice: Invoice, mine: _Payment,
-                           on_event: Callable[[PaymentEvent], None] | None, *,
+                           on_event: Callable[[PaymentEvent], None] | None,
+                           sendpays: list[PartStatus] | None, *,
                            task_status: anyio.abc.TaskStatus[None]) -> None:
         """The payment's task in the runtime group: runs its supervisor, records the result.
 
@@ -183,7 +204,8 @@ class Runtime:
             view = await payment_supervisor(
                 params=params, invoice=invoice, node=self._node, router=self._router,
                 estimator=self._estimator, config=self._config, clock=self._clock,
-                publish=publish, task_status=status)
+                publish=publish, task_status=status, info=self._info,
+                previous=sendpays, strategies=self._strategy)
             mine.view = view
         except BarqError as exc:
             if not started:
@@ -227,8 +249,7 @@ class Runtime:
         fee = cfg.default_maxfee_msat(amount_msat) if maxfee_msat is None else maxfee_msat
         if fee < 0:
             raise InvalidParams(f"maxfee_msat must be >= 0, got {fee}")
-        info = await self._node.get_info()
-        request = RouteInput(source=info.id, destination=destination, amount_msat=amount_msat,
+        request = RouteInput(source=self._info.id, destination=destination, amount_msat=amount_msat,
                              final_cltv=final_cltv, maxfee_msat=fee, maxdelay=cfg.maxdelay,
                              maxparts=parts)
         name = strategy or cfg.default_strategy
@@ -272,6 +293,20 @@ class Runtime:
         answer: GraphRefreshed = await ask(self._router, lambda r: RefreshGraph(reply=r))
         if answer.error is not None:
             raise GraphLoadError(answer.error)
+
+    def _strategy(self, name: str) -> Strategy:
+        """The strategy registered as ``name``, one instance per runtime (as the router keeps).
+
+        Looking a name up scans the installed entry points (milliseconds), so
+        each name is looked up once; failures are not cached.
+
+        Raises:
+            UnknownStrategy: nothing is registered under ``name``.
+        """
+        s = self._strategies.get(name)
+        if s is None:
+            s = self._strategies[name] = get_strategy(name)
+        return s
 
     def _check_open(self) -> None:
         if self._closed:
@@ -329,6 +364,8 @@ async def open_runtime(node: NodeInterface, config: EngineConfig = EngineConfig(
     Raises:
         barq.errors.BarqError: the node could not give our id, graph or channels.
         An exception of the ``async with`` body comes out as itself (not in a group).
+
+    Our node's ``getinfo`` (id, network) is read once here; payments use that copy.
     """
     now = clock or time.time
     est_tx, est_rx = anyio.create_memory_object_stream[EstimatorMsg](_INBOX_SIZE)
@@ -341,11 +378,12 @@ async def open_runtime(node: NodeInterface, config: EngineConfig = EngineConfig(
         async with anyio.create_task_group() as tg:
             runtime: Runtime | None = None
             try:
+                info = await node.get_info()
                 await tg.start(partial(liquidity_estimator, inbox=est_rx, knowledge=book))
                 await tg.start(partial(router, inbox=rt_rx, estimator=est_tx.clone(),
-                                       node=node, config=config))
+                                       node=node, config=config, info=info))
                 runtime = Runtime(node=node, config=config, clock=now, tg=tg,
-                                  router_tx=rt_tx, estimator_tx=est_tx)
+                                  router_tx=rt_tx, estimator_tx=est_tx, info=info)
                 yield runtime
             except BaseException as exc:
                 alone = exc

@@ -182,11 +182,13 @@ async def decode_invoice(node: NodeInterface, invstring: str) -> Invoice:
 
 
 def validate(params: PayParams, invoice: Invoice, info: NodeInfo, config: EngineConfig,
-             now: float) -> PaymentPlan:
+             now: float, *, strategies: Callable[[str], Strategy] = get_strategy) -> PaymentPlan:
     """Check ``params`` against the invoice and our node; fix every limit (pure).
 
     Args:
         now: UNIX seconds (the runtime's clock) for the expiry check.
+        strategies: name -> strategy (default :func:`barq.strategies.get_strategy`;
+            the runtime passes its cached lookup).
 
     Raises:
         InvalidInvoice: the invoice is for another network.
@@ -247,7 +249,7 @@ def validate(params: PayParams, invoice: Invoice, info: NodeInfo, config: Engine
                 f"(like 103x1x0/1) nor a node id (66 hex characters)") from None
         channels.add(entry)
     name = params.strategy or config.default_strategy
-    strategy = get_strategy(name)
+    strategy = strategies(name)
     floor = strategy.min_part_msat
     if floor is not None:
         floor = max(floor, config.min_part_msat)
@@ -329,6 +331,11 @@ class PaymentBook:
     def parts_in_use(self) -> int:
         """Parts that count against ``maxparts``: in flight + succeeded (+ lost)."""
         return len(self._in(PartState.INFLIGHT, PartState.SUCCEEDED)) + self.lost_parts
+
+    @property
+    def parts_free(self) -> int:
+        """Part slots the first piece of the pool may use (one kept for each other piece)."""
+        return self.plan.maxparts - self.parts_in_use - (len(self.pool) - 1)
 
     @property
     def fees_committed_msat(self) -> int:
@@ -427,13 +434,29 @@ class PaymentBook:
         crowded = self.parts_in_use + len(self.pool) > self.plan.maxparts
         if len(self.pool) > 1 and (crowded or (s.splits and not s.halve_on_failure)):
             self.pool = [sum(self.pool)]
-        parts_left = self.plan.maxparts - self.parts_in_use - (len(self.pool) - 1)
+        parts_left = self.parts_free
         if parts_left < 1:
             return None
         amount = self.pool[0]
         fee_left = self.plan.maxfee_msat - self.fees_committed_msat
         budget = max(fee_left, 0) * amount // self.unassigned_msat
-        return amount, (parts_left if s.splits else 1), budget
+        return amount, (self.slot_share(amount, parts_left) if s.splits else 1), budget
+
+    def slot_share(self, amount: int, parts_left: int) -> int:
+        """How many of the ``parts_left`` free part slots a piece of ``amount`` may take.
+
+        With nothing in flight, all of them. Otherwise the piece's own slot plus
+        its share, by amount, of the rest: the parts still in flight may fail
+        and need slots for their own re-routing, so a retry of one failed part
+        does not take every free slot (on a large payment that left later
+        retries without slots while earlier parts sat at the payee). When the
+        share is too small for any route, :func:`_plan_and_send` asks again with
+        all ``parts_left``.
+        """
+        inflight = self.inflight_msat
+        if inflight <= 0 or parts_left <= 1:
+            return parts_left
+        return 1 + (parts_left - 1) * amount // (amount + inflight)
 
     def halve(self, amount: int) -> bool:
         """After "no route" for the first piece: split it in two if allowed (single-path only)."""
@@ -703,12 +726,21 @@ async def payment_supervisor(
     clock: Callable[[], float],
     publish: Publish,
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    info: NodeInfo | None = None,
+    previous: Sequence[PartStatus] | None = None,
+    strategies: Callable[[str], Strategy] = get_strategy,
 ) -> PaymentView:
     """Pay ``invoice``; one supervisor per payment.
 
     Reports ready (``task_status.started()``) once the payment is validated
     and about to send; every error before that is raised to whoever started
     it. Its inbox is private: only its own shard workers hold the send end.
+
+    Args:
+        info: our node's ``getinfo`` (asked for when ``None``).
+        previous: ``listsendpays`` of the payment hash, taken just before by the
+            caller (asked for when ``None``); what :meth:`PaymentBook.adopt` reads.
+        strategies: name -> strategy, for :func:`validate`.
 
     Consumes:
         ShardResult: from its workers, one per part.
@@ -730,15 +762,18 @@ async def payment_supervisor(
         AlreadyPaid, NodeError: the node refused parts or lost track of one.
     """
     # 1. validate
-    info = await node.get_info()
-    plan = validate(params, invoice, info, config, clock())
+    if info is None:
+        info = await node.get_info()
+    plan = validate(params, invoice, info, config, clock(), strategies=strategies)
     # sending stops at retry_for, or when the invoice expires if that comes first
     window_s = min(plan.retry_for_s, max(invoice.expires_at - clock(), 0.0))
     deadline = anyio.current_time() + window_s
     book = PaymentBook(plan=plan, clock=clock, publish=publish)
 
     # 2. adopt what earlier runs sent
-    if book.adopt(await node.listsendpays(plan.payment_hash)):
+    if previous is None:
+        previous = await node.listsendpays(plan.payment_hash)
+    if book.adopt(previous):
         task_status.started()
         book.publish(PaymentEnded(payment_hash=plan.payment_hash, status=PaymentStatus.COMPLETE,
                                   at=clock()), book.view)
@@ -836,6 +871,7 @@ async def _plan_and_send(book: PaymentBook, workers: TaskGroup, spawn: Spawn,
                          router: MemoryObjectSendStream[RouterMsg]) -> None:
     """Route the pool piece by piece; spawn a worker per route. Stops at the first piece
     that finds nothing (``book.routing_error`` says why) and leaves it in the pool."""
+    widen = 0  # > 0: ask again for the same piece with this many parts (its share was too few)
     while book.pool and book.sending and book.view.attempts < MAX_ATTEMPTS:
         piece = book.next_piece()
         if piece is None:
@@ -844,6 +880,8 @@ async def _plan_and_send(book: PaymentBook, workers: TaskGroup, spawn: Spawn,
                 f"unassigned")
             return
         amount, maxparts, maxfee = piece
+        if widen:
+            maxparts, widen = widen, 0
         request = book.route_input(amount, maxparts, maxfee)
 
         def find(r: MemoryObjectSendStream[FindRoutesReply], q: RouteInput = request) -> FindRoutes:
@@ -877,8 +915,12 @@ async def _plan_and_send(book: PaymentBook, workers: TaskGroup, spawn: Spawn,
                 book.blocked_by_others = False
             case NoRoutes(compute_s=dt) as no:
                 book.view.compute_s += dt
-                if no.code == PAY_ROUTE_NOT_FOUND and book.halve(amount):
-                    continue
+                if no.code == PAY_ROUTE_NOT_FOUND:
+                    if book.plan.strategy.splits and maxparts < book.parts_free:
+                        widen = book.parts_free
+                        continue
+                    if book.halve(amount):
+                        continue
                 book.routing_error = _routing_error(no, amount, book.plan.destination)
                 book.blocked_by_others = no.others_reserved_msat > 0
                 if no.code not in (PAY_ROUTE_NOT_FOUND, PAY_ROUTE_TOO_EXPENSIVE):

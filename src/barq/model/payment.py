@@ -39,7 +39,7 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     maxfee_ppm: int = 10_000  # 1 %
     retry_for_s: float = 60.0
     maxdelay: int = 2016
-    maxparts: int = 16
+    maxparts: int = 64  # parts in flight + succeeded at once; xpay sets no limit at all
     min_part_msat: int = 10_000_000  # never split below 10k sat unless the amount is smaller
     estimator_half_life_s: float = 3600.0
     gossip_refresh_s: float = 60.0  # reload the gossip graph at most this often (or when stale)

@@ -7,6 +7,10 @@ returns up to ``request.maxparts`` routes that deliver exactly
 
 The steps of :meth:`MinCostFlowStrategy.find_routes`:
 
+0. **One sure path?** ``probabilistic`` with the same weights (fee per unit
+   of ``-ln P``, riskfactor) finds the best single path; when it is at least
+   :attr:`~MinCostFlowStrategy.single_path_probability` (99 %) likely, it is the
+   answer: one part pays one set of base fees, and no flow is solved (~5 ms).
 1. **Prune.** Edges that may carry flow at all (common masks, CLTV delta,
    ``htlc_min <= amount``, room for one flow unit). Then keep the
    neighbourhood of the shortest hop count ``h`` between source and
@@ -23,7 +27,8 @@ The steps of :meth:`MinCostFlowStrategy.find_routes`:
    ln(max - min + 1)``, steep but finite, so a channel can still be filled
    when nothing else exists).
    Every arc also costs ``mu * fee`` (proportional fee, base fee amortised
-   over the whole amount, CLN's CLTV risk; zero on our own first hop) and one
+   over the whole amount, CLTV risk at :attr:`~MinCostFlowStrategy.riskfactor`;
+   zero on our own first hop) and one
    unit of tie-break cost (no zero-cost cycles).
 3. **Solve** with OR-Tools ``SimpleMinCostFlow`` (integer capacities/costs).
    No feasible flow on the whole graph: :class:`RouteNotFound` with the
@@ -44,7 +49,9 @@ ppm of the amount paid in fees (plus CLN's CLTV risk) are worth one unit of
 ``-ln P`` (a factor ``e`` in success probability); the default, 2,000 ppm
 (0.2 %), is ``probabilistic``'s ``penalty_ppm``, so both trade fees against
 probability alike (the linearised ``-ln P`` overestimates small fractions
-of big channels by up to 39 %, the chord of the first piece).
+of big channels by up to 39 %, the chord of the first piece). ``cheapflow``
+is this strategy with 200 ppm and riskfactor 1: the trade-off measured on the
+mainnet bench is in README.md ("Default strategy and why").
 
 Each route's ``probability`` is the product over its hops of the
 uniform-model probability of the *total* the whole set puts on that
@@ -141,6 +148,10 @@ class MinCostFlowStrategy:
     pivots: ClassVar[tuple[float, ...]] = (0.0, 0.5, 0.8, 0.95, 1.0)
     #: ppm of the amount in fees worth one unit of ``-ln P`` (``mu = 1 / that``)
     fee_ppm_per_nlp: ClassVar[float] = 2000.0
+    #: a single ``probabilistic`` path at least this likely to succeed is taken as is,
+    #: without solving the flow (small amounts: one part, one set of base fees, ~5 ms);
+    #: 1.0 turns the shortcut off
+    single_path_probability: ClassVar[float] = 0.99
     #: ``mu`` (or the CLTV weight) steps when over budget: multiply by 10 this many times
     budget_steps: ClassVar[int] = 5
     #: hop slacks tried for pruning before the whole graph
@@ -149,6 +160,8 @@ class MinCostFlowStrategy:
     min_pruned_edges: ClassVar[int] = 1500
     #: re-solves after exact htlc/liquidity checks fail
     max_repairs: ClassVar[int] = 6
+    #: CLN's ``riskfactor`` (annual %) pricing each hop's CLTV delta as fee
+    riskfactor: ClassVar[float] = DEFAULT_RISKFACTOR
 
     def find_routes(self, request: RouteInput, ctx: RoutingContext) -> list[Route]:
         """Routes splitting ``request.amount_msat`` (see :meth:`Strategy.find_routes`).
@@ -171,7 +184,14 @@ class MinCostFlowStrategy:
                 ``maxfee_msat`` or ``maxdelay``.
         """
         if request.maxparts == 1:
-            return ProbabilisticStrategy().find_routes(request, ctx)
+            return self._single_path().find_routes(request, ctx)
+        if self.single_path_probability < 1.0:
+            try:
+                [route] = self._single_path().find_routes(request, ctx)
+                if (route.probability or 0.0) >= self.single_path_probability:
+                    return [route]
+            except (RouteNotFound, RouteTooExpensive):
+                pass  # the flow below decides (and explains)
         try:
             return self._find_routes(request, ctx, 1)
         except RouteNotFound as exc:
@@ -183,6 +203,10 @@ class MinCostFlowStrategy:
                 return self._find_routes(request, ctx, request.maxparts)
             except RouteNotFound:
                 raise exc from None
+
+    def _single_path(self) -> ProbabilisticStrategy:
+        """``probabilistic`` with this strategy's fee weight and riskfactor."""
+        return ProbabilisticStrategy(penalty_ppm=self.fee_ppm_per_nlp, riskfactor=self.riskfactor)
 
     def _find_routes(self, request: RouteInput, ctx: RoutingContext,
                      htlcs_per_channel: int) -> list[Route]:
@@ -259,7 +283,7 @@ class MinCostFlowStrategy:
             # the network could carry the amount but exact fees or maxparts broke the
             # flow's routes: one route for everything may still pass the exact checks
             try:
-                return ProbabilisticStrategy().find_routes(request, ctx)
+                return self._single_path().find_routes(request, ctx)
             except RouteNotFound:
                 pass
         if impossible:
@@ -338,7 +362,7 @@ class MinCostFlowStrategy:
         width = hi - lo
         from_source = g.src[e] == g.node_index[request.source]
         per_msat = (g.fee_ppm[e] / 1e6 + g.fee_base_msat[e] / amount
-                    + g.cltv_delta[e] * (DEFAULT_RISKFACTOR / 100.0 / BLOCKS_PER_YEAR))
+                    + g.cltv_delta[e] * (self.riskfactor / 100.0 / BLOCKS_PER_YEAR))
         per_msat = np.where(from_source, 0.0, per_msat)
         fee_cost = mu * per_msat * unit  # -ln P units per flow unit
         if delay_weight > 0:

@@ -14,6 +14,7 @@ import numpy as np
 
 from barq.model import RouteInput
 from barq.strategies.base import (
+    DEFAULT_RISKFACTOR,
     F64,
     PathStrategy,
     RoutingContext,
@@ -48,17 +49,26 @@ class ProbabilisticStrategy(PathStrategy):
     description: ClassVar[str] = (
         "single most probable path (uniform liquidity model) traded against fees")
     penalty_base_msat: ClassVar[int] = 1_000
-    penalty_ppm: ClassVar[int] = 2_000
+    penalty_ppm: ClassVar[float] = 2_000
+    #: CLN's ``riskfactor`` (annual %) pricing CLTV deltas, as in ``dijkstra``
+    riskfactor: ClassVar[float] = DEFAULT_RISKFACTOR
+
+    def __init__(self, *, penalty_ppm: float | None = None,
+                 riskfactor: float | None = None) -> None:
+        """Weights default to the class attributes; ``mincostflow`` passes its own so
+        that its single-path answers trade fees against probability as its flows do."""
+        self._penalty_ppm = self.penalty_ppm if penalty_ppm is None else penalty_ppm
+        self._riskfactor = self.riskfactor if riskfactor is None else riskfactor
 
     def penalty_msat(self, amount_msat: int) -> float:
         """msat charged per unit of ``-ln P`` for ``amount_msat``."""
-        return self.penalty_base_msat + amount_msat * self.penalty_ppm / 1e6
+        return self.penalty_base_msat + amount_msat * self._penalty_ppm / 1e6
 
     def edge_costs(self, request: RouteInput, ctx: RoutingContext, amount_msat: int) -> F64:
         g = ctx.graph
         nlp = neg_log_success(ctx, amount_msat)
         cost = (fee_costs(g, request.source, amount_msat)
-                + risk_costs(g, request.source, amount_msat)
+                + risk_costs(g, request.source, amount_msat, self._riskfactor)
                 + self.penalty_msat(amount_msat) * nlp)
         out: F64 = np.where(np.isfinite(nlp), cost, np.inf)
         return out

@@ -19,6 +19,7 @@ BUILTIN: dict[str, str] = {
     "dijkstra": "barq.strategies.dijkstra:DijkstraStrategy",
     "probabilistic": "barq.strategies.probabilistic:ProbabilisticStrategy",
     "mincostflow": "barq.strategies.mincostflow:MinCostFlowStrategy",
+    "cheapflow": "barq.strategies.cheapflow:CheapFlowStrategy",
     "singlepath": "barq.strategies.singlepath:SinglePathStrategy",
     "presplit": "barq.strategies.presplit:PresplitStrategy",
 }
