@@ -156,13 +156,17 @@ def test_failure_counts_our_other_parts_in_flight() -> None:
     assert k.bounds("2x2x2/1") == (3001 + 3001, CAP)
 
 
-def test_success_raises_lo_then_moves_the_liquidity() -> None:
+def test_success_raises_lo_and_moves_liquidity_to_the_reverse_side_only() -> None:
     k = knowledge()
+    k.part_resolved(ROUTE, CAPS, failed(FailCode.TEMPORARY_CHANNEL_FAILURE, 2))
+    before = k.bounds("2x2x2/1")
+    assert before == (3001, CAP)  # forwarded the failed part
     k.part_sent(ROUTE, CAPS)
     k.part_resolved(ROUTE, CAPS, SUCCEEDED)
-    assert k.bounds("2x2x2/1") == (0, CAP - 3001)  # lo 3001, then 3001 left this way
-    assert k.bounds("2x2x2/0") == (3001, CAP)  # ... and arrived on the other side
-    assert k.bounds("3x3x3/0") == (0, CAP - 3000)
+    assert k.bounds("2x2x2/1") == before  # forwarded 3001 again, not lowered after
+    assert k.bounds("2x2x2/0") == (3001, CAP)  # 3001 arrived on the other side
+    assert k.bounds("3x3x3/1") == (3000, CAP)
+    assert k.bounds("3x3x3/0") == (3000, CAP)  # forwarded 3000: the old bound was wrong
     assert k.inflight_msat("2x2x2/1") == 0
 
 
