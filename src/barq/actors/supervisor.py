@@ -871,7 +871,7 @@ async def _plan_and_send(book: PaymentBook, workers: TaskGroup, spawn: Spawn,
                          router: MemoryObjectSendStream[RouterMsg]) -> None:
     """Route the pool piece by piece; spawn a worker per route. Stops at the first piece
     that finds nothing (``book.routing_error`` says why) and leaves it in the pool."""
-    widen = 0  # > 0: ask again for the same piece with this many parts (its share was too few)
+    widen = False  # ask again for the same piece with every free slot (its share was too few)
     while book.pool and book.sending and book.view.attempts < MAX_ATTEMPTS:
         piece = book.next_piece()
         if piece is None:
@@ -881,7 +881,7 @@ async def _plan_and_send(book: PaymentBook, workers: TaskGroup, spawn: Spawn,
             return
         amount, maxparts, maxfee = piece
         if widen:
-            maxparts, widen = widen, 0
+            maxparts, widen = book.parts_free, False
         request = book.route_input(amount, maxparts, maxfee)
 
         def find(r: MemoryObjectSendStream[FindRoutesReply], q: RouteInput = request) -> FindRoutes:
@@ -917,7 +917,7 @@ async def _plan_and_send(book: PaymentBook, workers: TaskGroup, spawn: Spawn,
                 book.view.compute_s += dt
                 if no.code == PAY_ROUTE_NOT_FOUND:
                     if book.plan.strategy.splits and maxparts < book.parts_free:
-                        widen = book.parts_free
+                        widen = True
                         continue
                     if book.halve(amount):
                         continue
