@@ -28,7 +28,9 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff check + format check."""
     session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    paths = ("src", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
 
 
 @nox.session
@@ -65,10 +67,19 @@ def bench(session: nox.Session) -> None:
     if not graph.exists():
         session.skip(f"mainnet snapshot not found at {graph} (set BARQ_GRAPH)")
     args = session.posargs or [
-        "--strategies", "mincostflow,cheapflow,probabilistic,dijkstra,presplit,singlepath",
-        "--amounts-sat", "1000,10000,100000,1000000,10000000",
-        "--payments", "40", "--seed", "2", "--feasible-only",
-        "--json", "bench-out/bench.json", "--plot", "bench-out/bench.png",
+        "--strategies",
+        "mincostflow,cheapflow,probabilistic,dijkstra,presplit,singlepath",
+        "--amounts-sat",
+        "1000,10000,100000,1000000,10000000",
+        "--payments",
+        "40",
+        "--seed",
+        "2",
+        "--feasible-only",
+        "--json",
+        "bench-out/bench.json",
+        "--plot",
+        "bench-out/bench.png",
     ]
     session.run("python", "benchmarks/bench_graph.py", "--graph", str(graph))
     session.run("python", "benchmarks/bench_strategies.py", "--graph", str(graph))

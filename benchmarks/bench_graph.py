@@ -68,9 +68,15 @@ def _write_store(snapshot: Path, out: Path) -> None:
             seen.add(h.scid)
             w.add_channel(h.scid, h.source, h.destination, capacity_sat=h.capacity_msat // 1000)
         if h.enabled:
-            w.add_update(h.scid, h.direction, fee_base_msat=h.fee_base_msat, fee_ppm=h.fee_ppm,
-                         cltv_delta=h.cltv_delta, htlc_min_msat=h.htlc_min_msat,
-                         htlc_max_msat=h.htlc_max_msat)
+            w.add_update(
+                h.scid,
+                h.direction,
+                fee_base_msat=h.fee_base_msat,
+                fee_ppm=h.fee_ppm,
+                cltv_delta=h.cltv_delta,
+                htlc_min_msat=h.htlc_min_msat,
+                htlc_max_msat=h.htlc_max_msat,
+            )
     out.write_bytes(w.getvalue())
 
 
@@ -88,6 +94,7 @@ def _worker(variant: str, path: str, runs: int) -> dict[str, Any]:
         if variant == "gossip_store":
             return load_gossip_store(path)
         from pyln.client.gossmap import Gossmap
+
         return Gossmap(path)
 
     gc.collect()
@@ -109,11 +116,18 @@ def _worker(variant: str, path: str, runs: int) -> dict[str, Any]:
     out: dict[str, Any] = {"variant": variant, "times": times, "rss_mb": rss, "peak_mb": peak}
     if variant != "pyln Gossmap":
         s = summarize(g)
-        out.update(nodes=s.nodes, half_channels=s.half_channels, channels=s.channels,
-                   nodes_with_enabled=s.nodes_with_enabled, both_enabled=s.both_enabled,
-                   largest_scc=s.largest_scc, median_base=s.median_fee_base_msat,
-                   median_ppm=s.median_fee_ppm, median_cltv=s.median_cltv_delta,
-                   median_cap_sat=(s.median_capacity_msat or 0) / 1000)
+        out.update(
+            nodes=s.nodes,
+            half_channels=s.half_channels,
+            channels=s.channels,
+            nodes_with_enabled=s.nodes_with_enabled,
+            both_enabled=s.both_enabled,
+            largest_scc=s.largest_scc,
+            median_base=s.median_fee_base_msat,
+            median_ppm=s.median_fee_ppm,
+            median_cltv=s.median_cltv_delta,
+            median_cap_sat=(s.median_capacity_msat or 0) / 1000,
+        )
     else:
         out.update(channels=len(g.channels), nodes=len(g.nodes))
     return out
@@ -139,8 +153,10 @@ def main() -> int:
         return 0
     snap = _find_snapshot(args.path)
     if snap is None:
-        print(f"snapshot {SNAPSHOT_NAME} not found (--path, $BARQ_GRAPH or ../shared/data)",
-              file=sys.stderr)
+        print(
+            f"snapshot {SNAPSHOT_NAME} not found (--path, $BARQ_GRAPH or ../shared/data)",
+            file=sys.stderr,
+        )
         return 2
     results = [_run("compressed", snap, args.n), _run("compressed+map", snap, args.n)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -153,24 +169,37 @@ def main() -> int:
                 results.append(_run("pyln Gossmap", store, 1))
 
     print(f"\nsnapshot: {snap}")
-    hdr = (f"{'variant':<16}{'runs':>5}{'p50 s':>8}{'min s':>8}{'max s':>8}{'rss MB':>8}"
-           f"{'peak MB':>9}")
+    hdr = (
+        f"{'variant':<16}{'runs':>5}{'p50 s':>8}{'min s':>8}{'max s':>8}{'rss MB':>8}{'peak MB':>9}"
+    )
     print(hdr)
     print("-" * len(hdr))
     for r in results:
         t = r["times"]
-        print(f"{r['variant']:<16}{len(t):>5}{statistics.median(t):>8.3f}{min(t):>8.3f}"
-              f"{max(t):>8.3f}{r['rss_mb']:>8.1f}{r['peak_mb']:>9.1f}")
+        print(
+            f"{r['variant']:<16}{len(t):>5}{statistics.median(t):>8.3f}{min(t):>8.3f}"
+            f"{max(t):>8.3f}{r['rss_mb']:>8.1f}{r['peak_mb']:>9.1f}"
+        )
     print("\ncounts (enabled half-channels):")
-    cols = {"nodes": "nodes", "half_channels": "halves", "channels": "chans",
-            "nodes_with_enabled": "nodes_en", "both_enabled": "both_en", "largest_scc": "scc",
-            "median_base": "med_base", "median_ppm": "med_ppm", "median_cltv": "med_cltv",
-            "median_cap_sat": "med_cap_sat"}
+    cols = {
+        "nodes": "nodes",
+        "half_channels": "halves",
+        "channels": "chans",
+        "nodes_with_enabled": "nodes_en",
+        "both_enabled": "both_en",
+        "largest_scc": "scc",
+        "median_base": "med_base",
+        "median_ppm": "med_ppm",
+        "median_cltv": "med_cltv",
+        "median_cap_sat": "med_cap_sat",
+    }
     print(f"{'variant':<16}" + "".join(f"{c:>12}" for c in cols.values()))
     for r in results:
         cells = (r.get(k, "-") for k in cols)
-        print(f"{r['variant']:<16}" + "".join(
-            f"{c:>12.10g}" if isinstance(c, float) else f"{c!s:>12}" for c in cells))
+        print(
+            f"{r['variant']:<16}"
+            + "".join(f"{c:>12.10g}" if isinstance(c, float) else f"{c!s:>12}" for c in cells)
+        )
     return 0
 
 

@@ -87,8 +87,10 @@ def main() -> int:
     book = RouterBook(our_id=us, gossip=g, channels=chans)
     base = book.graph
     base.edge(base.scid[0], int(base.direction[0]))  # build the row index once
-    print(f"router book (our {len(chans)} channels overlaid, row index built): "
-          f"{(time.perf_counter() - t) * 1000:.0f} ms")
+    print(
+        f"router book (our {len(chans)} channels overlaid, row index built): "
+        f"{(time.perf_counter() - t) * 1000:.0f} ms"
+    )
 
     rows = list(range(base.num_edges))
     out = [e for e in rows if int(base.src[e]) == base.node_index[us]]
@@ -98,9 +100,18 @@ def main() -> int:
         e1 = rng.choice(out)
         e2, e3 = rng.sample(rows, 2)
         hops = [(e1, 3000), (e2, 2000), (e3, 1000)]
-        return Route(hops=tuple(Hop(id=base.nodes[int(base.dst[e])], channel=base.scid[e],
-                                    direction=int(base.direction[e]), amount_msat=a, delay=18)
-                                for e, a in hops))
+        return Route(
+            hops=tuple(
+                Hop(
+                    id=base.nodes[int(base.dst[e])],
+                    channel=base.scid[e],
+                    direction=int(base.direction[e]),
+                    amount_msat=a,
+                    delay=18,
+                )
+                for e, a in hops
+            )
+        )
 
     for _ in range(50):
         book.reserve("bench", base, route3())
@@ -110,8 +121,16 @@ def main() -> int:
         k = LiquidityKnowledge(half_life_s=3600.0, clock=lambda: clock[0])
         for e in rng.sample(rows, n_learnt):
             cap = int(base.capacity_msat[e])
-            k.load([_entry(scid_dir(base.scid[e], int(base.direction[e])), cap, rng,
-                           clock[0] - rng.uniform(0, 7200))])
+            k.load(
+                [
+                    _entry(
+                        scid_dir(base.scid[e], int(base.direction[e])),
+                        cap,
+                        rng,
+                        clock[0] - rng.uniform(0, 7200),
+                    )
+                ]
+            )
         for _ in range(50):
             k.part_sent(route3(), (10**9, 10**9, 10**9))
         for e in rng.sample(rows, 100):
@@ -124,8 +143,9 @@ def main() -> int:
         print(f"{len(snap.channels):>8} {s50:>10.2f} / {s90:<9.2f} {c50:>10.2f} / {c90:<9.2f}")
 
     dest = base.nodes[int(base.dst[out[0]])]
-    hints = ((RouteHintHop(node_id=dest, scid="999999x1x1", fee_base_msat=1, fee_ppm=1,
-                           cltv_delta=40),),)
+    hints = (
+        (RouteHintHop(node_id=dest, scid="999999x1x1", fee_base_msat=1, fee_ppm=1, cltv_delta=40),),
+    )
     t = time.perf_counter()
     hg = book.payment_graph("02" + "ab" * 32, hints)
     hg.edge(hg.scid[0], int(hg.direction[0]))
@@ -157,30 +177,49 @@ def main() -> int:
         k = LiquidityKnowledge(half_life_s=3600.0, clock=time.time)
         for e in rng.sample(rows, 10_000):
             cap = int(base.capacity_msat[e])
-            k.load([_entry(scid_dir(base.scid[e], int(base.direction[e])), cap, rng,
-                           time.time() - 60)])
+            k.load(
+                [_entry(scid_dir(base.scid[e], int(base.direction[e])), cap, rng, time.time() - 60)]
+            )
         async with anyio.create_task_group() as tg:
-            await tg.start(lambda task_status: liquidity_estimator(
-                inbox=est_rx, knowledge=k, task_status=task_status))
-            await tg.start(lambda task_status: router(
-                inbox=rt_rx, estimator=est_tx.clone(), node=node,
-                config=EngineConfig(strategies_in_thread=False), task_status=task_status))
+            await tg.start(
+                lambda task_status: liquidity_estimator(
+                    inbox=est_rx, knowledge=k, task_status=task_status
+                )
+            )
+            await tg.start(
+                lambda task_status: router(
+                    inbox=rt_rx,
+                    estimator=est_tx.clone(),
+                    node=node,
+                    config=EngineConfig(strategies_in_thread=False),
+                    task_status=task_status,
+                )
+            )
             req = RouteInput(source=us, destination=dest, amount_msat=1000)
             for _ in range(args.n + 3):
                 t0 = time.perf_counter()
-                ans = await ask(rt_tx, lambda r: FindRoutes(
-                    payment_hash="b", strategy="bench-noop", request=req, reply=r))
-                await rt_tx.send(ReleaseRoute(reservation=ans.routes[0].reservation,
-                                              outcome=PartOutcome(state=PartState.FAILED,
-                                                                  sent=False)))
+                ans = await ask(
+                    rt_tx,
+                    lambda r: FindRoutes(
+                        payment_hash="b", strategy="bench-noop", request=req, reply=r
+                    ),
+                )
+                await rt_tx.send(
+                    ReleaseRoute(
+                        reservation=ans.routes[0].reservation,
+                        outcome=PartOutcome(state=PartState.FAILED, sent=False),
+                    )
+                )
                 times.append((time.perf_counter() - t0) * 1000)
             rt_tx.close()
             est_tx.close()
 
     trio.run(actors)
     xs = sorted(times[3:])
-    print(f"round trip FindRoutes (10k learnt, no-op strategy): p50 {statistics.median(xs):.2f}"
-          f" ms, p90 {xs[int(0.9 * (len(xs) - 1))]:.2f} ms")
+    print(
+        f"round trip FindRoutes (10k learnt, no-op strategy): p50 {statistics.median(xs):.2f}"
+        f" ms, p90 {xs[int(0.9 * (len(xs) - 1))]:.2f} ms"
+    )
     _ = KnowledgeSnapshot
     return 0
 

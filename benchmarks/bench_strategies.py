@@ -84,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", type=int, default=50, help="requests per strategy and amount")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--maxparts", type=int, default=16)
-    ap.add_argument("--strategies", default="direct,dijkstra,probabilistic,singlepath,"
-                                            "presplit,mincostflow")
+    ap.add_argument(
+        "--strategies", default="direct,dijkstra,probabilistic,singlepath,presplit,mincostflow"
+    )
     args = ap.parse_args(argv)
 
     path = _find_snapshot(args.graph)
@@ -113,11 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     with contextlib.suppress(RouteNotFound, RouteTooExpensive):
         get_strategy("dijkstra").find_routes(
-            RouteInput(source=g.nodes[s], destination=g.nodes[t], amount_msat=PART_MSAT), ctx)
+            RouteInput(source=g.nodes[s], destination=g.nodes[t], amount_msat=PART_MSAT), ctx
+        )
     print(f"warm-up (topology cache + first search): {1e3 * (time.perf_counter() - t0):.1f} ms")
 
-    header = (f"{'strategy':<14}{'amount':>10}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}"
-              f"{'found':>8}{'205':>6}{'206':>6}{'parts':>7}{'fee ppm':>9}{'P(all)':>8}")
+    header = (
+        f"{'strategy':<14}{'amount':>10}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}"
+        f"{'found':>8}{'205':>6}{'206':>6}{'parts':>7}{'fee ppm':>9}{'P(all)':>8}"
+    )
     print(header)
     print("-" * len(header))
     for name in names:
@@ -129,9 +133,13 @@ def main(argv: list[str] | None = None) -> int:
             fees: list[float] = []
             probs: list[float] = []
             for s, t in pairs:
-                request = RouteInput(source=g.nodes[s], destination=g.nodes[t],
-                                     amount_msat=amount, maxfee_msat=max(5000, amount // 100),
-                                     maxparts=args.maxparts)
+                request = RouteInput(
+                    source=g.nodes[s],
+                    destination=g.nodes[t],
+                    amount_msat=amount,
+                    maxfee_msat=max(5000, amount // 100),
+                    maxparts=args.maxparts,
+                )
                 t0 = time.perf_counter()
                 try:
                     routes = strategy.find_routes(request, ctx)
@@ -152,11 +160,15 @@ def main(argv: list[str] | None = None) -> int:
             def med(xs: list[float] | list[int], fmt: str) -> str:
                 return format(float(np.median(xs)), fmt) if xs else "-"
 
-            print(f"{name:<14}{label:>10}{np.percentile(ms, 50):>9.1f}"
-                  f"{np.percentile(ms, 95):>9.1f}{ms.max():>9.1f}{found:>8}{nf:>6}{te:>6}"
-                  f"{med(parts, '.0f'):>7}{med(fees, '.1f'):>9}{med(probs, '.3f'):>8}")
-    print("parts / fee ppm / P(all): medians over the requests that found routes; P(all) is "
-          "the product of the routes' probabilities (uniform model, gossip only).")
+            print(
+                f"{name:<14}{label:>10}{np.percentile(ms, 50):>9.1f}"
+                f"{np.percentile(ms, 95):>9.1f}{ms.max():>9.1f}{found:>8}{nf:>6}{te:>6}"
+                f"{med(parts, '.0f'):>7}{med(fees, '.1f'):>9}{med(probs, '.3f'):>8}"
+            )
+    print(
+        "parts / fee ppm / P(all): medians over the requests that found routes; P(all) is "
+        "the product of the routes' probabilities (uniform model, gossip only)."
+    )
     return 0
 
 

@@ -94,8 +94,12 @@ import msgspec
 _extra = os.environ.get("BARQ_REGTEST_PATH")
 if _extra:
     os.environ["PATH"] = _extra + os.pathsep + os.environ.get("PATH", "")
-for _k, _v in {"VALGRIND": "0", "TEST_NETWORK": "regtest", "SLOW_MACHINE": "1",
-               "TEST_DEBUG": "0"}.items():
+for _k, _v in {
+    "VALGRIND": "0",
+    "TEST_NETWORK": "regtest",
+    "SLOW_MACHINE": "1",
+    "TEST_DEBUG": "0",
+}.items():
     os.environ.setdefault(_k, _v)
 
 MISSING = [b for b in ("lightningd", "bitcoind", "bitcoin-cli") if shutil.which(b) is None]
@@ -121,7 +125,11 @@ NODES: tuple[str, ...] = ("P", "A", "B", "C", "D", "E", "Z")
 PAYER, PAYEE = "P", "Z"
 #: forwarding fees per node: (fee-base msat, fee-per-satoshi ppm)
 NODE_FEES: dict[str, tuple[int, int]] = {
-    "A": (0, 10), "B": (500, 300), "C": (1000, 2000), "D": (100, 100), "E": (200, 200),
+    "A": (0, 10),
+    "B": (500, 300),
+    "C": (1000, 2000),
+    "D": (100, 100),
+    "E": (200, 200),
 }
 #: (funder, fundee, capacity sat, push sat) in opening order
 CHANNELS: tuple[tuple[str, str, int, int], ...] = (
@@ -140,8 +148,14 @@ CHANNELS: tuple[tuple[str, str, int, int], ...] = (
 UTXO_SAT = 3_300_000  # one wallet output per channel, each big enough for any channel
 DEFAULT_SIZES_SAT = (50_000, 250_000, 800_000, 1_500_000, 2_200_000)
 COLD_SETTLE_S = 2.0  # --cold: pause after the payer's restart, so timings measure paying
-BARQ_STRATEGIES = ("dijkstra", "probabilistic", "mincostflow", "cheapflow", "singlepath",
-                   "presplit")
+BARQ_STRATEGIES = (
+    "dijkstra",
+    "probabilistic",
+    "mincostflow",
+    "cheapflow",
+    "singlepath",
+    "presplit",
+)
 
 
 class Method(msgspec.Struct, frozen=True, kw_only=True):
@@ -156,13 +170,18 @@ class Method(msgspec.Struct, frozen=True, kw_only=True):
 def all_methods(plugin: str = PLUGIN) -> list[Method]:
     """Every method in table order: CLN's three, then barqpay with each built-in strategy."""
     out = [
-        Method(name="pay", command="pay",
-               payer_opts={"xpay-handle-pay": "false", "allow-deprecated-apis": "true"}),
+        Method(
+            name="pay",
+            command="pay",
+            payer_opts={"xpay-handle-pay": "false", "allow-deprecated-apis": "true"},
+        ),
         Method(name="xpay", command="xpay"),
         Method(name="renepay", command="renepay", payer_opts={"allow-deprecated-apis": "true"}),
     ]
-    out += [Method(name=f"barq:{s}", command="barqpay", strategy=s, payer_opts={"plugin": plugin})
-            for s in BARQ_STRATEGIES]
+    out += [
+        Method(name=f"barq:{s}", command="barqpay", strategy=s, payer_opts={"plugin": plugin})
+        for s in BARQ_STRATEGIES
+    ]
     return out
 
 
@@ -281,8 +300,16 @@ class Harness:
         directory.mkdir(parents=True, exist_ok=True)
         db = SqliteDbProvider(str(directory))
         db.start()
-        nf = self.pu.NodeFactory(None, name, self.bitcoind, self.executor, directory=str(directory),
-                                 db_provider=db, node_cls=self.pu.LightningNode, jsonschemas={})
+        nf = self.pu.NodeFactory(
+            None,
+            name,
+            self.bitcoind,
+            self.executor,
+            directory=str(directory),
+            db_provider=db,
+            node_cls=self.pu.LightningNode,
+            jsonschemas={},
+        )
         self.factories.append(nf)
         return nf
 
@@ -329,17 +356,25 @@ class Harness:
             out: list[str] = []
             log = d / "log"
             if log.exists():
-                out += [ln.split(" ", 2)[-1] for ln in log.read_text().splitlines()
-                        if "barq" in ln.lower() and ("UNUSUAL" in ln or "BROKEN" in ln
-                                                     or "Killing" in ln or "INFO" in ln)][-6:]
+                out += [
+                    ln.split(" ", 2)[-1]
+                    for ln in log.read_text().splitlines()
+                    if "barq" in ln.lower()
+                    and ("UNUSUAL" in ln or "BROKEN" in ln or "Killing" in ln or "INFO" in ln)
+                ][-6:]
             err = d / "errlog"
             if err.exists():
                 out += [ln for ln in err.read_text().splitlines() if ln.strip()][-12:]
             return " | ".join(out)
 
         try:
-            node = nf.get_node(options={"plugin": plugin, "log-level": "debug"},
-                               may_fail=True, allow_warning=True, broken_log=".*", start=False)
+            node = nf.get_node(
+                options={"plugin": plugin, "log-level": "debug"},
+                may_fail=True,
+                allow_warning=True,
+                broken_log=".*",
+                start=False,
+            )
             quiet_node(node)
             node.start(stderr_redir=True)
             names = {c["command"].split()[0] for c in node.rpc.help()["help"]}
@@ -360,8 +395,7 @@ class Harness:
         nf = self.factory(name)
         opts: list[dict[str, Any]] = []
         for n in NODES:
-            o: dict[str, Any] = {"log-level": "debug", "allow_warning": True,
-                                 "may_reconnect": True}
+            o: dict[str, Any] = {"log-level": "debug", "allow_warning": True, "may_reconnect": True}
             if n in NODE_FEES:
                 o["fee-base"], o["fee-per-satoshi"] = NODE_FEES[n]
             opts.append(o)
@@ -380,10 +414,18 @@ class Harness:
         pu.sync_blockheight(btc, list(nodes.values()))
         need = {f: sum(1 for c in CHANNELS if c[0] == f) for f, *_ in CHANNELS}
         for f, k in need.items():
-            pu.wait_for(lambda f=f, k=k: sum(1 for o in nodes[f].rpc.listfunds()["outputs"]
-                                             if o["status"] == "confirmed") >= k)
-        txids = [nodes[f].rpc.fundchannel(nodes[t].info["id"], cap, push_msat=push * 1000)["txid"]
-                 for f, t, cap, push in CHANNELS]
+            pu.wait_for(
+                lambda f=f, k=k: (
+                    sum(
+                        1 for o in nodes[f].rpc.listfunds()["outputs"] if o["status"] == "confirmed"
+                    )
+                    >= k
+                )
+            )
+        txids = [
+            nodes[f].rpc.fundchannel(nodes[t].info["id"], cap, push_msat=push * 1000)["txid"]
+            for f, t, cap, push in CHANNELS
+        ]
         btc.generate_block(6, wait_for_mempool=txids)
         pu.sync_blockheight(btc, list(nodes.values()))
         for f, t, _cap, _push in CHANNELS:
@@ -393,9 +435,9 @@ class Harness:
 
         def gossip_complete() -> bool:
             chans = payer.rpc.listchannels()["channels"]
-            return (sum(1 for c in chans if c["active"]) >= want
-                    and sum(1 for n in payer.rpc.listnodes()["nodes"] if "alias" in n)
-                    >= len(NODES))
+            return sum(1 for c in chans if c["active"]) >= want and sum(
+                1 for n in payer.rpc.listnodes()["nodes"] if "alias" in n
+            ) >= len(NODES)
 
         pu.wait_for(gossip_complete)
         net = Network(self, nf, nodes)
@@ -423,7 +465,10 @@ class Network:
         self.policy: dict[tuple[str, str], tuple[int, int, int]] = {}
         for c in nodes[PAYER].rpc.listchannels()["channels"]:
             self.policy[(c["short_channel_id"], c["source"])] = (
-                int(c["base_fee_millisatoshi"]), int(c["fee_per_millionth"]), int(c["delay"]))
+                int(c["base_fee_millisatoshi"]),
+                int(c["fee_per_millionth"]),
+                int(c["delay"]),
+            )
         self.initial = self.balances()
         self.restore_seq = 0
 
@@ -450,8 +495,9 @@ class Network:
         """The payer sees every channel direction active and every node announced."""
         payer = self.nodes[PAYER]
         chans = payer.rpc.listchannels()["channels"]
-        return (sum(1 for c in chans if c["active"]) >= 2 * len(CHANNELS)
-                and sum(1 for n in payer.rpc.listnodes()["nodes"] if "alias" in n) >= len(NODES))
+        return sum(1 for c in chans if c["active"]) >= 2 * len(CHANNELS) and sum(
+            1 for n in payer.rpc.listnodes()["nodes"] if "alias" in n
+        ) >= len(NODES)
 
     def restart_payer(self, opts: dict[str, Any] | None = None, *, wipe: bool = False) -> None:
         """Restart the payer (with ``opts`` added); wait until its channels and gossip are back.
@@ -474,9 +520,12 @@ class Network:
             for f in netdir.glob("barq*"):
                 f.unlink()
         payer.start(stderr_redir=True)
-        self.h.pu.wait_for(lambda: all(
-            c["peer_connected"] and c["state"] == "CHANNELD_NORMAL"
-            for c in payer.rpc.listpeerchannels()["channels"]))
+        self.h.pu.wait_for(
+            lambda: all(
+                c["peer_connected"] and c["state"] == "CHANNELD_NORMAL"
+                for c in payer.rpc.listpeerchannels()["channels"]
+            )
+        )
         self.h.pu.wait_for(self.gossip_complete)
         if wipe:
             try:
@@ -517,22 +566,33 @@ class Network:
         """Until no channel of any node carries an HTLC."""
 
         def idle() -> bool:
-            return all(not ch.get("htlcs")
-                       for n in self.nodes.values()
-                       for ch in n.rpc.listpeerchannels()["channels"])
+            return all(
+                not ch.get("htlcs")
+                for n in self.nodes.values()
+                for ch in n.rpc.listpeerchannels()["channels"]
+            )
 
         self.h.pu.wait_for(idle, timeout=timeout)
 
     # ---------------------------------------------------------------- paying
 
-    def pay(self, method: Method, amount_msat: int, label: str, retry_for: int,
-            round_no: int, *, cold: bool = False) -> PaymentRecord:
+    def pay(
+        self,
+        method: Method,
+        amount_msat: int,
+        label: str,
+        retry_for: int,
+        round_no: int,
+        *,
+        cold: bool = False,
+    ) -> PaymentRecord:
         """Pay a fresh invoice of ``amount_msat`` from the payer with ``method``, then restore."""
         from pyln.client import LightningRpc
 
         payer, payee = self.nodes[PAYER], self.nodes[PAYEE]
-        bolt11 = payee.rpc.invoice(amount_msat, label, f"bench {label}",
-                                   exposeprivatechannels=[])["bolt11"]
+        bolt11 = payee.rpc.invoice(amount_msat, label, f"bench {label}", exposeprivatechannels=[])[
+            "bolt11"
+        ]
         payment_hash = payer.rpc.decode(bolt11)["payment_hash"]
         params: dict[str, Any] = {"retry_for": retry_for, "maxfee": maxfee_msat(amount_msat)}
         if method.command == "pay":
@@ -561,9 +621,15 @@ class Network:
         wall = time.monotonic() - t0
         # xpay answers as soon as a preimage is known: let the other parts settle before counting
         self.wait_quiescent()
-        self.h.pu.wait_for(lambda: not any(
-            p["status"] == "pending"
-            for p in payer.rpc.listsendpays(payment_hash=payment_hash)["payments"]), timeout=60)
+        self.h.pu.wait_for(
+            lambda: (
+                not any(
+                    p["status"] == "pending"
+                    for p in payer.rpc.listsendpays(payment_hash=payment_hash)["payments"]
+                )
+            ),
+            timeout=60,
+        )
         paid = payee.rpc.listinvoices(label)["invoices"][0]["status"] == "paid"
         ok = error is None and paid
         if error is None and not paid:
@@ -590,9 +656,18 @@ class Network:
         if cold:
             self.restart_payer(wipe=True)
             time.sleep(COLD_SETTLE_S)  # let the restarted node finish reconnecting and syncing
-        return PaymentRecord(method=method.name, round=round_no, amount_msat=amount_msat, ok=ok,
-                             wall_s=round(wall, 4), parts=parts, attempts=attempts, fee_msat=fee,
-                             error=error, restored=restored)
+        return PaymentRecord(
+            method=method.name,
+            round=round_no,
+            amount_msat=amount_msat,
+            ok=ok,
+            wall_s=round(wall, 4),
+            parts=parts,
+            attempts=attempts,
+            fee_msat=fee,
+            error=error,
+            restored=restored,
+        )
 
     # ---------------------------------------------------------------- restoring
 
@@ -609,8 +684,9 @@ class Network:
             if n in (PAYER, PAYEE):
                 continue
             fw = self.nodes[n].rpc.listforwards(status="settled")["forwards"]
-            settled[n] = {(f["out_channel"], int(f["out_htlc_id"])): f
-                          for f in fw if "out_htlc_id" in f}
+            settled[n] = {
+                (f["out_channel"], int(f["out_htlc_id"])): f for f in fw if "out_htlc_id" in f
+            }
         parts: list[tuple[list[tuple[str, str]], int]] = []
         for htlc in payee.rpc.listhtlcs()["htlcs"]:
             if htlc.get("payment_hash") != payment_hash or htlc["direction"] != "in":
@@ -651,17 +727,24 @@ class Network:
             # hops[i] = (scid, node at its payer-side end); build from the payer end backwards
             for i in range(len(hops) - 1, -1, -1):
                 scid, node = hops[i]
-                route.append({"id": self.ids[node], "channel": scid,
-                              "amount_msat": amount, "delay": delay})
+                route.append(
+                    {"id": self.ids[node], "channel": scid, "amount_msat": amount, "delay": delay}
+                )
                 if i > 0:  # hops[i-1]'s payer-side node forwards over scid
                     src = self.ids[hops[i - 1][1]]
                     base, ppm, cltv = self.policy[(scid, src)]
                     amount += base + amount * ppm // 1_000_000
                     delay += cltv
             route.reverse()
-            payee.rpc.sendpay(route, inv["payment_hash"], amount_msat=total,
-                              payment_secret=dec["payment_secret"], partid=partid, groupid=1,
-                              bolt11=inv["bolt11"])
+            payee.rpc.sendpay(
+                route,
+                inv["payment_hash"],
+                amount_msat=total,
+                payment_secret=dec["payment_secret"],
+                partid=partid,
+                groupid=1,
+                bolt11=inv["bolt11"],
+            )
         for partid in range(1, len(parts) + 1):
             payee.rpc.waitsendpay(inv["payment_hash"], timeout=60, partid=partid, groupid=1)
         self.wait_quiescent()
@@ -670,30 +753,44 @@ class Network:
 # --------------------------------------------------------------------------- table
 
 
-def summarize(method: str, records: list[PaymentRecord], build_s: float,
-              drift: int, unavailable: str | None = None) -> MethodSummary:
+def summarize(
+    method: str,
+    records: list[PaymentRecord],
+    build_s: float,
+    drift: int,
+    unavailable: str | None = None,
+) -> MethodSummary:
     walls = [r.wall_s for r in records]
     oks = [r for r in records if r.ok]
     fees = [r.fee_msat for r in oks if r.fee_msat is not None]
     return MethodSummary(
-        method=method, ok=len(oks), total=len(records),
+        method=method,
+        ok=len(oks),
+        total=len(records),
         median_s=statistics.median(walls) if walls else None,
         p90_s=p90(walls) if walls else None,
         median_ok_s=statistics.median([r.wall_s for r in oks]) if oks else None,
         parts_per_ok=statistics.fmean([r.parts for r in oks]) if oks else None,
         attempts_per_payment=statistics.fmean([r.attempts for r in records]) if records else None,
-        fee_sum_msat=sum(fees), fee_median_msat=statistics.median(fees) if fees else None,
-        build_s=round(build_s, 1), max_drift_msat=drift, unavailable=unavailable)
+        fee_sum_msat=sum(fees),
+        fee_median_msat=statistics.median(fees) if fees else None,
+        build_s=round(build_s, 1),
+        max_drift_msat=drift,
+        unavailable=unavailable,
+    )
 
 
 def _f(v: float | None, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
 
-def render(summaries: list[MethodSummary], records: list[PaymentRecord],
-           sizes_sat: list[int]) -> str:
-    head = (f"{'method':<20} {'ok':>7} {'med s':>7} {'p90 s':>7} {'med ok s':>8} "
-            f"{'parts':>6} {'attempts':>8} {'fee sum sat':>12} {'fee med msat':>12}")
+def render(
+    summaries: list[MethodSummary], records: list[PaymentRecord], sizes_sat: list[int]
+) -> str:
+    head = (
+        f"{'method':<20} {'ok':>7} {'med s':>7} {'p90 s':>7} {'med ok s':>8} "
+        f"{'parts':>6} {'attempts':>8} {'fee sum sat':>12} {'fee med msat':>12}"
+    )
     lines = [head, "-" * len(head)]
     for s in summaries:
         if s.unavailable is not None and s.total == 0:
@@ -703,7 +800,8 @@ def render(summaries: list[MethodSummary], records: list[PaymentRecord],
             f"{s.method:<20} {f'{s.ok}/{s.total}':>7} {_f(s.median_s, '.3f'):>7} "
             f"{_f(s.p90_s, '.3f'):>7} {_f(s.median_ok_s, '.3f'):>8} "
             f"{_f(s.parts_per_ok, '.2f'):>6} {_f(s.attempts_per_payment, '.2f'):>8} "
-            f"{s.fee_sum_msat / 1000:>12.3f} {_f(s.fee_median_msat, '.0f'):>12}")
+            f"{s.fee_sum_msat / 1000:>12.3f} {_f(s.fee_median_msat, '.0f'):>12}"
+        )
     # per size: ok count and median wall time
     lines.append("")
     cols = "".join(f"{f'{sz:,} sat':>20}" for sz in sizes_sat)
@@ -736,13 +834,20 @@ def render(summaries: list[MethodSummary], records: list[PaymentRecord],
         lines.append(f"problem ({names}): {reason}")
     for r in records:
         if r.ok and not r.restored:
-            lines.append(f"warning: balances not restored after {r.method} "
-                         f"{r.amount_msat // 1000:,} sat (round {r.round}): later payments of "
-                         "this method saw a different state")
+            lines.append(
+                f"warning: balances not restored after {r.method} "
+                f"{r.amount_msat // 1000:,} sat (round {r.round}): later payments of "
+                "this method saw a different state"
+            )
     lines.append("")
-    lines.append("network build s / largest balance drift after restoring, sat: " + ", ".join(
-        f"{s.method} {s.build_s:.0f}/{s.max_drift_msat / 1000:.0f}"
-        for s in summaries if s.total))
+    lines.append(
+        "network build s / largest balance drift after restoring, sat: "
+        + ", ".join(
+            f"{s.method} {s.build_s:.0f}/{s.max_drift_msat / 1000:.0f}"
+            for s in summaries
+            if s.total
+        )
+    )
     return "\n".join(lines)
 
 
@@ -751,14 +856,23 @@ def render(summaries: list[MethodSummary], records: list[PaymentRecord],
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES_SAT),
-                    help="comma-separated invoice amounts in sat (default: %(default)s)")
+    ap.add_argument(
+        "--sizes",
+        default=",".join(str(s) for s in DEFAULT_SIZES_SAT),
+        help="comma-separated invoice amounts in sat (default: %(default)s)",
+    )
     ap.add_argument("--rounds", type=int, default=1, help="times each size is paid (default 1)")
-    ap.add_argument("--methods", default=None,
-                    help="comma-separated subset of: " + ",".join(m.name for m in all_methods()))
-    ap.add_argument("--cold", action="store_true",
-                    help="make the payer forget what it learnt after every payment (restart, "
-                         "wipe askrene layers and Barq's database); default: it keeps learning")
+    ap.add_argument(
+        "--methods",
+        default=None,
+        help="comma-separated subset of: " + ",".join(m.name for m in all_methods()),
+    )
+    ap.add_argument(
+        "--cold",
+        action="store_true",
+        help="make the payer forget what it learnt after every payment (restart, "
+        "wipe askrene layers and Barq's database); default: it keeps learning",
+    )
     ap.add_argument("--plugin", default=PLUGIN, help="the Barq plugin (default: %(default)s)")
     ap.add_argument("--retry-for", type=int, default=30, help="retry_for given to every method")
     ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
@@ -803,16 +917,20 @@ def run(args: argparse.Namespace, on_row: Callable[[MethodSummary], None] | None
             try:
                 for rnd in range(args.rounds):
                     for sz in sizes:
-                        rec = net.pay(m, sz * 1000, f"r{rnd}-{sz}", args.retry_for, rnd,
-                                      cold=args.cold)
-                        h.log(f"  {m.name} {sz:>10,} sat: {'ok ' if rec.ok else 'FAIL'} "
-                              f"{rec.wall_s:6.3f}s parts={rec.parts} attempts={rec.attempts} "
-                              f"fee={rec.fee_msat} {rec.error or ''}")
+                        rec = net.pay(
+                            m, sz * 1000, f"r{rnd}-{sz}", args.retry_for, rnd, cold=args.cold
+                        )
+                        h.log(
+                            f"  {m.name} {sz:>10,} sat: {'ok ' if rec.ok else 'FAIL'} "
+                            f"{rec.wall_s:6.3f}s parts={rec.parts} attempts={rec.attempts} "
+                            f"fee={rec.fee_msat} {rec.error or ''}"
+                        )
                         mine.append(rec)
                 drift = net.max_drift_msat()
             except Exception as exc:  # a node died or hung: report it, go on with the next method
-                harness_error = (f"harness error after {len(mine)} payment(s): {exc!r}; "
-                                 f"{net.dead_nodes()}")
+                harness_error = (
+                    f"harness error after {len(mine)} payment(s): {exc!r}; {net.dead_nodes()}"
+                )
                 h.log(f"{m.name}: {harness_error}")
             finally:
                 net.stop()
@@ -829,14 +947,23 @@ def run(args: argparse.Namespace, on_row: Callable[[MethodSummary], None] | None
             print(f"scratch directory kept: {base}", file=sys.stderr)
     lnd = _version(["lightningd", "--version"])
     btc = _version(["bitcoind", "-version"])
-    print(f"regtest benchmark: lightningd {lnd}; {btc}; sizes {sizes} sat x {args.rounds} "
-          f"round(s); retry_for {args.retry_for}s; maxfee 0.5%+5sat; payer knowledge "
-          f"{'wiped after every payment (--cold)' if args.cold else 'kept across payments'}")
+    print(
+        f"regtest benchmark: lightningd {lnd}; {btc}; sizes {sizes} sat x {args.rounds} "
+        f"round(s); retry_for {args.retry_for}s; maxfee 0.5%+5sat; payer knowledge "
+        f"{'wiped after every payment (--cold)' if args.cold else 'kept across payments'}"
+    )
     print(render(summaries, records, sizes))
     if args.json:
-        rep = Report(lightningd=lnd, bitcoind=btc, sizes_sat=sizes, rounds=args.rounds,
-                     retry_for=args.retry_for, cold=args.cold, summaries=summaries,
-                     payments=records)
+        rep = Report(
+            lightningd=lnd,
+            bitcoind=btc,
+            sizes_sat=sizes,
+            rounds=args.rounds,
+            retry_for=args.retry_for,
+            cold=args.cold,
+            summaries=summaries,
+            payments=records,
+        )
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_bytes(msgspec.json.format(msgspec.json.encode(rep)))
     return 0
@@ -845,8 +972,10 @@ def run(args: argparse.Namespace, on_row: Callable[[MethodSummary], None] | None
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if MISSING:
-        print(f"skipped: {', '.join(MISSING)} not found on PATH "
-              "(install them or set BARQ_REGTEST_PATH=/dir/with/binaries; see README)")
+        print(
+            f"skipped: {', '.join(MISSING)} not found on PATH "
+            "(install them or set BARQ_REGTEST_PATH=/dir/with/binaries; see README)"
+        )
         return 0
     return run(args)
 

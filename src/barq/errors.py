@@ -166,9 +166,15 @@ class PartFailed(RpcError):
 
     cln_code = PAY_TRY_OTHER_ROUTE
 
-    def __init__(self, message: str, *, failure: Any, method: str = "waitsendpay",
-                 rpc_code: int = PAY_TRY_OTHER_ROUTE,
-                 rpc_data: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        failure: Any,
+        method: str = "waitsendpay",
+        rpc_code: int = PAY_TRY_OTHER_ROUTE,
+        rpc_data: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message, method=method, rpc_code=rpc_code, rpc_data=rpc_data)
         self.failure = failure
 

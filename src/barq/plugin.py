@@ -152,26 +152,48 @@ _HEX32 = re.compile(r"^[0-9a-f]{64}$")
 
 #: (option name, default, description, pyln type)
 OPTIONS: tuple[tuple[str, Any, str, str], ...] = (
-    ("barq-strategy", "mincostflow",
-     "Routing strategy used when barqpay gets no strategy (see barqstrategies)", "string"),
-    ("barq-maxfee-msat", 5000,
-     "Fee budget floor in msat: the default maxfee is the larger of this and "
-     "barq-maxfee-percent of the amount", "int"),
-    ("barq-maxfee-percent", "1.0",
-     "Default fee budget as a percentage of the amount (decimal, e.g. 0.5)", "string"),
+    (
+        "barq-strategy",
+        "mincostflow",
+        "Routing strategy used when barqpay gets no strategy (see barqstrategies)",
+        "string",
+    ),
+    (
+        "barq-maxfee-msat",
+        5000,
+        "Fee budget floor in msat: the default maxfee is the larger of this and "
+        "barq-maxfee-percent of the amount",
+        "int",
+    ),
+    (
+        "barq-maxfee-percent",
+        "1.0",
+        "Default fee budget as a percentage of the amount (decimal, e.g. 0.5)",
+        "string",
+    ),
     ("barq-retry-for", 60, "Default seconds to keep retrying a payment (retry_for)", "int"),
     ("barq-maxdelay", 2016, "Default maximum total CLTV delay of a route, in blocks", "int"),
     ("barq-maxparts", 64, "Default maximum number of parts in flight at once (1..1000)", "int"),
-    ("barq-db", "",
-     "SQLite database for payment history and learnt channel liquidity "
-     "(default: <lightning-dir>/barq.sqlite3; relative paths are inside the lightning-dir)",
-     "string"),
-    ("barq-handle-pay", False,
-     "Serve plain `pay` commands with Barq (through the rpc_command hook), like "
-     "xpay-handle-pay (set xpay-handle-pay=false too)", "bool"),
-    ("barq-estimator-half-life", 3600,
-     "Seconds after which half of what was learnt about a channel's liquidity is forgotten",
-     "int"),
+    (
+        "barq-db",
+        "",
+        "SQLite database for payment history and learnt channel liquidity "
+        "(default: <lightning-dir>/barq.sqlite3; relative paths are inside the lightning-dir)",
+        "string",
+    ),
+    (
+        "barq-handle-pay",
+        False,
+        "Serve plain `pay` commands with Barq (through the rpc_command hook), like "
+        "xpay-handle-pay (set xpay-handle-pay=false too)",
+        "bool",
+    ),
+    (
+        "barq-estimator-half-life",
+        3600,
+        "Seconds after which half of what was learnt about a channel's liquidity is forgotten",
+        "int",
+    ),
 )
 
 
@@ -307,11 +329,15 @@ def parse_msat(value: Any, name: str, *, allow_zero: bool = True) -> int:
     elif hasattr(value, "millisatoshis"):  # pyln Millisatoshi
         n = int(value.millisatoshis)
     if n is None:
-        raise InvalidParams(f"{name}: not an amount: {value!r} (use msat, or a sat/btc suffix)",
-                            data={"param": name, "value": _jsonable(value)})
+        raise InvalidParams(
+            f"{name}: not an amount: {value!r} (use msat, or a sat/btc suffix)",
+            data={"param": name, "value": _jsonable(value)},
+        )
     if n < 0 or (n == 0 and not allow_zero):
-        raise InvalidParams(f"{name}: must be {'>= 0' if allow_zero else '> 0'}, got {value!r}",
-                            data={"param": name, "value": _jsonable(value)})
+        raise InvalidParams(
+            f"{name}: must be {'>= 0' if allow_zero else '> 0'}, got {value!r}",
+            data={"param": name, "value": _jsonable(value)},
+        )
     return n
 
 
@@ -326,11 +352,14 @@ def _parse_int(value: Any, name: str, lo: int, hi: int) -> int:
     elif isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
         n = int(value.strip())
     if n is None:
-        raise InvalidParams(f"{name}: not an integer: {value!r}",
-                            data={"param": name, "value": _jsonable(value)})
+        raise InvalidParams(
+            f"{name}: not an integer: {value!r}", data={"param": name, "value": _jsonable(value)}
+        )
     if not lo <= n <= hi:
-        raise InvalidParams(f"{name}: must be between {lo} and {hi}, got {n}",
-                            data={"param": name, "value": n, "min": lo, "max": hi})
+        raise InvalidParams(
+            f"{name}: must be between {lo} and {hi}, got {n}",
+            data={"param": name, "value": n, "min": lo, "max": hi},
+        )
     return n
 
 
@@ -344,11 +373,14 @@ def _parse_seconds(value: Any, name: str) -> float:
         with suppress(ValueError):
             x = float(value.strip())
     if x is None or x != x or x in (float("inf"), float("-inf")):
-        raise InvalidParams(f"{name}: not a number of seconds: {value!r}",
-                            data={"param": name, "value": _jsonable(value)})
+        raise InvalidParams(
+            f"{name}: not a number of seconds: {value!r}",
+            data={"param": name, "value": _jsonable(value)},
+        )
     if x <= 0:
-        raise InvalidParams(f"{name}: must be > 0 seconds, got {value!r}",
-                            data={"param": name, "value": x})
+        raise InvalidParams(
+            f"{name}: must be > 0 seconds, got {value!r}", data={"param": name, "value": x}
+        )
     return x
 
 
@@ -372,8 +404,10 @@ def parse_exclude(value: Any) -> tuple[str, ...]:
         else:
             value = [text]
     if not isinstance(value, list | tuple):
-        raise InvalidParams(f"exclude: must be a list of short_channel_id/direction or node ids, "
-                            f"got {value!r}", data={"param": "exclude"})
+        raise InvalidParams(
+            f"exclude: must be a list of short_channel_id/direction or node ids, got {value!r}",
+            data={"param": "exclude"},
+        )
     out: list[str] = []
     for i, entry in enumerate(value):
         if isinstance(entry, str):
@@ -421,19 +455,21 @@ def parse_pay_params(
         UnknownStrategy: ``strategy`` is not registered.
     """
     if not isinstance(invstring, str) or not invstring.strip():
-        raise InvalidParams(f"invstring: must be a bolt11 invoice string, got {invstring!r}",
-                            data={"param": "invstring"})
+        raise InvalidParams(
+            f"invstring: must be a bolt11 invoice string, got {invstring!r}",
+            data={"param": "invstring"},
+        )
     inv = invstring.strip()
     if inv.lower().startswith("lightning:"):
-        inv = inv[len("lightning:"):]
+        inv = inv[len("lightning:") :]
     if label is not None and not isinstance(label, str | int):
         raise InvalidParams(f"label: must be a string, got {label!r}", data={"param": "label"})
     return PayParams(
         invstring=inv,
-        amount_msat=None if amount_msat is None else parse_msat(amount_msat, "amount_msat",
-                                                                allow_zero=False),
-        maxparts=None if maxparts is None else _parse_int(maxparts, "maxparts", 1,
-                                                          MAX_PARTS_LIMIT),
+        amount_msat=None
+        if amount_msat is None
+        else parse_msat(amount_msat, "amount_msat", allow_zero=False),
+        maxparts=None if maxparts is None else _parse_int(maxparts, "maxparts", 1, MAX_PARTS_LIMIT),
         maxfee_msat=None if maxfee is None else parse_msat(maxfee, "maxfee"),
         retry_for_s=None if retry_for is None else _parse_seconds(retry_for, "retry_for"),
         maxdelay=None if maxdelay is None else _parse_int(maxdelay, "maxdelay", 1, 2**32 - 1),
@@ -446,15 +482,18 @@ def parse_pay_params(
 def _parse_node_id(value: Any, name: str) -> NodeId:
     if isinstance(value, str) and is_node_id(value.strip().lower()):
         return value.strip().lower()
-    raise InvalidParams(f"{name}: not a node id (66 hex characters starting 02 or 03): {value!r}",
-                        data={"param": name})
+    raise InvalidParams(
+        f"{name}: not a node id (66 hex characters starting 02 or 03): {value!r}",
+        data={"param": name},
+    )
 
 
 def _parse_hash(value: Any, name: str) -> str:
     if isinstance(value, str) and _HEX32.match(value.strip().lower()):
         return value.strip().lower()
-    raise InvalidParams(f"{name}: not a payment hash (64 hex characters): {value!r}",
-                        data={"param": name})
+    raise InvalidParams(
+        f"{name}: not a payment hash (64 hex characters): {value!r}", data={"param": name}
+    )
 
 
 class _NotRedirectable(Exception):
@@ -462,8 +501,20 @@ class _NotRedirectable(Exception):
 
 
 #: ``pay``'s positional parameter order (CLN v24+).
-PAY_POSITIONAL = ("bolt11", "amount_msat", "label", "riskfactor", "maxfeepercent", "retry_for",
-                  "maxdelay", "exemptfee", "localinvreqid", "exclude", "maxfee", "description")
+PAY_POSITIONAL = (
+    "bolt11",
+    "amount_msat",
+    "label",
+    "riskfactor",
+    "maxfeepercent",
+    "retry_for",
+    "maxdelay",
+    "exemptfee",
+    "localinvreqid",
+    "exclude",
+    "maxfee",
+    "description",
+)
 
 
 def pay_redirect_params(params: Any) -> tuple[dict[str, Any], Decimal | None, int | None]:
@@ -529,13 +580,24 @@ def _jsonable(value: Any) -> Any:
 
 def route_json(route: Route) -> list[dict[str, Any]]:
     """A route as ``sendpay`` hops (without the legacy ``style``)."""
-    return [{"id": h.id, "channel": h.channel, "direction": h.direction,
-             "amount_msat": h.amount_msat, "delay": h.delay} for h in route.hops]
+    return [
+        {
+            "id": h.id,
+            "channel": h.channel,
+            "direction": h.direction,
+            "amount_msat": h.amount_msat,
+            "delay": h.delay,
+        }
+        for h in route.hops
+    ]
 
 
 def failure_json(f: RouteFailure) -> dict[str, Any]:
-    out: dict[str, Any] = {"failcode": f.failcode, "failcodename": f.failcodename,
-                           "erring_index": f.erring_index}
+    out: dict[str, Any] = {
+        "failcode": f.failcode,
+        "failcodename": f.failcodename,
+        "erring_index": f.erring_index,
+    }
     if f.erring_node is not None:
         out["erring_node"] = f.erring_node
     if f.erring_channel is not None:
@@ -549,14 +611,18 @@ def failure_json(f: RouteFailure) -> dict[str, Any]:
 
 def part_json(p: PartView, *, now: float | None = None) -> dict[str, Any]:
     """One attempt: amounts, fee, route, outcome, timing and (if it failed) why."""
-    end = p.finished_at if p.finished_at is not None else (now if now is not None else
-                                                             time.time())
+    end = p.finished_at if p.finished_at is not None else (now if now is not None else time.time())
     out: dict[str, Any] = {
-        "partid": p.partid, "groupid": p.groupid,
-        "amount_msat": p.amount_msat, "amount_sent_msat": p.amount_sent_msat,
-        "fee_msat": p.fee_msat, "state": str(p.state),
-        "path": p.route.describe(), "route": route_json(p.route),
-        "started_at": p.started_at, "elapsed_s": round(max(0.0, end - p.started_at), 6),
+        "partid": p.partid,
+        "groupid": p.groupid,
+        "amount_msat": p.amount_msat,
+        "amount_sent_msat": p.amount_sent_msat,
+        "fee_msat": p.fee_msat,
+        "state": str(p.state),
+        "path": p.route.describe(),
+        "route": route_json(p.route),
+        "started_at": p.started_at,
+        "elapsed_s": round(max(0.0, end - p.started_at), 6),
     }
     if p.route.probability is not None:
         out["probability"] = round(p.route.probability, 6)
@@ -586,16 +652,25 @@ def payment_json(v: PaymentView, *, now: float | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if v.payment_preimage:
         out["payment_preimage"] = v.payment_preimage
-    out.update({
-        "payment_hash": v.payment_hash, "destination": v.destination,
-        "amount_msat": v.amount_msat, "amount_sent_msat": v.amount_sent_msat,
-        "parts": len(v.parts) if v.parts else v.attempts,
-        "created_at": v.created_at, "status": str(v.status),
-        "strategy": v.strategy, "groupid": v.groupid, "fee_msat": v.fee_msat,
-        "delivered_msat": v.delivered_msat, "inflight_msat": v.inflight_msat,
-        "maxfee_msat": v.maxfee_msat, "compute_s": round(v.compute_s, 6),
-        "elapsed_s": round(max(0.0, end - v.created_at), 6),
-    })
+    out.update(
+        {
+            "payment_hash": v.payment_hash,
+            "destination": v.destination,
+            "amount_msat": v.amount_msat,
+            "amount_sent_msat": v.amount_sent_msat,
+            "parts": len(v.parts) if v.parts else v.attempts,
+            "created_at": v.created_at,
+            "status": str(v.status),
+            "strategy": v.strategy,
+            "groupid": v.groupid,
+            "fee_msat": v.fee_msat,
+            "delivered_msat": v.delivered_msat,
+            "inflight_msat": v.inflight_msat,
+            "maxfee_msat": v.maxfee_msat,
+            "compute_s": round(v.compute_s, 6),
+            "elapsed_s": round(max(0.0, end - v.created_at), 6),
+        }
+    )
     if v.completed_at is not None:
         out["completed_at"] = v.completed_at
     if v.bolt11:
@@ -666,8 +741,7 @@ def rpc_error(exc: BaseException, *, method: str = "") -> tuple[int, str, dict[s
         data: dict[str, Any] | None = dict(exc.data) if exc.data else None
         view = _view_from_data(exc.data)
         if view is not None:
-            extra = {k: v for k, v in exc.data.items()
-                     if k not in PaymentView.__struct_fields__}
+            extra = {k: v for k, v in exc.data.items() if k not in PaymentView.__struct_fields__}
             data = {**payment_json(view), **extra}
         elif isinstance(exc, PartFailed) and exc.failure is not None:
             data = {**(data or {}), "failure": failure_json(exc.failure)}
@@ -675,9 +749,11 @@ def rpc_error(exc: BaseException, *, method: str = "") -> tuple[int, str, dict[s
     if isinstance(exc, RpcException):
         return exc.code, exc.message, None
     where = f" in {method}" if method else ""
-    return (PAY_UNSPECIFIED_ERROR,
-            f"internal error{where}: {type(exc).__name__}: {exc}",
-            {"exception": type(exc).__name__})
+    return (
+        PAY_UNSPECIFIED_ERROR,
+        f"internal error{where}: {type(exc).__name__}: {exc}",
+        {"exception": type(exc).__name__},
+    )
 
 
 class _BarqRequest(Request):  # type: ignore[misc]
@@ -690,7 +766,8 @@ class _BarqRequest(Request):  # type: ignore[misc]
         if self.state != RequestState.PENDING:
             raise ValueError(
                 f"Cannot set the exception of a request that is not pending, current state is "
-                f"{self.state}. Request previously terminated at\n{self.termination_tb}")
+                f"{self.state}. Request previously terminated at\n{self.termination_tb}"
+            )
         self.exc = exc
         code, message, data = rpc_error(exc, method=self.method)
         if code == PAY_UNSPECIFIED_ERROR and not isinstance(exc, BarqError | RpcException):
@@ -710,14 +787,25 @@ class _BarqRequest(Request):  # type: ignore[misc]
 class RuntimeLike(Protocol):
     """What the plugin uses of :class:`barq.actors.runtime.Runtime`."""
 
-    async def pay(self, params: PayParams, *,
-                  on_event: Callable[[PaymentEvent], None] | None = None,
-                  invoice: Invoice | None = None,
-                  sendpays: Sequence[PartStatus] | None = None) -> PaymentView: ...
+    async def pay(
+        self,
+        params: PayParams,
+        *,
+        on_event: Callable[[PaymentEvent], None] | None = None,
+        invoice: Invoice | None = None,
+        sendpays: Sequence[PartStatus] | None = None,
+    ) -> PaymentView: ...
 
-    async def route(self, destination: NodeId, amount_msat: int, *, strategy: str | None = None,
-                    maxparts: int | None = None, maxfee_msat: int | None = None,
-                    final_cltv: int = 18) -> list[Route]: ...
+    async def route(
+        self,
+        destination: NodeId,
+        amount_msat: int,
+        *,
+        strategy: str | None = None,
+        maxparts: int | None = None,
+        maxfee_msat: int | None = None,
+        final_cltv: int = 18,
+    ) -> list[Route]: ...
 
     def status(self, payment_hash: str | None = None) -> list[PaymentView]: ...
 
@@ -736,13 +824,15 @@ def _default_node_factory(configuration: dict[str, Any]) -> NodeInterface:
     return LightningdNode(rpc, lightning_dir=ldir)
 
 
-def _default_runtime_factory(node: NodeInterface, config: EngineConfig, *,
-                             knowledge: list[KnowledgeEntry] | None = None
-                             ) -> AbstractAsyncContextManager[RuntimeLike]:
+def _default_runtime_factory(
+    node: NodeInterface, config: EngineConfig, *, knowledge: list[KnowledgeEntry] | None = None
+) -> AbstractAsyncContextManager[RuntimeLike]:
     from barq.actors import runtime
 
-    return cast(AbstractAsyncContextManager[RuntimeLike],
-                runtime.open_runtime(node, config, knowledge=knowledge))
+    return cast(
+        AbstractAsyncContextManager[RuntimeLike],
+        runtime.open_runtime(node, config, knowledge=knowledge),
+    )
 
 
 @dataclass
@@ -763,8 +853,11 @@ class _Flight:
     error: BaseException | None = None
 
 
-_KIND_OF_TAG = {"ChannelKnowledge": "channel", "DisabledChannel": "disabled_channel",
-                "DisabledNode": "disabled_node"}
+_KIND_OF_TAG = {
+    "ChannelKnowledge": "channel",
+    "DisabledChannel": "disabled_channel",
+    "DisabledNode": "disabled_node",
+}
 _TAG_OF_KIND = {v: k for k, v in _KIND_OF_TAG.items()}
 
 
@@ -781,16 +874,22 @@ def knowledge_records(entries: Iterable[KnowledgeEntry]) -> list[KnowledgeRecord
     return out
 
 
-def knowledge_entries(records: Iterable[KnowledgeRecord],
-                      log: Callable[[str, str], None] | None = None) -> list[KnowledgeEntry]:
+def knowledge_entries(
+    records: Iterable[KnowledgeRecord], log: Callable[[str, str], None] | None = None
+) -> list[KnowledgeEntry]:
     """Store rows back into estimator entries; a row that does not fit is skipped (logged)."""
     out: list[KnowledgeEntry] = []
     for r in records:
         tag = _TAG_OF_KIND.get(r.kind)
         d: dict[str, Any] = {"type": tag}
         if r.kind == "channel":
-            d.update(scid_dir=r.key, lo_msat=r.lo_msat, hi_msat=r.hi_msat,
-                     updated_at=r.updated_at, capacity_msat=r.capacity_msat)
+            d.update(
+                scid_dir=r.key,
+                lo_msat=r.lo_msat,
+                hi_msat=r.hi_msat,
+                updated_at=r.updated_at,
+                capacity_msat=r.capacity_msat,
+            )
         elif r.kind == "disabled_channel":
             d.update(scid_dir=r.key, until=r.until, reason=r.reason)
         else:
@@ -803,8 +902,9 @@ def knowledge_entries(records: Iterable[KnowledgeRecord],
     return out
 
 
-def view_from_sendpays(parts: list[PartStatus], base: PaymentView | None = None, *,
-                       strategy: str = "") -> PaymentView:
+def view_from_sendpays(
+    parts: list[PartStatus], base: PaymentView | None = None, *, strategy: str = ""
+) -> PaymentView:
     """A payment view of one ``(payment_hash, groupid)`` as ``listsendpays`` shows it.
 
     Routes, strategy and failure details come from ``base`` (Barq's own
@@ -812,54 +912,88 @@ def view_from_sendpays(parts: list[PartStatus], base: PaymentView | None = None,
     """
     assert parts, "view_from_sendpays needs at least one part"
     old = {p.partid: p for p in base.parts} if base is not None else {}
-    states = {SendpayStatus.COMPLETE: PartState.SUCCEEDED, SendpayStatus.FAILED: PartState.FAILED,
-              SendpayStatus.PENDING: PartState.INFLIGHT}
+    states = {
+        SendpayStatus.COMPLETE: PartState.SUCCEEDED,
+        SendpayStatus.FAILED: PartState.FAILED,
+        SendpayStatus.PENDING: PartState.INFLIGHT,
+    }
     views: list[PartView] = []
     for p in sorted(parts, key=lambda p: p.partid):
         prev = old.get(p.partid)
         state = states[p.status]
-        views.append(PartView(
-            partid=p.partid, groupid=p.groupid, amount_msat=p.amount_msat,
-            amount_sent_msat=p.amount_sent_msat, fee_msat=p.amount_sent_msat - p.amount_msat,
-            route=prev.route if prev is not None else Route(hops=()), state=state,
-            started_at=prev.started_at if prev is not None else float(p.created_at),
-            finished_at=(None if state is PartState.INFLIGHT else
-                         (prev.finished_at if prev is not None and prev.finished_at is not None
-                          else float(p.completed_at or p.created_at))),
-            failure=prev.failure if prev is not None and state is PartState.FAILED else None,
-            reason=prev.reason if prev is not None and state is PartState.FAILED else None,
-        ))
+        views.append(
+            PartView(
+                partid=p.partid,
+                groupid=p.groupid,
+                amount_msat=p.amount_msat,
+                amount_sent_msat=p.amount_sent_msat,
+                fee_msat=p.amount_sent_msat - p.amount_msat,
+                route=prev.route if prev is not None else Route(hops=()),
+                state=state,
+                started_at=prev.started_at if prev is not None else float(p.created_at),
+                finished_at=(
+                    None
+                    if state is PartState.INFLIGHT
+                    else (
+                        prev.finished_at
+                        if prev is not None and prev.finished_at is not None
+                        else float(p.completed_at or p.created_at)
+                    )
+                ),
+                failure=prev.failure if prev is not None and state is PartState.FAILED else None,
+                reason=prev.reason if prev is not None and state is PartState.FAILED else None,
+            )
+        )
     done = [p for p in parts if p.status is SendpayStatus.COMPLETE]
     pending = [p for p in parts if p.status is SendpayStatus.PENDING]
-    status = (PaymentStatus.COMPLETE if done else PaymentStatus.PENDING if pending
-              else PaymentStatus.FAILED)
+    status = (
+        PaymentStatus.COMPLETE
+        if done
+        else PaymentStatus.PENDING
+        if pending
+        else PaymentStatus.FAILED
+    )
     first = parts[0]
     delivered = sum(p.amount_msat for p in done)
     sent = sum(p.amount_sent_msat for p in done)
-    amount = base.amount_msat if base is not None else (
-        delivered or sum(p.amount_msat for p in pending) or max(p.amount_msat for p in parts))
+    amount = (
+        base.amount_msat
+        if base is not None
+        else (delivered or sum(p.amount_msat for p in pending) or max(p.amount_msat for p in parts))
+    )
     completed = [float(p.completed_at) for p in parts if p.completed_at]
     return PaymentView(
         payment_hash=first.payment_hash,
         destination=(base.destination if base is not None else first.destination or ""),
-        amount_msat=amount, status=status,
+        amount_msat=amount,
+        status=status,
         strategy=base.strategy if base is not None else strategy,
-        created_at=base.created_at if base is not None else float(
-            min(p.created_at for p in parts)),
+        created_at=base.created_at if base is not None else float(min(p.created_at for p in parts)),
         groupid=first.groupid,
         bolt11=(base.bolt11 if base is not None and base.bolt11 else first.bolt11),
         label=(base.label if base is not None and base.label else first.label),
-        completed_at=(None if status is PaymentStatus.PENDING else
-                      (base.completed_at if base is not None and base.completed_at else
-                       (max(completed) if completed else None))),
+        completed_at=(
+            None
+            if status is PaymentStatus.PENDING
+            else (
+                base.completed_at
+                if base is not None and base.completed_at
+                else (max(completed) if completed else None)
+            )
+        ),
         payment_preimage=next((p.payment_preimage for p in done if p.payment_preimage), None),
-        amount_sent_msat=sent, delivered_msat=delivered,
-        inflight_msat=sum(p.amount_msat for p in pending), fee_msat=sent - delivered,
-        attempts=len(parts), maxfee_msat=base.maxfee_msat if base is not None else 0,
-        compute_s=base.compute_s if base is not None else 0.0, parts=views,
+        amount_sent_msat=sent,
+        delivered_msat=delivered,
+        inflight_msat=sum(p.amount_msat for p in pending),
+        fee_msat=sent - delivered,
+        attempts=len(parts),
+        maxfee_msat=base.maxfee_msat if base is not None else 0,
+        compute_s=base.compute_s if base is not None else 0.0,
+        parts=views,
         error=(base.error if base is not None and status is PaymentStatus.FAILED else None),
-        error_code=(base.error_code if base is not None and status is PaymentStatus.FAILED
-                    else None),
+        error_code=(
+            base.error_code if base is not None and status is PaymentStatus.FAILED else None
+        ),
     )
 
 
@@ -885,9 +1019,14 @@ class EngineHost:
         log: ``(message, level)`` sink (the plugin's log).
     """
 
-    def __init__(self, config: PluginConfig, *, node_factory: NodeFactory,
-                 runtime_factory: RuntimeFactory,
-                 log: Callable[[str, str], None]) -> None:
+    def __init__(
+        self,
+        config: PluginConfig,
+        *,
+        node_factory: NodeFactory,
+        runtime_factory: RuntimeFactory,
+        log: Callable[[str, str], None],
+    ) -> None:
         self.config = config
         self._node_factory = node_factory
         self._runtime_factory = runtime_factory
@@ -915,8 +1054,9 @@ class EngineHost:
 
     def start(self) -> None:
         """Start the engine thread and schedule the engine's start-up; returns at once."""
-        self._portal_cm = anyio.from_thread.start_blocking_portal(backend="trio",
-                                                                  name="barq-engine")
+        self._portal_cm = anyio.from_thread.start_blocking_portal(
+            backend="trio", name="barq-engine"
+        )
         self._portal = self._portal_cm.__enter__()
         self.state = "starting"
         self._portal.call(self._make_events)  # before any command can wait on them
@@ -985,8 +1125,11 @@ class EngineHost:
                         stack.push_async_callback(aclose)
                     self.node = node
                     knowledge = await self._open_store()
-                    runtime = await stack.enter_async_context(self._runtime_factory(
-                        node, self.config.engine_config(), knowledge=knowledge))
+                    runtime = await stack.enter_async_context(
+                        self._runtime_factory(
+                            node, self.config.engine_config(), knowledge=knowledge
+                        )
+                    )
                 except Exception as exc:
                     err = unwrap_group(exc)
                     self.engine_error = err
@@ -1012,13 +1155,14 @@ class EngineHost:
     async def _open_store(self) -> list[KnowledgeEntry] | None:
         try:
             self.store = await anyio.to_thread.run_sync(
-                lambda: open_store(self.config.db_path,
-                                   on_error=lambda m: self._log(m, "error")))
+                lambda: open_store(self.config.db_path, on_error=lambda m: self._log(m, "error"))
+            )
             rows = await self.store.aget_knowledge()
         except StoreError as exc:
             self.store_error = exc
-            self._log(f"{exc.message}; barqpay and barqlistpays are refused until it is fixed",
-                      "error")
+            self._log(
+                f"{exc.message}; barqpay and barqlistpays are refused until it is fixed", "error"
+            )
             return None
         return list(knowledge_entries(rows, self._log)) if rows else None
 
@@ -1082,8 +1226,7 @@ class EngineHost:
             sendpays = await self.node.listsendpays()
             known: dict[tuple[str, int], PaymentView] = {}
             if self.store is not None:
-                known = {(v.payment_hash, v.groupid): v
-                         for v in await self.store.aget_payments()}
+                known = {(v.payment_hash, v.groupid): v for v in await self.store.aget_payments()}
             recovered = finished = 0
             for key, parts in _group(sendpays).items():
                 base = known.get(key)
@@ -1099,15 +1242,19 @@ class EngineHost:
                     self._put(view_from_sendpays(parts, base))
                     finished += 1
             if recovered or finished:
-                self._log(f"restart: awaiting {recovered} payment(s) still in flight, recorded "
-                          f"{finished} that finished while barq was down", "info")
+                self._log(
+                    f"restart: awaiting {recovered} payment(s) still in flight, recorded "
+                    f"{finished} that finished while barq was down",
+                    "info",
+                )
         except Exception as exc:
             self._log(f"restart reconciliation with listsendpays failed: {exc}", "error")
         finally:
             self._reconciled.set()
 
-    async def _await_recovered(self, key: tuple[str, int], parts: list[PartStatus],
-                               base: PaymentView | None) -> None:
+    async def _await_recovered(
+        self, key: tuple[str, int], parts: list[PartStatus], base: PaymentView | None
+    ) -> None:
         assert self.node is not None
         node = self.node
         h, groupid = key
@@ -1119,12 +1266,14 @@ class EngineHost:
                 resolved[p.partid] = await node.waitsendpay(h, partid=p.partid, groupid=groupid)
             except PartFailed:
                 resolved[p.partid] = msgspec.structs.replace(
-                    p, status=SendpayStatus.FAILED, completed_at=int(time.time()))
+                    p, status=SendpayStatus.FAILED, completed_at=int(time.time())
+                )
             except NodeError as exc:
                 self._log(f"restart: waiting for part {h}/{groupid}/{p.partid}: {exc}", "error")
                 return
-            self._recovering[key] = view_from_sendpays(list(resolved.values()), base,
-                                                       strategy="recovered")
+            self._recovering[key] = view_from_sendpays(
+                list(resolved.values()), base, strategy="recovered"
+            )
 
         try:
             async with anyio.create_task_group() as tg:
@@ -1134,8 +1283,10 @@ class EngineHost:
             view = self._recovering[key]
             if not self._engine_has(key):  # else the barqpay that adopted them records it
                 self._put(view)
-            self._log(f"restart: payment {h} (group {groupid}) that was in flight ended "
-                      f"{view.status}", "info")
+            self._log(
+                f"restart: payment {h} (group {groupid}) that was in flight ended {view.status}",
+                "info",
+            )
         finally:
             self._recovering.pop(key, None)
 
@@ -1150,8 +1301,9 @@ class EngineHost:
 
     # -- commands ---------------------------------------------------------------------------------
 
-    async def pay(self, params: PayParams, *,
-                  on_event: Callable[[PaymentEvent], None] | None = None) -> PayOutcome:
+    async def pay(
+        self, params: PayParams, *, on_event: Callable[[PaymentEvent], None] | None = None
+    ) -> PayOutcome:
         """Pay ``params.invstring`` once, whatever happened before.
 
         Order: wait for the engine; refuse without a database; decode the
@@ -1174,8 +1326,9 @@ class EngineHost:
             if flight.error is not None:
                 raise flight.error
             assert flight.outcome is not None
-            return PayOutcome(view=flight.outcome.view, already_paid=flight.outcome.already_paid,
-                              joined=True)
+            return PayOutcome(
+                view=flight.outcome.view, already_paid=flight.outcome.already_paid, joined=True
+            )
         flight = self._flights[h] = _Flight()
         try:
             flight.outcome = await self._pay_once(runtime, inv, params, on_event)
@@ -1187,8 +1340,13 @@ class EngineHost:
             flight.done.set()
             del self._flights[h]
 
-    async def _pay_once(self, runtime: RuntimeLike, inv: Invoice, params: PayParams,
-                        on_event: Callable[[PaymentEvent], None] | None) -> PayOutcome:
+    async def _pay_once(
+        self,
+        runtime: RuntimeLike,
+        inv: Invoice,
+        params: PayParams,
+        on_event: Callable[[PaymentEvent], None] | None,
+    ) -> PayOutcome:
         assert self.node is not None and self._reconciled is not None
         h = inv.payment_hash
         await self._reconciled.wait()
@@ -1235,8 +1393,9 @@ class EngineHost:
         if view is not None:
             self._put(view)
 
-    async def _earlier_payment(self, inv: Invoice, params: PayParams,
-                               sendpays: list[PartStatus]) -> PaymentView | None:
+    async def _earlier_payment(
+        self, inv: Invoice, params: PayParams, sendpays: list[PartStatus]
+    ) -> PaymentView | None:
         """An earlier complete payment of this invoice (in its ``listsendpays``), with its record.
 
         The engine applies the same rule (a complete part means paid); this
@@ -1248,15 +1407,15 @@ class EngineHost:
         assert self.node is not None
         h = inv.payment_hash
         groups = _group(sendpays)
-        complete = [k for k, ps in groups.items()
-                    if any(p.status is SendpayStatus.COMPLETE for p in ps)]
+        complete = [
+            k for k, ps in groups.items() if any(p.status is SendpayStatus.COMPLETE for p in ps)
+        ]
         if not complete:
             return None
         key = complete[-1]
         base = None
         if self.store is not None:
-            base = next((v for v in await self.store.aget_payments(h) if v.groupid == key[1]),
-                        None)
+            base = next((v for v in await self.store.aget_payments(h) if v.groupid == key[1]), None)
         view = view_from_sendpays(groups[key], base)
         wanted = params.amount_msat if params.amount_msat is not None else inv.amount_msat
         if wanted is not None and wanted != view.delivered_msat:
@@ -1282,8 +1441,10 @@ class EngineHost:
         out: dict[str, Any] = {
             "payments": [payment_json(v, now=now) for v in payments],
             "engine": {"state": self.state},
-            "store": {"path": self.config.db_path,
-                      "state": "open" if self.store is not None else "unavailable"},
+            "store": {
+                "path": self.config.db_path,
+                "state": "open" if self.store is not None else "unavailable",
+            },
         }
         if self.engine_error is not None:
             out["engine"]["error"] = str(self.engine_error)
@@ -1302,30 +1463,46 @@ class EngineHost:
         now = time.time()
         return {"pays": [payment_json(v, now=now) for v in views]}
 
-    async def route(self, destination: NodeId, amount_msat: int, strategy: str | None,
-                    maxparts: int | None, maxfee_msat: int | None) -> dict[str, Any]:
+    async def route(
+        self,
+        destination: NodeId,
+        amount_msat: int,
+        strategy: str | None,
+        maxparts: int | None,
+        maxfee_msat: int | None,
+    ) -> dict[str, Any]:
         """``barqroute``: the routes the strategy would use now, without paying."""
         runtime = await self.ready_runtime()
-        routes = await runtime.route(destination, amount_msat, strategy=strategy,
-                                     maxparts=maxparts, maxfee_msat=maxfee_msat)
+        routes = await runtime.route(
+            destination, amount_msat, strategy=strategy, maxparts=maxparts, maxfee_msat=maxfee_msat
+        )
         prob = 1.0
         for r in routes:
             prob *= r.probability if r.probability is not None else 1.0
         return {
-            "destination": destination, "amount_msat": amount_msat,
+            "destination": destination,
+            "amount_msat": amount_msat,
             "strategy": strategy or self.config.strategy,
             "amount_sent_msat": sum(r.sent_msat for r in routes),
             "fee_msat": sum(r.fee_msat for r in routes),
             "probability": round(prob, 6),
-            "routes": [{"amount_msat": r.amount_msat, "amount_sent_msat": r.sent_msat,
-                        "fee_msat": r.fee_msat, "delay": r.delay,
-                        "probability": (None if r.probability is None
-                                        else round(r.probability, 6)),
-                        "path": r.describe(), "hops": route_json(r)} for r in routes],
+            "routes": [
+                {
+                    "amount_msat": r.amount_msat,
+                    "amount_sent_msat": r.sent_msat,
+                    "fee_msat": r.fee_msat,
+                    "delay": r.delay,
+                    "probability": (None if r.probability is None else round(r.probability, 6)),
+                    "path": r.describe(),
+                    "hops": route_json(r),
+                }
+                for r in routes
+            ],
         }
 
-    async def redirect_maxfee(self, invstring: str, amount: Any, percent: Decimal | None,
-                              exempt: int | None) -> int:
+    async def redirect_maxfee(
+        self, invstring: str, amount: Any, percent: Decimal | None, exempt: int | None
+    ) -> int:
         """xpay's conversion of ``pay``'s maxfeepercent/exemptfee into an absolute maxfee."""
         await self.ready_runtime()
         assert self.node is not None
@@ -1356,25 +1533,31 @@ class BarqPlugin(Plugin):  # type: ignore[misc]
         # pyln ignores the streams it is given (it only sets them when *not* given)
         self.stdin: TextIO = cast(TextIO, real_in)
         self.stdout: TextIO = cast(TextIO, real_out)
-        self._log_handlers = [h for h in root.handlers
-                              if h not in before and isinstance(h, PluginLogHandler)]
+        self._log_handlers = [
+            h for h in root.handlers if h not in before and isinstance(h, PluginLogHandler)
+        ]
         self.host: EngineHost | None = None
         self.barq_config: PluginConfig | None = None
 
     def _parse_request(self, jsrequest: dict[str, Any]) -> Request:
-        return _BarqRequest(plugin=self, req_id=jsrequest.get("id"),
-                            method=str(jsrequest["method"]), params=jsrequest["params"],
-                            origin=jsrequest.get("origin"), background=False)
+        return _BarqRequest(
+            plugin=self,
+            req_id=jsrequest.get("id"),
+            method=str(jsrequest["method"]),
+            params=jsrequest["params"],
+            origin=jsrequest.get("origin"),
+            background=False,
+        )
 
-    def _bind_pos(self, func: Callable[..., Any], params: list[Any],
-                  request: Request) -> Any:
+    def _bind_pos(self, func: Callable[..., Any], params: list[Any], request: Request) -> Any:
         try:
             return super()._bind_pos(func, params, request)
         except TypeError as exc:
             raise InvalidParams(f"{request.method}: {exc}") from None
 
-    def _bind_kwargs(self, func: Callable[..., Any], params: dict[str, Any],
-                     request: Request) -> Any:
+    def _bind_kwargs(
+        self, func: Callable[..., Any], params: dict[str, Any], request: Request
+    ) -> Any:
         try:
             return super()._bind_kwargs(func, params, request)
         except TypeError as exc:
@@ -1399,8 +1582,9 @@ class BarqPlugin(Plugin):  # type: ignore[misc]
         except Exception as exc:
             fallback = hook_fallbacks.get(request.method)
             if fallback is not None:  # a hook must never answer with an error
-                self.log(f"hook {request.method} failed, answering {fallback}: {exc}",
-                         level="error")
+                self.log(
+                    f"hook {request.method} failed, answering {fallback}: {exc}", level="error"
+                )
                 request.set_result(fallback)
             else:
                 request.set_exception(exc)
@@ -1490,8 +1674,9 @@ def build_plugin(
         with suppress(ValueError):
             request.set_result(result)
 
-    def submit(request: Request, shape: Callable[[Any], Any],
-               fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    def submit(
+        request: Request, shape: Callable[[Any], Any], fn: Callable[..., Awaitable[Any]], *args: Any
+    ) -> None:
         fut = host().submit(fn, *args)
         fut.add_done_callback(lambda f: answer(request, f, shape))
 
@@ -1500,8 +1685,9 @@ def build_plugin(
 
     # -- init / shutdown ---------------------------------------------------------------------
 
-    def init(options: dict[str, Any], configuration: dict[str, Any],
-             plugin: Plugin, **kwargs: Any) -> dict[str, Any] | None:
+    def init(
+        options: dict[str, Any], configuration: dict[str, Any], plugin: Plugin, **kwargs: Any
+    ) -> dict[str, Any] | None:
         try:
             cfg = config_from_init(options, configuration)
         except InvalidParams as exc:
@@ -1510,8 +1696,10 @@ def build_plugin(
         bp.barq_config = cfg
         bp.host = EngineHost(cfg, node_factory=nodes, runtime_factory=runtimes, log=logger)
         bp.host.start()
-        logger(f"barq started: strategy={cfg.strategy} db={cfg.db_path} "
-               f"handle-pay={cfg.handle_pay}", "info")
+        logger(
+            f"barq started: strategy={cfg.strategy} db={cfg.db_path} handle-pay={cfg.handle_pay}",
+            "info",
+        )
         return None
 
     plugin.child_init = init
@@ -1533,16 +1721,28 @@ def build_plugin(
             match ev:
                 case PaymentStarted():
                     total[0] = ev.amount_msat
-                    request.notify(f"paying {ev.amount_msat} msat to {ev.destination} "
-                                   f"(strategy {ev.strategy})")
+                    request.notify(
+                        f"paying {ev.amount_msat} msat to {ev.destination} (strategy {ev.strategy})"
+                    )
                 case PartStarted():
                     routes[(ev.groupid, ev.partid)] = ev.route
-                    request.notify(f"part {ev.partid}: sending {ev.amount_msat} msat over "
-                                   f"{ev.route.describe()}")
-                    plugin.notify(PART_START_TOPIC, {PART_START_TOPIC: {
-                        "payment_hash": ev.payment_hash, "groupid": ev.groupid,
-                        "partid": ev.partid, "amount_msat": ev.amount_msat,
-                        "path": ev.route.describe(), "route": route_json(ev.route)}})
+                    request.notify(
+                        f"part {ev.partid}: sending {ev.amount_msat} msat over "
+                        f"{ev.route.describe()}"
+                    )
+                    plugin.notify(
+                        PART_START_TOPIC,
+                        {
+                            PART_START_TOPIC: {
+                                "payment_hash": ev.payment_hash,
+                                "groupid": ev.groupid,
+                                "partid": ev.partid,
+                                "amount_msat": ev.amount_msat,
+                                "path": ev.route.describe(),
+                                "route": route_json(ev.route),
+                            }
+                        },
+                    )
                 case PartEnded():
                     route = routes.pop((ev.groupid, ev.partid), None)
                     why = ""
@@ -1552,25 +1752,30 @@ def build_plugin(
                         why = f": {f.failcodename} at {at}"
                     elif ev.reason:
                         why = f": {ev.reason}"
-                    request.notify(f"part {ev.partid}: {ev.state}{why}",
-                                   level="info" if ev.state is PartState.SUCCEEDED else "warn")
+                    request.notify(
+                        f"part {ev.partid}: {ev.state}{why}",
+                        level="info" if ev.state is PartState.SUCCEEDED else "warn",
+                    )
                     if ev.state is PartState.SUCCEEDED and total[0] > 0:
                         total[1] = min(total[0], total[1] + ev.amount_msat)
                         request.progress(total[1], total[0])  # msat delivered of the amount
                     payload: dict[str, Any] = {
-                        "payment_hash": ev.payment_hash, "groupid": ev.groupid,
-                        "partid": ev.partid, "amount_msat": ev.amount_msat,
+                        "payment_hash": ev.payment_hash,
+                        "groupid": ev.groupid,
+                        "partid": ev.partid,
+                        "amount_msat": ev.amount_msat,
                         "outcome": str(ev.state),
                         "path": route.describe() if route is not None else None,
-                        "route": route_json(route) if route is not None else None}
+                        "route": route_json(route) if route is not None else None,
+                    }
                     if ev.failure is not None:
                         payload["failure"] = failure_json(ev.failure)
                     if ev.reason:
                         payload["reason"] = ev.reason
                     plugin.notify(PART_END_TOPIC, {PART_END_TOPIC: payload})
                 case PaymentEnded():
-                    request.notify(f"payment {ev.status}"
-                                   + (f": {ev.error}" if ev.error else ""))
+                    request.notify(f"payment {ev.status}" + (f": {ev.error}" if ev.error else ""))
+
         return on_event
 
     def pay_shape(outcome: PayOutcome) -> dict[str, Any]:
@@ -1579,10 +1784,18 @@ def build_plugin(
             out["already_paid"] = True
         return out
 
-    def barqpay(request: Request, invstring: Any, amount_msat: Any = None,
-                maxparts: Any = None, maxfee: Any = None, retry_for: Any = None,
-                maxdelay: Any = None, exclude: Any = None, strategy: Any = None,
-                label: Any = None) -> None:
+    def barqpay(
+        request: Request,
+        invstring: Any,
+        amount_msat: Any = None,
+        maxparts: Any = None,
+        maxfee: Any = None,
+        retry_for: Any = None,
+        maxdelay: Any = None,
+        exclude: Any = None,
+        strategy: Any = None,
+        label: Any = None,
+    ) -> None:
         """Pay a bolt11 invoice with Barq's multi-part engine.
 
         Defaults (plugin options): maxfee is the larger of barq-maxfee-msat and
@@ -1592,8 +1805,9 @@ def build_plugin(
         The result is pay's plus strategy, fee_msat and every attempt (route,
         amount, fee, outcome); progress is sent as notifications.
         """
-        params = parse_pay_params(invstring, amount_msat, maxparts, maxfee, retry_for,
-                                  maxdelay, exclude, strategy, label)
+        params = parse_pay_params(
+            invstring, amount_msat, maxparts, maxfee, retry_for, maxdelay, exclude, strategy, label
+        )
         h = host()
         fut = h.submit(lambda: h.pay(params, on_event=progress(request)))
         fut.add_done_callback(lambda f: answer(request, f, pay_shape))
@@ -1608,29 +1822,35 @@ def build_plugin(
         ph = None if payment_hash is None else _parse_hash(payment_hash, "payment_hash")
         submit(request, identity, host().status, ph)
 
-    plugin.add_method("barqstatus", barqstatus, background=True,
-                      description=barqstatus.__doc__)
+    plugin.add_method("barqstatus", barqstatus, background=True, description=barqstatus.__doc__)
 
     def barqlistpays(request: Request, payment_hash: Any = None, status: Any = None) -> None:
         """Payment history from Barq's database, oldest first (filter by payment_hash and
         by status: pending, complete or failed)."""
         ph = None if payment_hash is None else _parse_hash(payment_hash, "payment_hash")
         if status is not None and status not in [str(s) for s in PaymentStatus]:
-            raise InvalidParams(f"status: must be pending, complete or failed, got {status!r}",
-                                data={"param": "status"})
+            raise InvalidParams(
+                f"status: must be pending, complete or failed, got {status!r}",
+                data={"param": "status"},
+            )
         submit(request, identity, host().listpays, ph, status)
 
-    plugin.add_method("barqlistpays", barqlistpays, background=True,
-                      description=barqlistpays.__doc__)
+    plugin.add_method(
+        "barqlistpays", barqlistpays, background=True, description=barqlistpays.__doc__
+    )
 
-    def barqroute(request: Request, destination: Any, amount_msat: Any, strategy: Any = None,
-                  maxparts: Any = None) -> None:
+    def barqroute(
+        request: Request,
+        destination: Any,
+        amount_msat: Any,
+        strategy: Any = None,
+        maxparts: Any = None,
+    ) -> None:
         """The routes Barq would use now to send amount_msat to destination (nothing is paid)."""
         dest = _parse_node_id(destination, "destination")
         amount = parse_msat(amount_msat, "amount_msat", allow_zero=False)
         strat = _check_strategy(strategy)
-        parts = None if maxparts is None else _parse_int(maxparts, "maxparts", 1,
-                                                           MAX_PARTS_LIMIT)
+        parts = None if maxparts is None else _parse_int(maxparts, "maxparts", 1, MAX_PARTS_LIMIT)
         submit(request, identity, host().route, dest, amount, strat, parts, None)
 
     plugin.add_method("barqroute", barqroute, background=True, description=barqroute.__doc__)
@@ -1643,12 +1863,17 @@ def build_plugin(
 
     # -- pay takeover ------------------------------------------------------------------------------
 
-    def on_rpc_command(rpc_command: dict[str, Any], request: Request,
-                       **kwargs: Any) -> None:
+    def on_rpc_command(rpc_command: dict[str, Any], request: Request, **kwargs: Any) -> None:
         cont = {"result": "continue"}
         cfg, h = plugin.barq_config, plugin.host
-        if (cfg is None or not cfg.handle_pay or h is None or rpc_command.get("method") != "pay"
-                or h.store_error is not None or h.engine_error is not None):
+        if (
+            cfg is None
+            or not cfg.handle_pay
+            or h is None
+            or rpc_command.get("method") != "pay"
+            or h.store_error is not None
+            or h.engine_error is not None
+        ):
             request.set_result(cont)
             return
         try:
@@ -1660,8 +1885,14 @@ def build_plugin(
 
         def replace(p: dict[str, Any]) -> dict[str, Any]:
             logger("redirecting pay to barqpay", "debug")
-            return {"replace": {"jsonrpc": "2.0", "id": rpc_command.get("id"),
-                                "method": "barqpay", "params": p}}
+            return {
+                "replace": {
+                    "jsonrpc": "2.0",
+                    "id": rpc_command.get("id"),
+                    "method": "barqpay",
+                    "params": p,
+                }
+            }
 
         if percent is None and exempt is None:
             request.set_result(replace(params))
@@ -1676,8 +1907,9 @@ def build_plugin(
             with suppress(ValueError):
                 request.set_result(replace({**params, "maxfee": f.result()}))
 
-        h.submit(h.redirect_maxfee, params["invstring"], params.get("amount_msat"), percent,
-                 exempt).add_done_callback(finish)
+        h.submit(
+            h.redirect_maxfee, params["invstring"], params.get("amount_msat"), percent, exempt
+        ).add_done_callback(finish)
 
     plugin.add_hook("rpc_command", on_rpc_command, background=True, filters=["pay"])
     return plugin

@@ -141,9 +141,15 @@ PartScript = Succeed | Fail | Refuse
 Handler = Callable[[SentPart], PartScript]
 
 
-def fail_at(route: Route, index: int, code: int | FailCode, *,
-            update: ChannelUpdate | None = None, after_s: float = 0.0,
-            our_id: NodeId | None = None) -> Fail:
+def fail_at(
+    route: Route,
+    index: int,
+    code: int | FailCode,
+    *,
+    update: ChannelUpdate | None = None,
+    after_s: float = 0.0,
+    our_id: NodeId | None = None,
+) -> Fail:
     """A :class:`Fail` as node ``index`` of ``route`` would report it (0 = us, len = payee).
 
     ``erring_channel`` is the channel leaving that node (the last one for the payee).
@@ -152,10 +158,18 @@ def fail_at(route: Route, index: int, code: int | FailCode, *,
     index = min(max(index, 0), n)
     node = route.hops[index - 1].id if index > 0 else our_id
     hop = route.hops[index] if index < n else route.hops[-1]
-    return Fail(after_s=after_s, failure=RouteFailure(
-        failcode=int(code), erring_index=index, erring_node=node, erring_channel=hop.channel,
-        erring_direction=hop.direction, channel_update=update,
-        message=failcode_name(int(code))))
+    return Fail(
+        after_s=after_s,
+        failure=RouteFailure(
+            failcode=int(code),
+            erring_index=index,
+            erring_node=node,
+            erring_channel=hop.channel,
+            erring_direction=hop.direction,
+            channel_update=update,
+            message=failcode_name(int(code)),
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,8 +201,9 @@ class _Invoice:
     preimage: str
 
 
-def local_channels(graph: Graph, our_id: NodeId, *,
-                   spendable_msat: int | Callable[[int], int] | None = None) -> list[LocalChannel]:
+def local_channels(
+    graph: Graph, our_id: NodeId, *, spendable_msat: int | Callable[[int], int] | None = None
+) -> list[LocalChannel]:
     """Our channels as ``listpeerchannels`` would show them, from ``graph``'s rows leaving us.
 
     ``spendable_msat``: a fixed amount, a function of the capacity, or ``None``
@@ -206,14 +221,20 @@ def local_channels(graph: Graph, our_id: NodeId, *,
             spend = spendable_msat(cap)
         else:
             spend = spendable_msat
-        out.append(LocalChannel(
-            peer_id=graph.nodes[int(graph.dst[e])], scid=graph.scid[e],
-            direction=int(graph.direction[e]), state="CHANNELD_NORMAL",
-            peer_connected=bool(graph.enabled[e]), spendable_msat=min(spend, cap),
-            receivable_msat=cap - min(spend, cap), capacity_msat=cap,
-            htlc_min_msat=int(graph.htlc_min_msat[e]),
-            htlc_max_msat=int(graph.htlc_max_msat[e]),
-        ))
+        out.append(
+            LocalChannel(
+                peer_id=graph.nodes[int(graph.dst[e])],
+                scid=graph.scid[e],
+                direction=int(graph.direction[e]),
+                state="CHANNELD_NORMAL",
+                peer_connected=bool(graph.enabled[e]),
+                spendable_msat=min(spend, cap),
+                receivable_msat=cap - min(spend, cap),
+                capacity_msat=cap,
+                htlc_min_msat=int(graph.htlc_min_msat[e]),
+                htlc_max_msat=int(graph.htlc_max_msat[e]),
+            )
+        )
     return out
 
 
@@ -237,9 +258,17 @@ class ScriptedNode:
         calls: how often each method was called.
     """
 
-    def __init__(self, *, graph: Graph, our_id: NodeId, handler: Handler | None = None,
-                 channels: Sequence[LocalChannel] | None = None, network: str = "regtest",
-                 blockheight: int = 800_000, clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        graph: Graph,
+        our_id: NodeId,
+        handler: Handler | None = None,
+        channels: Sequence[LocalChannel] | None = None,
+        network: str = "regtest",
+        blockheight: int = 800_000,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.graph = graph
         self.our_id = our_id
         self.handler: Handler = handler or (lambda part: Succeed())
@@ -247,7 +276,8 @@ class ScriptedNode:
         self.blockheight = blockheight
         self.clock = clock or time.time
         self.channels: list[LocalChannel] = list(
-            local_channels(graph, our_id) if channels is None else channels)
+            local_channels(graph, our_id) if channels is None else channels
+        )
         """Our channels before any part of this node was sent (edit to change balances)."""
         self.sent: list[SentPart] = []
         self.violations: list[str] = []
@@ -261,20 +291,32 @@ class ScriptedNode:
 
     # -- test setup -----------------------------------------------------------------------
 
-    def add_invoice(self, *, payee: NodeId, amount_msat: int | None, expiry_s: int = 3600,
-                    min_final_cltv: int = 18, network: str | None = None,
-                    route_hints: Sequence[Sequence[RouteHintHop]] = (),
-                    created_at: int | None = None) -> str:
+    def add_invoice(
+        self,
+        *,
+        payee: NodeId,
+        amount_msat: int | None,
+        expiry_s: int = 3600,
+        min_final_cltv: int = 18,
+        network: str | None = None,
+        route_hints: Sequence[Sequence[RouteHintHop]] = (),
+        created_at: int | None = None,
+    ) -> str:
         """Register an invoice; returns its (fake) bolt11 string for :meth:`decode_invoice`."""
         k = len(self._invoices)
         preimage = hashlib.sha256(f"barq-scripted-{k}".encode()).hexdigest()
         payment_hash = hashlib.sha256(bytes.fromhex(preimage)).hexdigest()
         bolt11 = f"lnscripted{k}x{payment_hash[:16]}"
         inv = Invoice(
-            bolt11=bolt11, payee=payee, payment_hash=payment_hash, amount_msat=amount_msat,
+            bolt11=bolt11,
+            payee=payee,
+            payment_hash=payment_hash,
+            amount_msat=amount_msat,
             created_at=int(self.clock()) if created_at is None else created_at,
-            expiry=expiry_s, min_final_cltv_expiry=min_final_cltv,
-            network=network or self.network, payment_secret="55" * 32,
+            expiry=expiry_s,
+            min_final_cltv_expiry=min_final_cltv,
+            network=network or self.network,
+            payment_secret="55" * 32,
             route_hints=tuple(tuple(h) for h in route_hints),
         )
         rec = _Invoice(invoice=inv, preimage=preimage)
@@ -296,13 +338,18 @@ class ScriptedNode:
             self._preloaded.setdefault(p.payment_hash, []).append(p)
 
     def set_spendable(self, scid: str, spendable_msat: int) -> None:
-        self.channels = [msgspec.structs.replace(c, spendable_msat=spendable_msat)
-                         if c.scid == scid else c for c in self.channels]
+        self.channels = [
+            msgspec.structs.replace(c, spendable_msat=spendable_msat) if c.scid == scid else c
+            for c in self.channels
+        ]
 
     def delivered_msat(self, payment_hash: str) -> int:
         now = anyio.current_time()
-        return sum(p.sent.route.amount_msat for p in self._parts.get(payment_hash, {}).values()
-                   if p.status(now) is SendpayStatus.COMPLETE)
+        return sum(
+            p.sent.route.amount_msat
+            for p in self._parts.get(payment_hash, {}).values()
+            if p.status(now) is SendpayStatus.COMPLETE
+        )
 
     # -- NodeInterface --------------------------------------------------------------------
 
@@ -326,30 +373,53 @@ class ScriptedNode:
             for p in parts.values():
                 if p.first_hop is not None and p.status(now) is not SendpayStatus.FAILED:
                     used[p.first_hop] += p.sent.route.sent_msat
-        return [msgspec.structs.replace(c, spendable_msat=max(c.spendable_msat - used[c.scid], 0))
-                if c.scid is not None and c.scid in used else c for c in self.channels]
+        return [
+            msgspec.structs.replace(c, spendable_msat=max(c.spendable_msat - used[c.scid], 0))
+            if c.scid is not None and c.scid in used
+            else c
+            for c in self.channels
+        ]
 
     async def gossip_graph(self) -> Graph:
         self.calls["gossip_graph"] += 1
         return self.graph
 
-    async def sendpay(self, route: Route, payment_hash: str, *, partid: int, groupid: int,
-                      total_msat: int, payment_secret: str | None, bolt11: str | None = None,
-                      label: str | None = None) -> PartStatus:
+    async def sendpay(
+        self,
+        route: Route,
+        payment_hash: str,
+        *,
+        partid: int,
+        groupid: int,
+        total_msat: int,
+        payment_secret: str | None,
+        bolt11: str | None = None,
+        label: str | None = None,
+    ) -> PartStatus:
         self.calls["sendpay"] += 1
         await anyio.lowlevel.checkpoint()
         now = anyio.current_time()
         parts = self._parts.setdefault(payment_hash, {})
         key = (groupid, partid)
-        sent = SentPart(payment_hash=payment_hash, partid=partid, groupid=groupid, route=route,
-                        total_msat=total_msat, payment_secret=payment_secret,
-                        seq=len(self.sent), at=now)
+        sent = SentPart(
+            payment_hash=payment_hash,
+            partid=partid,
+            groupid=groupid,
+            route=route,
+            total_msat=total_msat,
+            payment_secret=payment_secret,
+            seq=len(self.sent),
+            at=now,
+        )
         self._check(sent, parts, now)
         self.sent.append(sent)
         old = parts.get(key)
         if old is not None and old.status(now) is SendpayStatus.PENDING:
-            raise RpcError(f"part {partid} of group {groupid} already in flight",
-                           method="sendpay", rpc_code=PAY_IN_PROGRESS)
+            raise RpcError(
+                f"part {partid} of group {groupid} already in flight",
+                method="sendpay",
+                rpc_code=PAY_IN_PROGRESS,
+            )
         if any(p.status(now) is SendpayStatus.COMPLETE for p in parts.values()):
             self._refused.setdefault(payment_hash, set()).add(key)
             raise RpcError("already succeeded", method="sendpay", rpc_code=PAY_RHASH_ALREADY_USED)
@@ -362,49 +432,71 @@ class ScriptedNode:
         rec = self._by_hash.get(payment_hash)
         preimage = rec.preimage if rec is not None else "00" * 32
         first = route.hops[0].channel if route.hops else None
-        parts[key] = _Part(sent=sent, script=script, resolve_at=now + script.after_s,
-                           preimage=preimage, first_hop=first)
+        parts[key] = _Part(
+            sent=sent,
+            script=script,
+            resolve_at=now + script.after_s,
+            preimage=preimage,
+            first_hop=first,
+        )
         return self._status(parts[key], now)
 
-    async def waitsendpay(self, payment_hash: str, *, partid: int, groupid: int,
-                          timeout_s: float | None = None) -> PartStatus:
+    async def waitsendpay(
+        self, payment_hash: str, *, partid: int, groupid: int, timeout_s: float | None = None
+    ) -> PartStatus:
         self.calls["waitsendpay"] += 1
         part = self._parts.get(payment_hash, {}).get((groupid, partid))
         if part is None:
             pre = self._adopt_preloaded(payment_hash, partid, groupid)
             if pre is None:
-                raise RpcError(f"never attempted part {partid} of group {groupid}",
-                               method="waitsendpay", rpc_code=PAY_NO_SUCH_PAYMENT)
+                raise RpcError(
+                    f"never attempted part {partid} of group {groupid}",
+                    method="waitsendpay",
+                    rpc_code=PAY_NO_SUCH_PAYMENT,
+                )
             part = pre
         now = anyio.current_time()
         wait = part.resolve_at - now
         if timeout_s is not None and wait > timeout_s:
             await anyio.sleep(timeout_s)
-            raise RpcError("Timed out while waiting", method="waitsendpay",
-                           rpc_code=PAY_IN_PROGRESS)
+            raise RpcError(
+                "Timed out while waiting", method="waitsendpay", rpc_code=PAY_IN_PROGRESS
+            )
         if wait > 0:
             await anyio.sleep_until(part.resolve_at)
         else:
             await anyio.lowlevel.checkpoint()
         if isinstance(part.script, Fail):
-            raise PartFailed(f"part {partid} failed: {part.script.failure.failcodename}",
-                             failure=part.script.failure)
+            raise PartFailed(
+                f"part {partid} failed: {part.script.failure.failcodename}",
+                failure=part.script.failure,
+            )
         return self._status(part, anyio.current_time())
 
     async def listsendpays(self, payment_hash: str | None = None) -> list[PartStatus]:
         self.calls["listsendpays"] += 1
         now = anyio.current_time()
-        hashes = [payment_hash] if payment_hash is not None else sorted(
-            set(self._parts) | set(self._preloaded))
+        hashes = (
+            [payment_hash]
+            if payment_hash is not None
+            else sorted(set(self._parts) | set(self._preloaded))
+        )
         out: list[PartStatus] = []
         for h in hashes:
             seen = set(self._parts.get(h, {}))
             out.extend(p for p in self._preloaded.get(h, []) if (p.groupid, p.partid) not in seen)
             out.extend(self._status(p, now) for p in self._parts.get(h, {}).values())
             for g, pid in sorted(self._refused.get(h, set()) - seen):
-                out.append(PartStatus(payment_hash=h, partid=pid, groupid=g,
-                                      status=SendpayStatus.FAILED, amount_msat=0,
-                                      amount_sent_msat=0))
+                out.append(
+                    PartStatus(
+                        payment_hash=h,
+                        partid=pid,
+                        groupid=g,
+                        status=SendpayStatus.FAILED,
+                        amount_msat=0,
+                        amount_sent_msat=0,
+                    )
+                )
         return out
 
     # -- internals ------------------------------------------------------------------------
@@ -413,9 +505,13 @@ class ScriptedNode:
         r = part.sent.route
         st = part.status(now)
         return PartStatus(
-            payment_hash=part.sent.payment_hash, partid=part.sent.partid,
-            groupid=part.sent.groupid, status=st, amount_msat=r.amount_msat,
-            amount_sent_msat=r.sent_msat, destination=r.destination,
+            payment_hash=part.sent.payment_hash,
+            partid=part.sent.partid,
+            groupid=part.sent.groupid,
+            status=st,
+            amount_msat=r.amount_msat,
+            amount_sent_msat=r.sent_msat,
+            destination=r.destination,
             payment_preimage=part.preimage if st is SendpayStatus.COMPLETE else None,
         )
 
@@ -423,18 +519,38 @@ class ScriptedNode:
         for p in self._preloaded.get(payment_hash, []):
             if p.partid == partid and p.groupid == groupid:
                 hop_id = p.destination or self.our_id
-                route = Route(hops=(Hop(id=hop_id, channel="0x0x0", direction=0,
-                                        amount_msat=p.amount_msat, delay=0),))
-                sent = SentPart(payment_hash=payment_hash, partid=partid, groupid=groupid,
-                                route=route, total_msat=p.amount_msat, payment_secret=None,
-                                seq=-1, at=anyio.current_time())
+                route = Route(
+                    hops=(
+                        Hop(
+                            id=hop_id,
+                            channel="0x0x0",
+                            direction=0,
+                            amount_msat=p.amount_msat,
+                            delay=0,
+                        ),
+                    )
+                )
+                sent = SentPart(
+                    payment_hash=payment_hash,
+                    partid=partid,
+                    groupid=groupid,
+                    route=route,
+                    total_msat=p.amount_msat,
+                    payment_secret=None,
+                    seq=-1,
+                    at=anyio.current_time(),
+                )
                 script = self.handler(sent)
                 if isinstance(script, Refuse):
                     script = Succeed()
                 rec = self._by_hash.get(payment_hash)
-                part = _Part(sent=sent, script=script,
-                             resolve_at=anyio.current_time() + script.after_s,
-                             preimage=rec.preimage if rec else "00" * 32, first_hop=None)
+                part = _Part(
+                    sent=sent,
+                    script=script,
+                    resolve_at=anyio.current_time() + script.after_s,
+                    preimage=rec.preimage if rec else "00" * 32,
+                    first_hop=None,
+                )
                 self._parts.setdefault(payment_hash, {})[(groupid, partid)] = part
                 return part
         return None
@@ -444,11 +560,13 @@ class ScriptedNode:
         h = new.payment_hash
         old = parts.get((new.groupid, new.partid))
         if old is not None and old.sent.route != new.route:
-            self.violations.append(f"{h[:8]}: (groupid {new.groupid}, partid {new.partid}) "
-                                   f"reused for another route")
+            self.violations.append(
+                f"{h[:8]}: (groupid {new.groupid}, partid {new.partid}) reused for another route"
+            )
         if (new.groupid, new.partid) in self._refused.get(h, set()):
-            self.violations.append(f"{h[:8]}: (groupid {new.groupid}, partid {new.partid}) "
-                                   f"reused after a refusal")
+            self.violations.append(
+                f"{h[:8]}: (groupid {new.groupid}, partid {new.partid}) reused after a refusal"
+            )
         rec = self._by_hash.get(h)
         limits = self._limits.get(h)
         if rec is None or limits is None:
@@ -456,13 +574,20 @@ class ScriptedNode:
         seen = set(parts)
         live = [self._status(p, now) for p in parts.values()]
         live += [p for p in self._preloaded.get(h, []) if (p.groupid, p.partid) not in seen]
-        self.violations.extend(money_rule_violations(
-            live, new.route, total_msat=new.total_msat,
-            amount_msat=rec.invoice.amount_msat or new.total_msat, limits=limits))
+        self.violations.extend(
+            money_rule_violations(
+                live,
+                new.route,
+                total_msat=new.total_msat,
+                amount_msat=rec.invoice.amount_msat or new.total_msat,
+                limits=limits,
+            )
+        )
 
 
-def money_rule_violations(parts: Sequence[PartStatus], new: Route, *, total_msat: int,
-                          amount_msat: int, limits: Limits) -> list[str]:
+def money_rule_violations(
+    parts: Sequence[PartStatus], new: Route, *, total_msat: int, amount_msat: int, limits: Limits
+) -> list[str]:
     """The money rules (module docstring) for sending ``new`` while ``parts`` exist (pure).
 
     ``parts`` are the payment's parts as ``listsendpays`` shows them; pending
@@ -514,33 +639,62 @@ class CheckedNode:
     async def gossip_graph(self) -> Graph:
         return await self.inner.gossip_graph()
 
-    async def sendpay(self, route: Route, payment_hash: str, *, partid: int, groupid: int,
-                      total_msat: int, payment_secret: str | None, bolt11: str | None = None,
-                      label: str | None = None) -> PartStatus:
+    async def sendpay(
+        self,
+        route: Route,
+        payment_hash: str,
+        *,
+        partid: int,
+        groupid: int,
+        total_msat: int,
+        payment_secret: str | None,
+        bolt11: str | None = None,
+        label: str | None = None,
+    ) -> PartStatus:
         key = (payment_hash, groupid, partid)
         old = self._routes.get(key)
         if old is not None and old != route:
-            self.violations.append(f"{payment_hash[:8]}: (groupid {groupid}, partid {partid}) "
-                                   f"reused for another route")
+            self.violations.append(
+                f"{payment_hash[:8]}: (groupid {groupid}, partid {partid}) reused for another route"
+            )
         self._routes[key] = route
         expected = self._limits.get(payment_hash)
         if expected is not None:
             parts = await self.inner.listsendpays(payment_hash)
-            self.violations.extend(money_rule_violations(
-                parts, route, total_msat=total_msat, amount_msat=expected[0],
-                limits=expected[1]))
-        self.sent.append(SentPart(payment_hash=payment_hash, partid=partid, groupid=groupid,
-                                  route=route, total_msat=total_msat,
-                                  payment_secret=payment_secret, seq=len(self.sent),
-                                  at=anyio.current_time()))
-        return await self.inner.sendpay(route, payment_hash, partid=partid, groupid=groupid,
-                                        total_msat=total_msat, payment_secret=payment_secret,
-                                        bolt11=bolt11, label=label)
+            self.violations.extend(
+                money_rule_violations(
+                    parts, route, total_msat=total_msat, amount_msat=expected[0], limits=expected[1]
+                )
+            )
+        self.sent.append(
+            SentPart(
+                payment_hash=payment_hash,
+                partid=partid,
+                groupid=groupid,
+                route=route,
+                total_msat=total_msat,
+                payment_secret=payment_secret,
+                seq=len(self.sent),
+                at=anyio.current_time(),
+            )
+        )
+        return await self.inner.sendpay(
+            route,
+            payment_hash,
+            partid=partid,
+            groupid=groupid,
+            total_msat=total_msat,
+            payment_secret=payment_secret,
+            bolt11=bolt11,
+            label=label,
+        )
 
-    async def waitsendpay(self, payment_hash: str, *, partid: int, groupid: int,
-                          timeout_s: float | None = None) -> PartStatus:
-        return await self.inner.waitsendpay(payment_hash, partid=partid, groupid=groupid,
-                                            timeout_s=timeout_s)
+    async def waitsendpay(
+        self, payment_hash: str, *, partid: int, groupid: int, timeout_s: float | None = None
+    ) -> PartStatus:
+        return await self.inner.waitsendpay(
+            payment_hash, partid=partid, groupid=groupid, timeout_s=timeout_s
+        )
 
     async def listsendpays(self, payment_hash: str | None = None) -> list[PartStatus]:
         return await self.inner.listsendpays(payment_hash)

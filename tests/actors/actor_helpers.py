@@ -14,8 +14,12 @@ from barq.testing import Fail, PartScript, SentPart, Succeed, fail_at
 SAT = 1000
 
 #: engine settings for tests: strategies inline (MockClock), small parts allowed
-CONFIG = EngineConfig(strategies_in_thread=False, default_strategy="dijkstra",
-                      min_part_msat=1_000_000, retry_for_s=60.0)
+CONFIG = EngineConfig(
+    strategies_in_thread=False,
+    default_strategy="dijkstra",
+    min_part_msat=1_000_000,
+    retry_for_s=60.0,
+)
 
 
 @dataclass(frozen=True)
@@ -33,8 +37,11 @@ class Diamond:
 
     def sd(self, scid: str, src: NodeId) -> str:
         """``scid/dir`` of the direction of ``scid`` leaving ``src``."""
-        e = next(e for e in range(self.graph.num_edges)
-                 if self.graph.scid[e] == scid and self.graph.nodes[int(self.graph.src[e])] == src)
+        e = next(
+            e
+            for e in range(self.graph.num_edges)
+            if self.graph.scid[e] == scid and self.graph.nodes[int(self.graph.src[e])] == src
+        )
         return scid_dir(scid, int(self.graph.direction[e]))
 
 
@@ -42,13 +49,32 @@ def diamond(cap_sat: int = 1_000_000, *, private_last: bool = False) -> Diamond:
     chans = [
         ChannelSpec(a=0, b=1, capacity_sat=cap_sat, scid="101x1x0"),
         ChannelSpec(a=0, b=2, capacity_sat=cap_sat, scid="102x1x0"),
-        ChannelSpec(a=1, b=3, capacity_sat=cap_sat, scid="103x1x0",
-                    fee_base_msat=(1000, 1000), fee_ppm=(100, 100)),
-        ChannelSpec(a=2, b=3, capacity_sat=cap_sat, scid="104x1x0",
-                    fee_base_msat=(2000, 2000), fee_ppm=(500, 500)),
+        ChannelSpec(
+            a=1,
+            b=3,
+            capacity_sat=cap_sat,
+            scid="103x1x0",
+            fee_base_msat=(1000, 1000),
+            fee_ppm=(100, 100),
+        ),
+        ChannelSpec(
+            a=2,
+            b=3,
+            capacity_sat=cap_sat,
+            scid="104x1x0",
+            fee_base_msat=(2000, 2000),
+            fee_ppm=(500, 500),
+        ),
         ChannelSpec(a=0, b=4, capacity_sat=cap_sat, scid="105x1x0"),
-        ChannelSpec(a=4, b=3, capacity_sat=cap_sat, scid="106x1x0",
-                    fee_base_msat=(3000, 3000), fee_ppm=(900, 900), private=private_last),
+        ChannelSpec(
+            a=4,
+            b=3,
+            capacity_sat=cap_sat,
+            scid="106x1x0",
+            fee_base_msat=(3000, 3000),
+            fee_ppm=(900, 900),
+            private=private_last,
+        ),
     ]
     g, _ = network_from_channels(5, chans, seed=7)
     n = g.nodes
@@ -64,11 +90,13 @@ class Scripted:
     """A handler built from rules: the first rule whose predicate matches decides."""
 
     rules: list[tuple[Callable[[SentPart], bool], Callable[[SentPart], PartScript]]] = field(
-        default_factory=list)
+        default_factory=list
+    )
     default: Callable[[SentPart], PartScript] = lambda p: Succeed(after_s=1.0)
 
-    def when(self, pred: Callable[[SentPart], bool],
-             then: Callable[[SentPart], PartScript]) -> Scripted:
+    def when(
+        self, pred: Callable[[SentPart], bool], then: Callable[[SentPart], PartScript]
+    ) -> Scripted:
         self.rules.append((pred, then))
         return self
 
@@ -83,10 +111,13 @@ def through(scid: str) -> Callable[[SentPart], bool]:
     return lambda p: uses(p.route, scid)
 
 
-def fails_at_channel(scid: str, code: FailCode = FailCode.TEMPORARY_CHANNEL_FAILURE,
-                     **kw: object) -> Callable[[SentPart], Fail]:
+def fails_at_channel(
+    scid: str, code: FailCode = FailCode.TEMPORARY_CHANNEL_FAILURE, **kw: object
+) -> Callable[[SentPart], Fail]:
     """A part through ``scid`` fails at the node that should forward over it."""
+
     def make(p: SentPart) -> Fail:
         k = next(i for i, h in enumerate(p.route.hops) if h.channel == scid)
         return fail_at(p.route, k, code, **kw)  # type: ignore[arg-type]
+
     return make

@@ -26,13 +26,15 @@ SIM_CONFIG = EngineConfig(strategies_in_thread=False, min_part_msat=100_000)
 
 
 def limits(cfg: EngineConfig, amount: int) -> Limits:
-    return Limits(maxfee_msat=max(cfg.maxfee_base_msat, amount * cfg.maxfee_ppm // 10**6),
-                  maxdelay=cfg.maxdelay, maxparts=cfg.maxparts)
+    return Limits(
+        maxfee_msat=max(cfg.maxfee_base_msat, amount * cfg.maxfee_ppm // 10**6),
+        maxdelay=cfg.maxdelay,
+        maxparts=cfg.maxparts,
+    )
 
 
 def direction(g: Any, scid: str, src: str) -> int:
-    e = next(e for e in range(g.num_edges) if g.scid[e] == scid
-             and g.nodes[int(g.src[e])] == src)
+    e = next(e for e in range(g.num_edges) if g.scid[e] == scid and g.nodes[int(g.src[e])] == src)
     return int(g.direction[e])
 
 
@@ -67,21 +69,27 @@ async def test_single_path_strategy_splits_adaptively(autojump_clock: Any, strat
             node = CheckedNode(net.node(d.us))
             async with open_runtime(node, CONFIG, clock=net.now) as rt:
                 b = net.create_invoice(d.dest, 1_400_000_000)
-                node.expect(net.decode(b).payment_hash, 1_400_000_000,
-                            limits(CONFIG, 1_400_000_000))
+                node.expect(
+                    net.decode(b).payment_hash, 1_400_000_000, limits(CONFIG, 1_400_000_000)
+                )
                 view = await rt.pay(PayParams(invstring=b, strategy=strategy))
                 ok = [p for p in view.parts if p.state == "succeeded"]
                 assert len(ok) >= 3 and all(p.amount_msat < 500_000_000 for p in ok)
                 with pytest.raises(RouteNotFound):  # the same with a never-splitting baseline
-                    await rt.pay(PayParams(invstring=net.create_invoice(d.dest, 1_400_000_000),
-                                           strategy="singlepath"))
+                    await rt.pay(
+                        PayParams(
+                            invstring=net.create_invoice(d.dest, 1_400_000_000),
+                            strategy="singlepath",
+                        )
+                    )
             assert net.received_msat(view.payment_hash) == 1_400_000_000
             assert node.violations == [] and net.overpayments == []
 
 
 @pytest.mark.trio
 async def test_depleted_channel_is_learnt_and_avoided_by_the_next_payment(
-        autojump_clock: Any) -> None:
+    autojump_clock: Any,
+) -> None:
     d = diamond()
     with trio.fail_after(3600):
         async with SimulatedNetwork.open(d.graph, seed=3, liquidity="half") as net:
@@ -90,10 +98,12 @@ async def test_depleted_channel_is_learnt_and_avoided_by_the_next_payment(
             async with open_runtime(node, CONFIG, clock=net.now) as rt:
                 v1 = await rt.pay(PayParams(invstring=net.create_invoice(d.dest, 100_000_000)))
                 v2 = await rt.pay(PayParams(invstring=net.create_invoice(d.dest, 100_000_000)))
-    first = [[h.channel for h in p.route.hops] for p in node.sent
-             if p.payment_hash == v1.payment_hash]
-    second = [[h.channel for h in p.route.hops] for p in node.sent
-              if p.payment_hash == v2.payment_hash]
+    first = [
+        [h.channel for h in p.route.hops] for p in node.sent if p.payment_hash == v1.payment_hash
+    ]
+    second = [
+        [h.channel for h in p.route.hops] for p in node.sent if p.payment_hash == v2.payment_hash
+    ]
     assert first == [["101x1x0", "103x1x0"], ["102x1x0", "104x1x0"]]
     f = v1.parts[0].failure
     assert f is not None and f.failcodename == "WIRE_TEMPORARY_CHANNEL_FAILURE"
@@ -112,8 +122,10 @@ async def test_twelve_concurrent_payments_all_correct(autojump_clock: Any) -> No
             amounts: list[tuple[int, int]] = []
             for dest in range(1, graph.num_nodes):
                 amount = 1_000_000 * (1 + 7 * len(amounts))
-                if max_flow_msat(graph, liquidity, graph.nodes[0],
-                                 graph.nodes[dest]) >= 20 * amount:
+                if (
+                    max_flow_msat(graph, liquidity, graph.nodes[0], graph.nodes[dest])
+                    >= 20 * amount
+                ):
                     amounts.append((dest, amount))
             amounts = amounts[:12]
             assert len(amounts) == 12
@@ -122,11 +134,11 @@ async def test_twelve_concurrent_payments_all_correct(autojump_clock: Any) -> No
                 async with anyio.create_task_group() as tg:
                     for dest, amount in amounts:
                         b = net.create_invoice(graph.nodes[dest], amount)
-                        node.expect(net.decode(b).payment_hash, amount,
-                                    limits(SIM_CONFIG, amount))
+                        node.expect(net.decode(b).payment_hash, amount, limits(SIM_CONFIG, amount))
 
                         async def one(b: str = b) -> None:
                             results.append(await rt.pay(PayParams(invstring=b)))
+
                         tg.start_soon(one)
                 assert len(rt.status()) == 12
             assert len(results) == 12

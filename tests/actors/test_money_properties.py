@@ -28,8 +28,22 @@ from barq.testing import CheckedNode, Limits, Refuse, ScriptedNode, SentPart, Su
 
 GRAPH, _KEYS = builtin_network(1)
 STRATEGIES = ["dijkstra", "probabilistic", "presplit", "mincostflow"]
-KINDS = ["ok", "ok", "ok", "tcf", "tcf", "perm_chan", "node_perm", "node_temp", "fee", "disabled",
-         "dest", "mpp", "refuse", "refuse_local"]
+KINDS = [
+    "ok",
+    "ok",
+    "ok",
+    "tcf",
+    "tcf",
+    "perm_chan",
+    "node_perm",
+    "node_temp",
+    "fee",
+    "disabled",
+    "dest",
+    "mpp",
+    "refuse",
+    "refuse_local",
+]
 
 outcome = st.tuples(st.sampled_from(KINDS), st.floats(0, 0.999), st.floats(0, 30))
 
@@ -52,8 +66,15 @@ def script(spec: tuple[str, float, float], p: SentPart) -> Any:
             return fail_at(r, max(k, 1), FailCode.TEMPORARY_NODE_FAILURE, after_s=lat)
         case "fee":
             h = r.hops[k]
-            upd = ChannelUpdate(scid=h.channel, direction=h.direction, fee_base_msat=2000,
-                                fee_ppm=1000, cltv_delta=40, htlc_min_msat=1000, timestamp=1)
+            upd = ChannelUpdate(
+                scid=h.channel,
+                direction=h.direction,
+                fee_base_msat=2000,
+                fee_ppm=1000,
+                cltv_delta=40,
+                htlc_min_msat=1000,
+                timestamp=1,
+            )
             return fail_at(r, k, FailCode.FEE_INSUFFICIENT, update=upd, after_s=lat)
         case "disabled":
             return fail_at(r, k, FailCode.CHANNEL_DISABLED, after_s=lat)
@@ -64,8 +85,10 @@ def script(spec: tuple[str, float, float], p: SentPart) -> Any:
         case "refuse":
             return Refuse(message="scripted refusal", rpc_code=-1)
         case _:
-            return Refuse(message="first peer not ready",
-                          failure=fail_at(r, 0, FailCode.TEMPORARY_CHANNEL_FAILURE).failure)
+            return Refuse(
+                message="first peer not ready",
+                failure=fail_at(r, 0, FailCode.TEMPORARY_CHANNEL_FAILURE).failure,
+            )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -78,18 +101,26 @@ def script(spec: tuple[str, float, float], p: SentPart) -> Any:
     retry_for=st.floats(5, 120),
     outcomes=st.lists(outcome, min_size=1, max_size=40),
 )
-def test_money_rules_hold_under_random_failures(dest: int, amount: int, strategy: str,
-                                                maxparts: int, maxfee: int | None,
-                                                retry_for: float,
-                                                outcomes: list[tuple[str, float, float]]) -> None:
+def test_money_rules_hold_under_random_failures(
+    dest: int,
+    amount: int,
+    strategy: str,
+    maxparts: int,
+    maxfee: int | None,
+    retry_for: float,
+    outcomes: list[tuple[str, float, float]],
+) -> None:
     def handler(p: SentPart) -> Any:
         return script(outcomes[(p.partid - 1) % len(outcomes)], p)
 
     node = ScriptedNode(graph=GRAPH, our_id=GRAPH.nodes[0], handler=handler)
     bolt11 = node.add_invoice(payee=GRAPH.nodes[dest], amount_msat=amount)
     cfg = EngineConfig(strategies_in_thread=False, min_part_msat=100_000)
-    fee = maxfee if maxfee is not None else max(cfg.maxfee_base_msat,
-                                                amount * cfg.maxfee_ppm // 10**6)
+    fee = (
+        maxfee
+        if maxfee is not None
+        else max(cfg.maxfee_base_msat, amount * cfg.maxfee_ppm // 10**6)
+    )
     node.expect(bolt11, Limits(maxfee_msat=fee, maxdelay=cfg.maxdelay, maxparts=maxparts))
     h = node.invoice(bolt11).payment_hash
 
@@ -97,9 +128,15 @@ def test_money_rules_hold_under_random_failures(dest: int, amount: int, strategy
         with trio.fail_after(100_000):
             async with open_runtime(node, cfg) as rt:
                 try:
-                    view = await rt.pay(PayParams(invstring=bolt11, strategy=strategy,
-                                                  maxparts=maxparts, maxfee_msat=maxfee,
-                                                  retry_for_s=retry_for))
+                    view = await rt.pay(
+                        PayParams(
+                            invstring=bolt11,
+                            strategy=strategy,
+                            maxparts=maxparts,
+                            maxfee_msat=maxfee,
+                            retry_for_s=retry_for,
+                        )
+                    )
                 except BarqError as exc:
                     assert exc.data.get("status") in (None, "failed")
                     tried = [a for a in exc.data.get("attempts", [])]
@@ -110,8 +147,9 @@ def test_money_rules_hold_under_random_failures(dest: int, amount: int, strategy
                     assert view.status is PaymentStatus.COMPLETE
                     assert view.payment_preimage is not None
                     assert 0 < view.delivered_msat == node.delivered_msat(h) <= amount
-                pending = [p for p in await node.listsendpays(h)
-                           if p.status is SendpayStatus.PENDING]
+                pending = [
+                    p for p in await node.listsendpays(h) if p.status is SendpayStatus.PENDING
+                ]
                 assert pending == []
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
@@ -121,12 +159,14 @@ def test_money_rules_hold_under_random_failures(dest: int, amount: int, strategy
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 10_000),
-    payments=st.lists(st.tuples(st.integers(1, 39), st.integers(10_000, 2_000_000_000)),
-                      min_size=1, max_size=4),
+    payments=st.lists(
+        st.tuples(st.integers(1, 39), st.integers(10_000, 2_000_000_000)), min_size=1, max_size=4
+    ),
     strategy=st.sampled_from(STRATEGIES),
 )
 def test_money_rules_hold_on_random_simulated_networks(
-        seed: int, payments: list[tuple[int, int]], strategy: str) -> None:
+    seed: int, payments: list[tuple[int, int]], strategy: str
+) -> None:
     graph, keys = builtin_network(seed % 4 + 1)
     cfg = EngineConfig(strategies_in_thread=False, min_part_msat=100_000, retry_for_s=30.0)
 
@@ -134,15 +174,20 @@ def test_money_rules_hold_on_random_simulated_networks(
         with trio.fail_after(100_000):
             async with SimulatedNetwork.open(graph, seed=seed, keys=keys) as net:
                 node = CheckedNode(net.node(graph.nodes[0]))
-                async with open_runtime(node, cfg, clock=net.now) as rt, \
-                        trio.open_nursery() as nursery:
-                        for dest, amount in payments:
-                            b = net.create_invoice(graph.nodes[dest], amount)
-                            inv = net.decode(b)
-                            fee = max(cfg.maxfee_base_msat, amount * cfg.maxfee_ppm // 10**6)
-                            node.expect(inv.payment_hash, amount, Limits(
-                                maxfee_msat=fee, maxdelay=cfg.maxdelay, maxparts=cfg.maxparts))
-                            nursery.start_soon(one, rt, net, b, inv.payment_hash, amount)
+                async with (
+                    open_runtime(node, cfg, clock=net.now) as rt,
+                    trio.open_nursery() as nursery,
+                ):
+                    for dest, amount in payments:
+                        b = net.create_invoice(graph.nodes[dest], amount)
+                        inv = net.decode(b)
+                        fee = max(cfg.maxfee_base_msat, amount * cfg.maxfee_ppm // 10**6)
+                        node.expect(
+                            inv.payment_hash,
+                            amount,
+                            Limits(maxfee_msat=fee, maxdelay=cfg.maxdelay, maxparts=cfg.maxparts),
+                        )
+                        nursery.start_soon(one, rt, net, b, inv.payment_hash, amount)
                 assert node.violations == []
                 assert net.overpayments == []
 

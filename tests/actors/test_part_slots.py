@@ -18,8 +18,12 @@ from barq.strategies.base import RoutingContext, build_route
 from barq.testing import Limits, ScriptedNode, Succeed
 
 AMOUNT = 40_000_000
-PATHS = (("101x1x0", "103x1x0"), ("102x1x0", "104x1x0"), ("105x1x0", "106x1x0"),
-         ("101x1x0", "103x1x0"))
+PATHS = (
+    ("101x1x0", "103x1x0"),
+    ("102x1x0", "104x1x0"),
+    ("105x1x0", "106x1x0"),
+    ("101x1x0", "103x1x0"),
+)
 
 
 def _rows(g: Graph, scids: tuple[str, ...], source: str) -> list[int]:
@@ -47,9 +51,15 @@ class NeedsTwoParts:
             raise RouteNotFound("needs two parts")
         n = 4 if request.amount_msat == AMOUNT else 2
         share, extra = divmod(request.amount_msat, n)
-        return [build_route(ctx.graph, _rows(ctx.graph, PATHS[i], request.source),
-                            share + (extra if i == 0 else 0), request.final_cltv)
-                for i in range(n)]
+        return [
+            build_route(
+                ctx.graph,
+                _rows(ctx.graph, PATHS[i], request.source),
+                share + (extra if i == 0 else 0),
+                request.final_cltv,
+            )
+            for i in range(n)
+        ]
 
 
 register_strategy(NeedsTwoParts.name, NeedsTwoParts)
@@ -57,7 +67,8 @@ register_strategy(NeedsTwoParts.name, NeedsTwoParts)
 
 @pytest.mark.trio
 async def test_a_retry_widens_to_the_free_slots_when_its_share_is_too_small(
-        autojump_clock: Any) -> None:
+    autojump_clock: Any,
+) -> None:
     """maxparts=5: four parts sent, the one over 104 fails at once while three are held for
     30 s. Its share of the two free slots is one; the strategy needs two, so it is asked
     again with both and the retry goes out at once, not after the held parts resolve."""
@@ -70,15 +81,23 @@ async def test_a_retry_widens_to_the_free_slots_when_its_share_is_too_small(
             return fails_at_channel("104x1x0")(p)
         return Succeed(after_s=1.0)
 
-    node = ScriptedNode(graph=d.graph, our_id=d.us, handler=Scripted(
-        default=lambda p: Succeed(after_s=30.0)).when(through("104x1x0"), first_over_104_fails))
+    node = ScriptedNode(
+        graph=d.graph,
+        our_id=d.us,
+        handler=Scripted(default=lambda p: Succeed(after_s=30.0)).when(
+            through("104x1x0"), first_over_104_fails
+        ),
+    )
     b = node.add_invoice(payee=d.dest, amount_msat=AMOUNT)
     node.expect(b, Limits(maxfee_msat=1_000_000, maxdelay=CONFIG.maxdelay, maxparts=5))
     NeedsTwoParts.asked.clear()
     with trio.fail_after(300):
         async with open_runtime(node, CONFIG) as rt:
-            view = await rt.pay(PayParams(invstring=b, strategy=NeedsTwoParts.name, maxparts=5,
-                                          maxfee_msat=1_000_000))
+            view = await rt.pay(
+                PayParams(
+                    invstring=b, strategy=NeedsTwoParts.name, maxparts=5, maxfee_msat=1_000_000
+                )
+            )
     assert view.status is PaymentStatus.COMPLETE and view.delivered_msat == AMOUNT
     assert NeedsTwoParts.asked == [5, 1, 2]  # all, then the share, then widened
     assert len(node.sent) == 6 and all(p.at < 30.0 for p in node.sent)

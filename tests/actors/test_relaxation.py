@@ -41,8 +41,7 @@ class _UnixClock:
 
 
 def _sd(g: Graph, scid: str, src: NodeId) -> str:
-    e = next(e for e in range(g.num_edges)
-             if g.scid[e] == scid and g.nodes[int(g.src[e])] == src)
+    e = next(e for e in range(g.num_edges) if g.scid[e] == scid and g.nodes[int(g.src[e])] == src)
     return scid_dir(scid, int(g.direction[e]))
 
 
@@ -63,8 +62,15 @@ def _invoice(node: ScriptedNode, g: Graph) -> str:
 def _old_tiny(g: Graph, *, reverse: bool = False) -> list[KnowledgeEntry]:
     """A minute-old claim: ``a -> dest`` (or ``dest -> a``) holds 1 sat at most."""
     src = g.nodes[2] if reverse else g.nodes[1]
-    return [ChannelKnowledge(scid_dir=_sd(g, "102x1x0", src), lo_msat=0, hi_msat=1000,
-                             updated_at=T0 - 60, capacity_msat=int(g.capacity_msat[0]))]
+    return [
+        ChannelKnowledge(
+            scid_dir=_sd(g, "102x1x0", src),
+            lo_msat=0,
+            hi_msat=1000,
+            updated_at=T0 - 60,
+            capacity_msat=int(g.capacity_msat[0]),
+        )
+    ]
 
 
 # -- the router's retry, end to end ---------------------------------------------------------
@@ -73,15 +79,19 @@ def _old_tiny(g: Graph, *, reverse: bool = False) -> list[KnowledgeEntry]:
 @pytest.mark.trio
 @pytest.mark.parametrize("strategy", ["dijkstra", "mincostflow"])
 async def test_stale_knowledge_is_relaxed_when_no_route_is_found(
-        autojump_clock: Any, strategy: str, caplog: pytest.LogCaptureFixture) -> None:
+    autojump_clock: Any, strategy: str, caplog: pytest.LogCaptureFixture
+) -> None:
     g, node, clock = _line(lambda p: Succeed(after_s=1.0))
     caplog.set_level(logging.INFO, logger="barq.actors")
     with trio.fail_after(100):
         async with open_runtime(node, CONFIG, clock=clock, knowledge=_old_tiny(g)) as rt:
             view = await rt.pay(PayParams(invstring=_invoice(node, g), strategy=strategy))
             # the success taught the estimator a fresh bound
-            learnt = {e.scid_dir: e for e in await rt.export_knowledge()
-                      if isinstance(e, ChannelKnowledge)}
+            learnt = {
+                e.scid_dir: e
+                for e in await rt.export_knowledge()
+                if isinstance(e, ChannelKnowledge)
+            }
     assert view.status is PaymentStatus.COMPLETE and view.delivered_msat == AMOUNT
     assert [p.route.amount_msat for p in node.sent] == [AMOUNT]  # whole, not halved
     assert any("retrying with the 0 observed since" in r.getMessage() for r in caplog.records)
@@ -102,15 +112,17 @@ async def test_without_a_payment_start_nothing_is_relaxed(autojump_clock: Any) -
 
 @pytest.mark.trio
 async def test_knowledge_learnt_in_this_payment_is_not_relaxed(
-        autojump_clock: Any, caplog: pytest.LogCaptureFixture) -> None:
+    autojump_clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     """``a -> dest`` refuses the whole amount in this payment: the relaxed retry keeps that
     bound, so the amount is not sent over it again (mincostflow does not split: 205)."""
     g, node, clock = _line(fails_at_channel("102x1x0"))
     caplog.set_level(logging.INFO, logger="barq.actors")
     # stale knowledge on the *other* direction, so that the relaxation does kick in
     with trio.fail_after(100):
-        async with open_runtime(node, CONFIG, clock=clock,
-                                knowledge=_old_tiny(g, reverse=True)) as rt:
+        async with open_runtime(
+            node, CONFIG, clock=clock, knowledge=_old_tiny(g, reverse=True)
+        ) as rt:
             with pytest.raises(RouteNotFound, match="no flow"):
                 await rt.pay(PayParams(invstring=_invoice(node, g), strategy="mincostflow"))
     assert [p.route.amount_msat for p in node.sent] == [AMOUNT]
@@ -124,15 +136,25 @@ async def test_knowledge_learnt_in_this_payment_is_not_relaxed(
 
 def test_learnt_since_keeps_only_fresh_bounds_and_everything_disabled() -> None:
     snap = KnowledgeSnapshot(
-        taken_at=100.0, channels=("1x1x1/0", "2x2x2/1", "3x3x3/0"),
-        lo_msat=(1, 2, 3), hi_msat=(10, 20, 30), updated_at=(49.0, 50.0, 80.0),
-        disabled_channels=frozenset({"9x9x9/0"}), disabled_nodes=frozenset({"02" + "ab" * 32}))
+        taken_at=100.0,
+        channels=("1x1x1/0", "2x2x2/1", "3x3x3/0"),
+        lo_msat=(1, 2, 3),
+        hi_msat=(10, 20, 30),
+        updated_at=(49.0, 50.0, 80.0),
+        disabled_channels=frozenset({"9x9x9/0"}),
+        disabled_nodes=frozenset({"02" + "ab" * 32}),
+    )
     assert snap.learnt_before(50.0) and not snap.learnt_before(49.0)
     fresh = snap.learnt_since(50.0)
     assert fresh == KnowledgeSnapshot(
-        taken_at=100.0, channels=("2x2x2/1", "3x3x3/0"), lo_msat=(2, 3), hi_msat=(20, 30),
-        updated_at=(50.0, 80.0), disabled_channels=snap.disabled_channels,
-        disabled_nodes=snap.disabled_nodes)
+        taken_at=100.0,
+        channels=("2x2x2/1", "3x3x3/0"),
+        lo_msat=(2, 3),
+        hi_msat=(20, 30),
+        updated_at=(50.0, 80.0),
+        disabled_channels=snap.disabled_channels,
+        disabled_nodes=snap.disabled_nodes,
+    )
     assert snap.learnt_since(49.0) is snap  # nothing stale: unchanged
     assert snap.learnt_since(1000.0).channels == ()
     assert snap.learnt_since(1000.0).disabled_channels == snap.disabled_channels
@@ -146,13 +168,21 @@ def test_estimator_snapshot_carries_aligned_timestamps() -> None:
 
     now = [T0]
     k = LiquidityKnowledge(half_life_s=3600, clock=lambda: now[0])
-    k.load([ChannelKnowledge(scid_dir="1x1x1/0", lo_msat=5, hi_msat=10, updated_at=T0 - 60,
-                             capacity_msat=100),
-            ChannelKnowledge(scid_dir="2x2x2/0", lo_msat=0, hi_msat=100, updated_at=T0 - 30,
-                             capacity_msat=100)])  # uninformative: not in the snapshot
+    k.load(
+        [
+            ChannelKnowledge(
+                scid_dir="1x1x1/0", lo_msat=5, hi_msat=10, updated_at=T0 - 60, capacity_msat=100
+            ),
+            ChannelKnowledge(
+                scid_dir="2x2x2/0", lo_msat=0, hi_msat=100, updated_at=T0 - 30, capacity_msat=100
+            ),
+        ]
+    )  # uninformative: not in the snapshot
     now[0] = T0 + 10
     k._not_forwarded("3x3x3/1", 100, 40)
     snap = k.snapshot()
     assert dict(zip(snap.channels, snap.updated_at, strict=True)) == {
-        "1x1x1/0": T0 - 60, "3x3x3/1": T0 + 10}
+        "1x1x1/0": T0 - 60,
+        "3x3x3/1": T0 + 10,
+    }
     assert snap.learnt_since(T0).channels == ("3x3x3/1",)

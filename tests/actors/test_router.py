@@ -40,17 +40,32 @@ SUCCEEDED = PartOutcome(state=PartState.SUCCEEDED, sent=True)
 
 
 def book(d: Diamond, spendable: int = 400_000_000) -> RouterBook:
-    return RouterBook(our_id=d.us, gossip=d.graph,
-                      channels=local_channels(d.graph, d.us, spendable_msat=spendable))
+    return RouterBook(
+        our_id=d.us,
+        gossip=d.graph,
+        channels=local_channels(d.graph, d.us, spendable_msat=spendable),
+    )
 
 
 def route_via(d: Diamond, mid: str, last_scid: str, first_scid: str, amount: int) -> Route:
-    return Route(hops=(
-        Hop(id=mid, channel=first_scid, direction=int(d.sd(first_scid, d.us)[-1]),
-            amount_msat=amount + 1000, delay=58),
-        Hop(id=d.dest, channel=last_scid, direction=int(d.sd(last_scid, mid)[-1]),
-            amount_msat=amount, delay=18),
-    ))
+    return Route(
+        hops=(
+            Hop(
+                id=mid,
+                channel=first_scid,
+                direction=int(d.sd(first_scid, d.us)[-1]),
+                amount_msat=amount + 1000,
+                delay=58,
+            ),
+            Hop(
+                id=d.dest,
+                channel=last_scid,
+                direction=int(d.sd(last_scid, mid)[-1]),
+                amount_msat=amount,
+                delay=18,
+            ),
+        )
+    )
 
 
 def row(b: RouterBook, sd: str) -> int:
@@ -62,8 +77,12 @@ def row(b: RouterBook, sd: str) -> int:
 def test_context_uses_snapshot_bounds_clamped_and_exact_local_balances() -> None:
     d = diamond()
     b = book(d)
-    snap = KnowledgeSnapshot(taken_at=0.0, channels=(d.sd("103x1x0", d.a), "999x1x1/0"),
-                             lo_msat=(10_000, 1), hi_msat=(10**15, 5))
+    snap = KnowledgeSnapshot(
+        taken_at=0.0,
+        channels=(d.sd("103x1x0", d.a), "999x1x1/0"),
+        lo_msat=(10_000, 1),
+        hi_msat=(10**15, 5),
+    )
     ctx = b.context(b.graph, snap)
     e = row(b, d.sd("103x1x0", d.a))
     assert ctx.min_msat[e] == 10_000 and ctx.max_msat[e] == d.graph.capacity_msat[0]
@@ -126,8 +145,11 @@ def test_close_drops_leftover_reservations() -> None:
 def test_disabled_channels_and_nodes_but_never_the_destination() -> None:
     d = diamond()
     b = book(d)
-    snap = KnowledgeSnapshot(taken_at=0.0, disabled_channels=frozenset({d.sd("104x1x0", d.b)}),
-                             disabled_nodes=frozenset({d.a, d.dest}))
+    snap = KnowledgeSnapshot(
+        taken_at=0.0,
+        disabled_channels=frozenset({d.sd("104x1x0", d.b)}),
+        disabled_nodes=frozenset({d.a, d.dest}),
+    )
     ctx = b.context(b.graph, snap, d.dest)
     assert not ctx.usable[row(b, d.sd("104x1x0", d.b))]
     assert not ctx.usable[row(b, d.sd("103x1x0", d.a))]  # node a is off
@@ -140,17 +162,32 @@ def test_channel_update_changes_policy_from_then_on() -> None:
     b = book(d)
     sd = d.sd("103x1x0", d.a)
     scid, direction = sd.split("/")
-    outcome = PartOutcome(state=PartState.FAILED, sent=True, failure=RouteFailure(
-        failcode=int(FailCode.FEE_INSUFFICIENT), erring_index=1,
-        channel_update=ChannelUpdate(scid=scid, direction=int(direction), fee_base_msat=7777,
-                                     fee_ppm=55, cltv_delta=99, htlc_min_msat=3,
-                                     timestamp=10)))
+    outcome = PartOutcome(
+        state=PartState.FAILED,
+        sent=True,
+        failure=RouteFailure(
+            failcode=int(FailCode.FEE_INSUFFICIENT),
+            erring_index=1,
+            channel_update=ChannelUpdate(
+                scid=scid,
+                direction=int(direction),
+                fee_base_msat=7777,
+                fee_ppm=55,
+                cltv_delta=99,
+                htlc_min_msat=3,
+                timestamp=10,
+            ),
+        ),
+    )
     p = b.reserve("h", b.graph, route_via(d, d.a, "103x1x0", "101x1x0", 1_000_000))
     assert b.release(p.reservation, outcome) is False  # not local: no refresh needed
     h = b.graph.half_channel(row(b, sd))
     assert (h.fee_base_msat, h.fee_ppm, h.cltv_delta, h.htlc_min_msat) == (7777, 55, 99, 3)
-    older = msgspec.structs.replace(outcome.failure.channel_update,  # type: ignore[union-attr]
-                                    fee_base_msat=1, timestamp=5)
+    older = msgspec.structs.replace(
+        outcome.failure.channel_update,  # type: ignore[union-attr]
+        fee_base_msat=1,
+        timestamp=5,
+    )
     b.apply_update(older)
     assert b.graph.half_channel(row(b, sd)).fee_base_msat == 7777
 
@@ -162,8 +199,17 @@ def test_same_gossip_again_keeps_the_graph_and_applied_updates() -> None:
     b = book(d)
     sd = d.sd("103x1x0", d.a)
     scid, direction = sd.split("/")
-    b.apply_update(ChannelUpdate(scid=scid, direction=int(direction), fee_base_msat=7777,
-                                 fee_ppm=55, cltv_delta=99, htlc_min_msat=3, timestamp=10))
+    b.apply_update(
+        ChannelUpdate(
+            scid=scid,
+            direction=int(direction),
+            fee_base_msat=7777,
+            fee_ppm=55,
+            cltv_delta=99,
+            htlc_min_msat=3,
+            timestamp=10,
+        )
+    )
     g = b.graph
     b.set_gossip(d.graph)  # the very object it started with
     assert b.graph is g and b.graph.half_channel(row(b, sd)).fee_base_msat == 7777
@@ -178,8 +224,11 @@ def test_failure_at_our_first_hop_asks_for_a_refresh() -> None:
     d = diamond()
     b = book(d)
     p = b.reserve("h", b.graph, route_via(d, d.a, "103x1x0", "101x1x0", 1_000_000))
-    out = PartOutcome(state=PartState.FAILED, sent=False, failure=RouteFailure(
-        failcode=int(FailCode.TEMPORARY_CHANNEL_FAILURE), erring_index=0))
+    out = PartOutcome(
+        state=PartState.FAILED,
+        sent=False,
+        failure=RouteFailure(failcode=int(FailCode.TEMPORARY_CHANNEL_FAILURE), erring_index=0),
+    )
     assert b.release(p.reservation, out) is True
 
 
@@ -191,8 +240,9 @@ def test_route_hints_overlay_is_cached_per_invoice() -> None:
 
     pub = Graph.from_half_channels(keep)
     b = RouterBook(our_id=d.us, gossip=pub, channels=local_channels(d.graph, d.us))
-    hints = ((RouteHintHop(node_id=d.c, scid="106x1x0", fee_base_msat=1, fee_ppm=1,
-                           cltv_delta=9),),)
+    hints = (
+        (RouteHintHop(node_id=d.c, scid="106x1x0", fee_base_msat=1, fee_ppm=1, cltv_delta=9),),
+    )
     g1 = b.payment_graph(d.dest, hints)
     assert g1.edge_by_scid_dir(d.sd("106x1x0", d.c)) is not None
     assert b.payment_graph(d.dest, hints) is g1
@@ -222,27 +272,38 @@ async def test_router_actor_finds_reserves_and_releases(autojump_clock: Any) -> 
     node = ScriptedNode(graph=d.graph, our_id=d.us)
     with trio.fail_after(30):
         async with _actors(node) as (rt, _est):
-            opened: PaymentOpened = await ask(rt, lambda r: OpenPayment(
-                payment_hash="h", destination=d.dest, route_hints=(), reply=r))
+            opened: PaymentOpened = await ask(
+                rt,
+                lambda r: OpenPayment(
+                    payment_hash="h", destination=d.dest, route_hints=(), reply=r
+                ),
+            )
             assert opened.destination_known and opened.our_id == d.us
             assert node.calls["list_peer_channels"] == 2  # start + open
-            req = RouteInput(source=d.us, destination=d.dest, amount_msat=5_000_000,
-                             maxfee_msat=10_000_000)
-            ans: FindRoutesReply = await ask(rt, lambda r: FindRoutes(
-                payment_hash="h", strategy="dijkstra", request=req, reply=r))
+            req = RouteInput(
+                source=d.us, destination=d.dest, amount_msat=5_000_000, maxfee_msat=10_000_000
+            )
+            ans: FindRoutesReply = await ask(
+                rt,
+                lambda r: FindRoutes(payment_hash="h", strategy="dijkstra", request=req, reply=r),
+            )
             assert isinstance(ans, RoutesFound) and len(ans.routes) == 1
             planned = ans.routes[0]
             assert [h.channel for h in planned.route.hops] == ["101x1x0", "103x1x0"]
             # a second request sees the first reservation: capacity is 1e9, ask for 996e6
             big = msgspec.structs.replace(req, amount_msat=996_000_000)
-            ans2: FindRoutesReply = await ask(rt, lambda r: FindRoutes(
-                payment_hash="h", strategy="dijkstra", request=big, reply=r))
+            ans2: FindRoutesReply = await ask(
+                rt,
+                lambda r: FindRoutes(payment_hash="h", strategy="dijkstra", request=big, reply=r),
+            )
             assert isinstance(ans2, RoutesFound)
             assert [h.channel for h in ans2.routes[0].route.hops] != ["101x1x0", "103x1x0"]
             for p in (planned, ans2.routes[0]):
                 await rt.send(ReleaseRoute(reservation=p.reservation, outcome=FAILED))
-            ans3: FindRoutesReply = await ask(rt, lambda r: FindRoutes(
-                payment_hash="h", strategy="dijkstra", request=big, reply=r))
+            ans3: FindRoutesReply = await ask(
+                rt,
+                lambda r: FindRoutes(payment_hash="h", strategy="dijkstra", request=big, reply=r),
+            )
             assert isinstance(ans3, RoutesFound)
             assert [h.channel for h in ans3.routes[0].route.hops] == ["101x1x0", "103x1x0"]
 
@@ -254,11 +315,17 @@ async def test_router_actor_reports_strategy_problems(autojump_clock: Any) -> No
     req = RouteInput(source=d.us, destination=d.dest, amount_msat=5_000_000)
     with trio.fail_after(30):
         async with _actors(node) as (rt, _est):
-            for name, code, words in (("nope", -32602, "unknown strategy"),
-                                      ("crash-test", 209, "crashed"),
-                                      ("direct", 205, "no usable direct channel")):
-                ans: FindRoutesReply = await ask(rt, lambda r, n=name: FindRoutes(  # type: ignore[misc]
-                    payment_hash="h", strategy=n, request=req, reply=r))
+            for name, code, words in (
+                ("nope", -32602, "unknown strategy"),
+                ("crash-test", 209, "crashed"),
+                ("direct", 205, "no usable direct channel"),
+            ):
+                ans: FindRoutesReply = await ask(
+                    rt,
+                    lambda r, n=name: FindRoutes(  # type: ignore[misc]
+                        payment_hash="h", strategy=n, request=req, reply=r
+                    ),
+                )
                 assert isinstance(ans, NoRoutes)
                 assert ans.code == code and words in ans.message
             g: GraphRefreshed = await ask(rt, lambda r: RefreshGraph(reply=r))
@@ -269,16 +336,16 @@ async def test_router_actor_reports_strategy_problems(autojump_clock: Any) -> No
 async def test_reservation_released_when_the_requester_went_away(autojump_clock: Any) -> None:
     d = diamond()
     node = ScriptedNode(graph=d.graph, our_id=d.us)
-    req = RouteInput(source=d.us, destination=d.dest, amount_msat=999_000_000,
-                     maxfee_msat=10**7)
+    req = RouteInput(source=d.us, destination=d.dest, amount_msat=999_000_000, maxfee_msat=10**7)
     with trio.fail_after(30):
         async with _actors(node) as (rt, _est):
             tx, rx = anyio.create_memory_object_stream[FindRoutesReply](0)
             rx.close()  # the requester is gone before the answer
-            await rt.send(FindRoutes(payment_hash="h", strategy="dijkstra", request=req,
-                                     reply=tx))
-            ans: FindRoutesReply = await ask(rt, lambda r: FindRoutes(
-                payment_hash="h", strategy="dijkstra", request=req, reply=r))
+            await rt.send(FindRoutes(payment_hash="h", strategy="dijkstra", request=req, reply=tx))
+            ans: FindRoutesReply = await ask(
+                rt,
+                lambda r: FindRoutes(payment_hash="h", strategy="dijkstra", request=req, reply=r),
+            )
             assert isinstance(ans, RoutesFound)  # the same sats are free again
             assert [h.channel for h in ans.routes[0].route.hops] == ["101x1x0", "103x1x0"]
 

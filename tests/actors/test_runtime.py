@@ -44,14 +44,18 @@ from barq.model.payment import (
 from barq.testing import Fail, Limits, Refuse, ScriptedNode, SentPart, Succeed, fail_at
 
 AMOUNT = 50_000_000
-LIMITS = Limits(maxfee_msat=max(CONFIG.maxfee_base_msat, AMOUNT * CONFIG.maxfee_ppm // 10**6),
-                maxdelay=CONFIG.maxdelay, maxparts=CONFIG.maxparts)
+LIMITS = Limits(
+    maxfee_msat=max(CONFIG.maxfee_base_msat, AMOUNT * CONFIG.maxfee_ppm // 10**6),
+    maxdelay=CONFIG.maxdelay,
+    maxparts=CONFIG.maxparts,
+)
 
 
 def setup(handler: Any = None, d: Diamond | None = None, **kw: Any) -> tuple[Diamond, ScriptedNode]:
     d = d or diamond()
-    node = ScriptedNode(graph=kw.pop("graph", d.graph), our_id=d.us,
-                        handler=handler or Scripted(), **kw)
+    node = ScriptedNode(
+        graph=kw.pop("graph", d.graph), our_id=d.us, handler=handler or Scripted(), **kw
+    )
     return d, node
 
 
@@ -59,14 +63,16 @@ def invoice(node: ScriptedNode, d: Diamond, amount: int | None = AMOUNT, **kw: A
     b = node.add_invoice(payee=d.dest, amount_msat=amount, **kw)
     if amount is not None:
         fee = max(CONFIG.maxfee_base_msat, amount * CONFIG.maxfee_ppm // 10**6)
-        node.expect(b, Limits(maxfee_msat=fee, maxdelay=CONFIG.maxdelay,
-                              maxparts=CONFIG.maxparts))
+        node.expect(b, Limits(maxfee_msat=fee, maxdelay=CONFIG.maxdelay, maxparts=CONFIG.maxparts))
     return b
 
 
 def channels_of(node: ScriptedNode, payment_hash: str | None = None) -> list[list[str]]:
-    return [[h.channel for h in p.route.hops] for p in node.sent
-            if payment_hash is None or p.payment_hash == payment_hash]
+    return [
+        [h.channel for h in p.route.hops]
+        for p in node.sent
+        if payment_hash is None or p.payment_hash == payment_hash
+    ]
 
 
 CHEAP, MIDDLE, DEAR = ["101x1x0", "103x1x0"], ["102x1x0", "104x1x0"], ["105x1x0", "106x1x0"]
@@ -126,15 +132,20 @@ async def test_node_calls_per_payment(autojump_clock: Any) -> None:
 async def test_given_invoice_and_sendpays_are_checked(autojump_clock: Any) -> None:
     d, node = setup()
     b1, b2 = invoice(node, d), invoice(node, d)
-    other = PartStatus(payment_hash="ab" * 32, partid=1, groupid=1,
-                       status=SendpayStatus.FAILED, amount_msat=1, amount_sent_msat=1)
+    other = PartStatus(
+        payment_hash="ab" * 32,
+        partid=1,
+        groupid=1,
+        status=SendpayStatus.FAILED,
+        amount_msat=1,
+        amount_sent_msat=1,
+    )
     with trio.fail_after(100):
         async with open_runtime(node, CONFIG) as rt:
             with pytest.raises(InvalidParams, match=r"not params\.invstring"):
                 await rt.pay(PayParams(invstring=b1), invoice=node.invoice(b2))
             with pytest.raises(InvalidParams, match="payment hash"):
-                await rt.pay(PayParams(invstring=b1), invoice=node.invoice(b1),
-                             sendpays=[other])
+                await rt.pay(PayParams(invstring=b1), invoice=node.invoice(b1), sendpays=[other])
     assert node.sent == []
 
 
@@ -144,9 +155,15 @@ async def test_given_sendpays_are_adopted(autojump_clock: Any) -> None:
     d, node = setup()
     b = invoice(node, d)
     h = node.invoice(b).payment_hash
-    done = PartStatus(payment_hash=h, partid=1, groupid=3, status=SendpayStatus.COMPLETE,
-                      amount_msat=AMOUNT, amount_sent_msat=AMOUNT + 5,
-                      payment_preimage="11" * 32)
+    done = PartStatus(
+        payment_hash=h,
+        partid=1,
+        groupid=3,
+        status=SendpayStatus.COMPLETE,
+        amount_msat=AMOUNT,
+        amount_sent_msat=AMOUNT + 5,
+        payment_preimage="11" * 32,
+    )
     with trio.fail_after(100):
         async with open_runtime(node, CONFIG) as rt:
             view = await rt.pay(PayParams(invstring=b), invoice=node.invoice(b), sendpays=[done])
@@ -173,7 +190,8 @@ async def test_event_callback_errors_are_contained(autojump_clock: Any) -> None:
 
 @pytest.mark.trio
 async def test_liquidity_failure_is_learnt_for_this_and_the_next_payment(
-        autojump_clock: Any) -> None:
+    autojump_clock: Any,
+) -> None:
     """A depleted channel on the cheapest path: the retry and a second payment avoid it."""
     d, node = setup(Scripted().when(through("103x1x0"), fails_at_channel("103x1x0")))
     b1, b2 = invoice(node, d), invoice(node, d)
@@ -209,8 +227,15 @@ async def test_persisted_knowledge_is_used_from_the_start(autojump_clock: Any) -
 async def test_fee_insufficient_applies_the_channel_update(autojump_clock: Any) -> None:
     d, _ = setup()
     sd = d.sd("103x1x0", d.a)
-    upd = ChannelUpdate(scid="103x1x0", direction=int(sd[-1]), fee_base_msat=1500,
-                        fee_ppm=100, cltv_delta=40, htlc_min_msat=1000, timestamp=2)
+    upd = ChannelUpdate(
+        scid="103x1x0",
+        direction=int(sd[-1]),
+        fee_base_msat=1500,
+        fee_ppm=100,
+        cltv_delta=40,
+        htlc_min_msat=1000,
+        timestamp=2,
+    )
     state = {"n": 0}
 
     def handler(p: SentPart) -> Any:
@@ -229,11 +254,19 @@ async def test_fee_insufficient_applies_the_channel_update(autojump_clock: Any) 
     assert view.status is PaymentStatus.COMPLETE
 
 
-@pytest.mark.parametrize("code", [FailCode.INCORRECT_CLTV_EXPIRY, FailCode.AMOUNT_BELOW_MINIMUM,
-                                  FailCode.EXPIRY_TOO_SOON, FailCode.CHANNEL_DISABLED])
+@pytest.mark.parametrize(
+    "code",
+    [
+        FailCode.INCORRECT_CLTV_EXPIRY,
+        FailCode.AMOUNT_BELOW_MINIMUM,
+        FailCode.EXPIRY_TOO_SOON,
+        FailCode.CHANNEL_DISABLED,
+    ],
+)
 @pytest.mark.trio
 async def test_update_failure_without_update_avoids_the_channel(
-        autojump_clock: Any, code: FailCode) -> None:
+    autojump_clock: Any, code: FailCode
+) -> None:
     d, node = setup(Scripted().when(through("103x1x0"), fails_at_channel("103x1x0", code)))
     with trio.fail_after(100):
         async with open_runtime(node, CONFIG) as rt:
@@ -248,7 +281,8 @@ async def test_update_failure_without_update_avoids_the_channel(
 @pytest.mark.parametrize("code", [FailCode.UNKNOWN_NEXT_PEER, FailCode.PERMANENT_CHANNEL_FAILURE])
 @pytest.mark.trio
 async def test_permanent_channel_failures_disable_the_channel(
-        autojump_clock: Any, code: FailCode) -> None:
+    autojump_clock: Any, code: FailCode
+) -> None:
     d, node = setup(Scripted().when(through("103x1x0"), fails_at_channel("103x1x0", code)))
     with trio.fail_after(100):
         async with open_runtime(node, CONFIG) as rt:
@@ -272,8 +306,7 @@ async def test_node_failures_avoid_the_node(autojump_clock: Any, code: FailCode)
 
 
 @pytest.mark.trio
-async def test_destination_refusal_stops_and_waits_for_parts_in_flight(
-        autojump_clock: Any) -> None:
+async def test_destination_refusal_stops_and_waits_for_parts_in_flight(autojump_clock: Any) -> None:
     """Two parts: one is refused by the payee at once, the other is slow. No retry, 203,
     and the error comes only once the slow part has resolved."""
     d = diamond(cap_sat=600_000)  # 1,000,000 sat needs two parts
@@ -294,7 +327,9 @@ async def test_destination_refusal_stops_and_waits_for_parts_in_flight(
     assert len(node.sent) == 2
     data = info.value.data
     assert {a["failcodename"] for a in data["attempts"]} == {
-        "WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS", "WIRE_MPP_TIMEOUT"}
+        "WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS",
+        "WIRE_MPP_TIMEOUT",
+    }
     assert data["inflight_msat"] == 0 and data["status"] == "failed"
     assert info.value.code == 203
     parts = await node.listsendpays()
@@ -320,8 +355,12 @@ async def test_mpp_timeout_retries_the_amount(autojump_clock: Any) -> None:
 
 @pytest.mark.trio
 async def test_failure_at_our_first_hop_refreshes_our_channels(autojump_clock: Any) -> None:
-    d, node = setup(Scripted().when(through("101x1x0"), lambda p: fail_at(
-        p.route, 0, FailCode.TEMPORARY_CHANNEL_FAILURE, our_id=d.us)))
+    d, node = setup(
+        Scripted().when(
+            through("101x1x0"),
+            lambda p: fail_at(p.route, 0, FailCode.TEMPORARY_CHANNEL_FAILURE, our_id=d.us),
+        )
+    )
     d2 = d
     with trio.fail_after(100):
         async with open_runtime(node, CONFIG) as rt:
@@ -345,9 +384,15 @@ async def test_local_balance_refresh_steers_routes(autojump_clock: Any) -> None:
 
 @pytest.mark.trio
 async def test_immediate_refusal_with_a_failure_is_retried(autojump_clock: Any) -> None:
-    d, node = setup(Scripted().when(through("101x1x0"), lambda p: Refuse(
-        message="First peer not ready", failure=fail_at(
-            p.route, 0, FailCode.TEMPORARY_CHANNEL_FAILURE).failure)))
+    d, node = setup(
+        Scripted().when(
+            through("101x1x0"),
+            lambda p: Refuse(
+                message="First peer not ready",
+                failure=fail_at(p.route, 0, FailCode.TEMPORARY_CHANNEL_FAILURE).failure,
+            ),
+        )
+    )
     with trio.fail_after(100):
         async with open_runtime(node, CONFIG) as rt:
             view = await rt.pay(PayParams(invstring=invoice(node, d)))
@@ -385,9 +430,19 @@ async def test_already_paid_returns_complete_without_sending(autojump_clock: Any
     d, node = setup()
     b = invoice(node, d)
     h = node.invoice(b).payment_hash
-    node.preload([PartStatus(payment_hash=h, partid=1, groupid=1, status=SendpayStatus.COMPLETE,
-                             amount_msat=AMOUNT, amount_sent_msat=AMOUNT + 10,
-                             payment_preimage="77" * 32)])
+    node.preload(
+        [
+            PartStatus(
+                payment_hash=h,
+                partid=1,
+                groupid=1,
+                status=SendpayStatus.COMPLETE,
+                amount_msat=AMOUNT,
+                amount_sent_msat=AMOUNT + 10,
+                payment_preimage="77" * 32,
+            )
+        ]
+    )
     with trio.fail_after(100):
         async with open_runtime(node, CONFIG) as rt:
             view = await rt.pay(PayParams(invstring=b))
@@ -400,12 +455,27 @@ async def test_pending_parts_are_adopted(autojump_clock: Any) -> None:
     d, node = setup(lambda p: Succeed(after_s=5))
     b = invoice(node, d)
     h = node.invoice(b).payment_hash
-    node.preload([
-        PartStatus(payment_hash=h, partid=1, groupid=2, status=SendpayStatus.FAILED,
-                   amount_msat=AMOUNT, amount_sent_msat=AMOUNT),
-        PartStatus(payment_hash=h, partid=3, groupid=2, status=SendpayStatus.PENDING,
-                   amount_msat=20_000_000, amount_sent_msat=20_000_100, destination=d.dest),
-    ])
+    node.preload(
+        [
+            PartStatus(
+                payment_hash=h,
+                partid=1,
+                groupid=2,
+                status=SendpayStatus.FAILED,
+                amount_msat=AMOUNT,
+                amount_sent_msat=AMOUNT,
+            ),
+            PartStatus(
+                payment_hash=h,
+                partid=3,
+                groupid=2,
+                status=SendpayStatus.PENDING,
+                amount_msat=20_000_000,
+                amount_sent_msat=20_000_100,
+                destination=d.dest,
+            ),
+        ]
+    )
     with trio.fail_after(100):
         async with open_runtime(node, CONFIG) as rt:
             view = await rt.pay(PayParams(invstring=b))
@@ -421,8 +491,18 @@ async def test_failed_earlier_attempts_mean_a_new_group(autojump_clock: Any) -> 
     d, node = setup()
     b = invoice(node, d)
     h = node.invoice(b).payment_hash
-    node.preload([PartStatus(payment_hash=h, partid=7, groupid=4, status=SendpayStatus.FAILED,
-                             amount_msat=AMOUNT, amount_sent_msat=AMOUNT)])
+    node.preload(
+        [
+            PartStatus(
+                payment_hash=h,
+                partid=7,
+                groupid=4,
+                status=SendpayStatus.FAILED,
+                amount_msat=AMOUNT,
+                amount_sent_msat=AMOUNT,
+            )
+        ]
+    )
     with trio.fail_after(100):
         async with open_runtime(node, CONFIG) as rt:
             await rt.pay(PayParams(invstring=b))
@@ -434,8 +514,7 @@ async def test_failed_earlier_attempts_mean_a_new_group(autojump_clock: Any) -> 
 
 @pytest.mark.trio
 async def test_deadline_gives_210_after_parts_in_flight_resolve(autojump_clock: Any) -> None:
-    d, node = setup(lambda p: fail_at(p.route, 1, FailCode.TEMPORARY_CHANNEL_FAILURE,
-                                      after_s=25))
+    d, node = setup(lambda p: fail_at(p.route, 1, FailCode.TEMPORARY_CHANNEL_FAILURE, after_s=25))
     cfg = msgspec.structs.replace(CONFIG, retry_for_s=60.0)
     with trio.fail_after(500):
         async with open_runtime(node, cfg) as rt:
@@ -464,8 +543,9 @@ async def test_no_route_is_205_and_too_expensive_is_206(autojump_clock: Any) -> 
     with trio.fail_after(100):
         async with open_runtime(node, CONFIG) as rt:
             with pytest.raises(RouteNotFound) as nf:
-                await rt.pay(PayParams(invstring=invoice(node, d, 5_000_000_000),
-                                       strategy="singlepath"))
+                await rt.pay(
+                    PayParams(invstring=invoice(node, d, 5_000_000_000), strategy="singlepath")
+                )
             assert nf.value.code == 205 and nf.value.data["attempts"] == []
             with pytest.raises(RouteTooExpensive) as te:
                 await rt.pay(PayParams(invstring=invoice(node, d), maxfee_msat=0))
@@ -491,8 +571,13 @@ async def test_route_hints_reach_a_private_channel(autojump_clock: Any) -> None:
     d = diamond(private_last=True)
     public = Graph.from_half_channels(h for h in d.graph.half_channels() if h.scid != "106x1x0")
     _, node = setup(d=d, graph=public)
-    hint = ((RouteHintHop(node_id=d.c, scid="106x1x0", fee_base_msat=3000, fee_ppm=900,
-                          cltv_delta=40),),)
+    hint = (
+        (
+            RouteHintHop(
+                node_id=d.c, scid="106x1x0", fee_base_msat=3000, fee_ppm=900, cltv_delta=40
+            ),
+        ),
+    )
     b = invoice(node, d, route_hints=hint)
     with trio.fail_after(100):
         async with open_runtime(node, CONFIG) as rt:
@@ -506,7 +591,8 @@ async def test_route_hints_reach_a_private_channel(autojump_clock: Any) -> None:
 
 @pytest.mark.trio
 async def test_single_path_strategy_halves_when_no_path_carries_the_amount(
-        autojump_clock: Any) -> None:
+    autojump_clock: Any,
+) -> None:
     d, node = setup()
     b = invoice(node, d, 1_500_000_000)  # every channel holds 1,000,000 sat
     with trio.fail_after(100):
@@ -539,10 +625,14 @@ async def test_same_invoice_twice_at_once_is_sent_once(autojump_clock: Any) -> N
     with trio.fail_after(100):
         async with open_runtime(node, CONFIG) as rt:
             async with anyio.create_task_group() as tg:
+
                 async def one(events: list[Any] | None) -> None:
-                    views.append(await rt.pay(PayParams(invstring=b),
-                                              on_event=None if events is None
-                                              else events.append))
+                    views.append(
+                        await rt.pay(
+                            PayParams(invstring=b),
+                            on_event=None if events is None else events.append,
+                        )
+                    )
 
                 tg.start_soon(one, None)
                 await trio.sleep(0.5)
@@ -563,8 +653,10 @@ async def test_ten_concurrent_payments_share_liquidity_correctly(autojump_clock:
     with trio.fail_after(200):
         async with open_runtime(node, CONFIG) as rt, anyio.create_task_group() as tg:
             for bo in bolts:
+
                 async def one(bo: str = bo) -> None:
                     done.append(await rt.pay(PayParams(invstring=bo)))
+
                 tg.start_soon(one)
     assert len(done) == 9 and all(v.status is PaymentStatus.COMPLETE for v in done)
     load: dict[str, int] = {}
@@ -584,8 +676,7 @@ async def test_payment_waits_for_liquidity_other_payments_hold(autojump_clock: A
 
     def handler(p: SentPart) -> Any:
         if p.route.amount_msat == 900_000_000:
-            return fail_at(p.route, 2, FailCode.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS,
-                           after_s=20)
+            return fail_at(p.route, 2, FailCode.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, after_s=20)
         return Succeed(after_s=1)
 
     node = ScriptedNode(graph=g, our_id=g.nodes[0], handler=handler)
@@ -595,6 +686,7 @@ async def test_payment_waits_for_liquidity_other_payments_hold(autojump_clock: A
     outcome: dict[str, Any] = {}
     with trio.fail_after(200):
         async with open_runtime(node, cfg) as rt, anyio.create_task_group() as tg:
+
             async def pay_a() -> None:
                 with pytest.raises(DestinationPermanentFailure):
                     await rt.pay(PayParams(invstring=a))
@@ -649,7 +741,8 @@ async def test_route_plans_without_reserving(autojump_clock: Any) -> None:
 async def test_refresh_graph_picks_up_new_channels(autojump_clock: Any) -> None:
     d, node = setup()
     dear_only = Graph.from_half_channels(
-        h for h in d.graph.half_channels() if h.scid not in ("103x1x0", "104x1x0"))
+        h for h in d.graph.half_channels() if h.scid not in ("103x1x0", "104x1x0")
+    )
     node.graph = dear_only
     with trio.fail_after(100):
         async with open_runtime(node, CONFIG) as rt:
@@ -706,8 +799,9 @@ async def test_strategies_in_a_worker_thread() -> None:
 async def test_sending_stops_when_the_invoice_expires(autojump_clock: Any) -> None:
     """retry_for is 60 s but the invoice expires in 20 s: no part is sent after that."""
     clock = _FakeUnixClock()
-    d, node = setup(lambda p: fail_at(p.route, 1, FailCode.TEMPORARY_CHANNEL_FAILURE,
-                                      after_s=15), clock=clock)
+    d, node = setup(
+        lambda p: fail_at(p.route, 1, FailCode.TEMPORARY_CHANNEL_FAILURE, after_s=15), clock=clock
+    )
     b = invoice(node, d, expiry_s=20)
     with trio.fail_after(500):
         async with open_runtime(node, CONFIG, clock=clock) as rt:
@@ -745,8 +839,9 @@ async def test_a_part_the_node_loses_is_never_reused(autojump_clock: Any) -> Non
     d, _ = setup()
 
     class Flaky(ScriptedNode):
-        async def waitsendpay(self, payment_hash: str, *, partid: int, groupid: int,
-                              timeout_s: float | None = None) -> PartStatus:
+        async def waitsendpay(
+            self, payment_hash: str, *, partid: int, groupid: int, timeout_s: float | None = None
+        ) -> PartStatus:
             self.calls["waitsendpay"] += 1
             raise RpcConnectionError("lightning-rpc: connection reset")
 

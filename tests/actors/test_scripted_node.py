@@ -17,17 +17,30 @@ D = diamond()
 
 
 def route(amount: int, fee: int = 1000, delay: int = 58) -> Route:
-    return Route(hops=(
-        Hop(id=D.a, channel="101x1x0", direction=int(D.sd("101x1x0", D.us)[-1]),
-            amount_msat=amount + fee, delay=delay),
-        Hop(id=D.dest, channel="103x1x0", direction=int(D.sd("103x1x0", D.a)[-1]),
-            amount_msat=amount, delay=18),
-    ))
+    return Route(
+        hops=(
+            Hop(
+                id=D.a,
+                channel="101x1x0",
+                direction=int(D.sd("101x1x0", D.us)[-1]),
+                amount_msat=amount + fee,
+                delay=delay,
+            ),
+            Hop(
+                id=D.dest,
+                channel="103x1x0",
+                direction=int(D.sd("103x1x0", D.a)[-1]),
+                amount_msat=amount,
+                delay=18,
+            ),
+        )
+    )
 
 
 async def send(node: Any, h: str, partid: int, r: Route, total: int = 10_000_000) -> Any:
-    return await node.sendpay(r, h, partid=partid, groupid=1, total_msat=total,
-                              payment_secret="55" * 32)
+    return await node.sendpay(
+        r, h, partid=partid, groupid=1, total_msat=total, payment_secret="55" * 32
+    )
 
 
 @pytest.mark.trio
@@ -59,7 +72,10 @@ async def test_parts_follow_their_scripts(autojump_clock: Any) -> None:
             await send(node, h, 3, route(1))
         assert refused.value.rpc_code == 201  # already paid
         assert [p.status for p in await node.listsendpays(h)] == [
-            SendpayStatus.COMPLETE, SendpayStatus.FAILED, SendpayStatus.FAILED]
+            SendpayStatus.COMPLETE,
+            SendpayStatus.FAILED,
+            SendpayStatus.FAILED,
+        ]
 
 
 @pytest.mark.trio
@@ -75,9 +91,14 @@ async def test_money_rule_breaches_are_recorded(autojump_clock: Any) -> None:
         with pytest.raises(RpcError, match="already in flight"):  # refused, as CLN does
             await send(node, h, 1, route(1_000_000, fee=0, delay=40), total=9)
     text = "\n".join(node.violations)
-    for words in ("in flight + delivered 12000000 > amount 10000000", "fees 2000 > maxfee 1500",
-                  "delay 60 > maxdelay 50", "3 parts > maxparts 2", "reused for another route",
-                  "total_msat 9 != amount"):
+    for words in (
+        "in flight + delivered 12000000 > amount 10000000",
+        "fees 2000 > maxfee 1500",
+        "delay 60 > maxdelay 50",
+        "3 parts > maxparts 2",
+        "reused for another route",
+        "total_msat 9 != amount",
+    ):
         assert words in text
 
 

@@ -35,10 +35,17 @@ INFO = NodeInfo(id=US, network="regtest", blockheight=800_000)
 
 
 def invoice(amount: int | None = 100_000_000, **kw: Any) -> Invoice:
-    fields: dict[str, Any] = dict(bolt11="lnbcrt1x", payee=DEST, payment_hash="ab" * 32,
-                                  amount_msat=amount, created_at=int(NOW) - 10, expiry=3600,
-                                  min_final_cltv_expiry=18, network="regtest",
-                                  payment_secret="55" * 32)
+    fields: dict[str, Any] = dict(
+        bolt11="lnbcrt1x",
+        payee=DEST,
+        payment_hash="ab" * 32,
+        amount_msat=amount,
+        created_at=int(NOW) - 10,
+        expiry=3600,
+        min_final_cltv_expiry=18,
+        network="regtest",
+        payment_secret="55" * 32,
+    )
     fields.update(kw)
     return Invoice(**fields)
 
@@ -55,8 +62,11 @@ def test_defaults_fix_every_limit() -> None:
     p = plan()
     assert p.amount_msat == 100_000_000
     assert p.maxfee_msat == max(CONFIG.maxfee_base_msat, 100_000_000 * CONFIG.maxfee_ppm // 10**6)
-    assert (p.maxparts, p.maxdelay, p.retry_for_s) == (CONFIG.maxparts, CONFIG.maxdelay,
-                                                      CONFIG.retry_for_s)
+    assert (p.maxparts, p.maxdelay, p.retry_for_s) == (
+        CONFIG.maxparts,
+        CONFIG.maxdelay,
+        CONFIG.retry_for_s,
+    )
     assert p.strategy_name == "dijkstra" and p.strategy.name == "dijkstra"
     assert p.min_part_msat == max(p.strategy.min_part_msat or 0, CONFIG.min_part_msat)
     small = validate(PayParams(invstring="x"), invoice(1000), INFO, CONFIG, NOW)
@@ -72,21 +82,24 @@ def test_exclusions_parse() -> None:
     assert p.exclude_channels == {"103x1x0/1"} and p.exclude_nodes == {A}
 
 
-@pytest.mark.parametrize(("kw", "error", "words"), [
-    ({"inv": invoice(network="bitcoin")}, InvalidInvoice, "network"),
-    ({"inv": invoice(created_at=int(NOW) - 4000)}, InvoiceExpired, "expired"),
-    ({"inv": invoice(payee=US)}, InvalidParams, "pay itself"),
-    ({"inv": invoice(None)}, InvalidParams, "amount_msat is required"),
-    ({"amount_msat": 5}, InvalidParams, "differs"),
-    ({"maxparts": 0}, InvalidParams, "maxparts"),
-    ({"maxparts": 1001}, InvalidParams, "maxparts"),
-    ({"maxfee_msat": -1}, InvalidParams, "maxfee"),
-    ({"retry_for_s": 0}, InvalidParams, "retry_for"),
-    ({"maxdelay": 10}, InvalidParams, "maxdelay"),
-    ({"exclude": ("103x1x0",)}, InvalidParams, "exclude entry"),
-    ({"exclude": ("02zz",)}, InvalidParams, "exclude entry"),
-    ({"strategy": "nope"}, UnknownStrategy, "unknown strategy"),
-])
+@pytest.mark.parametrize(
+    ("kw", "error", "words"),
+    [
+        ({"inv": invoice(network="bitcoin")}, InvalidInvoice, "network"),
+        ({"inv": invoice(created_at=int(NOW) - 4000)}, InvoiceExpired, "expired"),
+        ({"inv": invoice(payee=US)}, InvalidParams, "pay itself"),
+        ({"inv": invoice(None)}, InvalidParams, "amount_msat is required"),
+        ({"amount_msat": 5}, InvalidParams, "differs"),
+        ({"maxparts": 0}, InvalidParams, "maxparts"),
+        ({"maxparts": 1001}, InvalidParams, "maxparts"),
+        ({"maxfee_msat": -1}, InvalidParams, "maxfee"),
+        ({"retry_for_s": 0}, InvalidParams, "retry_for"),
+        ({"maxdelay": 10}, InvalidParams, "maxdelay"),
+        ({"exclude": ("103x1x0",)}, InvalidParams, "exclude entry"),
+        ({"exclude": ("02zz",)}, InvalidParams, "exclude entry"),
+        ({"strategy": "nope"}, UnknownStrategy, "unknown strategy"),
+    ],
+)
 def test_validation_errors(kw: dict[str, Any], error: type[BarqError], words: str) -> None:
     with pytest.raises(error, match=words):
         plan(**kw)
@@ -101,25 +114,46 @@ def book(**kw: Any) -> tuple[PaymentBook, list[Any]]:
     return b, events
 
 
-def status(partid: int, groupid: int, st: SendpayStatus, amount: int = 10_000_000,
-           preimage: str | None = None) -> PartStatus:
-    return PartStatus(payment_hash="ab" * 32, partid=partid, groupid=groupid, status=st,
-                      amount_msat=amount, amount_sent_msat=amount + 10,
-                      payment_preimage=preimage)
+def status(
+    partid: int,
+    groupid: int,
+    st: SendpayStatus,
+    amount: int = 10_000_000,
+    preimage: str | None = None,
+) -> PartStatus:
+    return PartStatus(
+        payment_hash="ab" * 32,
+        partid=partid,
+        groupid=groupid,
+        status=st,
+        amount_msat=amount,
+        amount_sent_msat=amount + 10,
+        payment_preimage=preimage,
+    )
 
 
 def test_adopt_complete_means_already_paid() -> None:
     b, _ = book()
-    paid = b.adopt([status(1, 1, SendpayStatus.FAILED),
-                    status(2, 2, SendpayStatus.COMPLETE, 100_000_000, "99" * 32)])
+    paid = b.adopt(
+        [
+            status(1, 1, SendpayStatus.FAILED),
+            status(2, 2, SendpayStatus.COMPLETE, 100_000_000, "99" * 32),
+        ]
+    )
     assert paid and b.view.status is PaymentStatus.COMPLETE
     assert b.view.payment_preimage == "99" * 32 and b.view.delivered_msat == 100_000_000
 
 
 def test_adopt_pending_group_continues_its_partids() -> None:
     b, _ = book()
-    assert not b.adopt([status(1, 3, SendpayStatus.FAILED), status(2, 3, SendpayStatus.PENDING),
-                        status(5, 3, SendpayStatus.FAILED), status(1, 2, SendpayStatus.FAILED)])
+    assert not b.adopt(
+        [
+            status(1, 3, SendpayStatus.FAILED),
+            status(2, 3, SendpayStatus.PENDING),
+            status(5, 3, SendpayStatus.FAILED),
+            status(1, 2, SendpayStatus.FAILED),
+        ]
+    )
     assert (b.groupid, b.next_partid) == (3, 6)
     assert b.parts_in_flight == 1 and b.inflight_msat == 10_000_000
     assert b.unassigned_msat == 90_000_000
@@ -135,9 +169,12 @@ def test_adopt_fresh_group_after_failed_ones() -> None:
 
 
 def route(amount: int, fee: int = 1000, delay: int = 58, dest: str = DEST) -> Route:
-    return Route(hops=(Hop(id=A, channel="1x1x1", direction=0, amount_msat=amount + fee,
-                           delay=delay),
-                       Hop(id=dest, channel="2x2x2", direction=1, amount_msat=amount, delay=18)))
+    return Route(
+        hops=(
+            Hop(id=A, channel="1x1x1", direction=0, amount_msat=amount + fee, delay=delay),
+            Hop(id=dest, channel="2x2x2", direction=1, amount_msat=amount, delay=18),
+        )
+    )
 
 
 def planned(*routes: Route) -> list[PlannedRoute]:
@@ -151,10 +188,12 @@ def test_check_routes_enforces_the_money_rules() -> None:
     assert "deliver" in (b.check_routes(planned(route(60_000_000)), 100_000_000, 2, 5000) or "")
     assert "fees" in (b.check_routes(ok, 100_000_000, 2, 1999) or "")
     assert "at most 1" in (b.check_routes(ok, 100_000_000, 1, 5000) or "")
-    assert "maxdelay" in (b.check_routes(planned(route(100_000_000, delay=200)),
-                                         100_000_000, 1, 5000) or "")
-    assert "payee" in (b.check_routes(planned(route(100_000_000, dest=A)), 100_000_000, 1,
-                                      5000) or "")
+    assert "maxdelay" in (
+        b.check_routes(planned(route(100_000_000, delay=200)), 100_000_000, 1, 5000) or ""
+    )
+    assert "payee" in (
+        b.check_routes(planned(route(100_000_000, dest=A)), 100_000_000, 1, 5000) or ""
+    )
 
 
 def test_next_piece_shares_fee_budget_and_halving_respects_floor_and_parts() -> None:
@@ -178,22 +217,37 @@ def test_part_results_move_amounts_and_stop_on_final_failure() -> None:
     b.pool.pop(0)
     assert b.parts_in_flight == 1 and b.fees_committed_msat == 1000
     fail = RouteFailure(failcode=int(FailCode.TEMPORARY_CHANNEL_FAILURE), erring_index=1)
-    b.part_ended(ShardResult(partid=1, groupid=1, amount_msat=100_000_000, outcome=PartOutcome(
-        state=PartState.FAILED, sent=True, failure=fail)))
+    b.part_ended(
+        ShardResult(
+            partid=1,
+            groupid=1,
+            amount_msat=100_000_000,
+            outcome=PartOutcome(state=PartState.FAILED, sent=True, failure=fail),
+        )
+    )
     assert b.pool == [100_000_000] and b.parts_in_flight == 0 and b.sending
     assert b.strikes["2x2x2/1"] == 1
     b.start_part(planned(route(100_000_000))[0])
     b.pool.pop(0)
-    final = RouteFailure(failcode=int(FailCode.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS),
-                         erring_index=2)
-    b.part_ended(ShardResult(partid=2, groupid=1, amount_msat=100_000_000, outcome=PartOutcome(
-        state=PartState.FAILED, sent=True, failure=final)))
+    final = RouteFailure(
+        failcode=int(FailCode.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS), erring_index=2
+    )
+    b.part_ended(
+        ShardResult(
+            partid=2,
+            groupid=1,
+            amount_msat=100_000_000,
+            outcome=PartOutcome(state=PartState.FAILED, sent=True, failure=final),
+        )
+    )
     assert not b.sending and isinstance(b.stop_error, DestinationPermanentFailure)
     with pytest.raises(DestinationPermanentFailure) as info:
         b.finish()
     data = info.value.data
     assert [a["failcodename"] for a in data["attempts"]] == [
-        "WIRE_TEMPORARY_CHANNEL_FAILURE", "WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS"]
+        "WIRE_TEMPORARY_CHANNEL_FAILURE",
+        "WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS",
+    ]
     assert data["attempts"][0]["route"] == ["1x1x1/0", "2x2x2/1"]
     assert data["attempts"][0]["erring_channel"] == "2x2x2/1"
     assert data["status"] == "failed" and data["payment_hash"] == "ab" * 32
@@ -208,9 +262,14 @@ def test_repeated_failures_exclude_a_channel() -> None:
         o = b.start_part(planned(route(100_000_000))[0])
         b.pool.pop(0)
         assert "2x2x2/1" not in b.exclude_channels
-        b.part_ended(ShardResult(partid=o.partid, groupid=1, amount_msat=100_000_000,
-                                 outcome=PartOutcome(state=PartState.FAILED, sent=True,
-                                                     failure=fail)))
+        b.part_ended(
+            ShardResult(
+                partid=o.partid,
+                groupid=1,
+                amount_msat=100_000_000,
+                outcome=PartOutcome(state=PartState.FAILED, sent=True, failure=fail),
+            )
+        )
     assert "2x2x2/1" in b.exclude_channels
     assert b.route_input(1, 1, 1).exclude_channels == frozenset({"2x2x2/1"})
 
@@ -228,9 +287,14 @@ def test_a_retry_takes_only_its_share_of_the_free_part_slots() -> None:
     orders = [b.start_part(planned(route(10_000_000))[0]) for _ in range(10)]
     b.pool.pop(0)
     fail = RouteFailure(failcode=int(FailCode.TEMPORARY_CHANNEL_FAILURE), erring_index=1)
-    b.part_ended(ShardResult(partid=orders[0].partid, groupid=1, amount_msat=10_000_000,
-                             outcome=PartOutcome(state=PartState.FAILED, sent=True,
-                                                 failure=fail)))
+    b.part_ended(
+        ShardResult(
+            partid=orders[0].partid,
+            groupid=1,
+            amount_msat=10_000_000,
+            outcome=PartOutcome(state=PartState.FAILED, sent=True, failure=fail),
+        )
+    )
     # 9 parts (90M msat) still in flight, 7 slots free: 10M msat gets 1 + 6 * 10/100
     assert b.parts_free == 7
     piece = b.next_piece()

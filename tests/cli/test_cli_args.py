@@ -71,8 +71,9 @@ def test_bench_rejects_a_strategy_listed_twice(capsys: pytest.CaptureFixture[str
     assert "twice" in capsys.readouterr().err
 
 
-def test_missing_graph_file_names_the_file(tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_graph_file_names_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     missing = tmp_path / "nope.gossip"
     assert exit_code(["graph", str(missing)]) == 2
     assert str(missing) in capsys.readouterr().err
@@ -100,8 +101,13 @@ def test_strategies_lists_the_builtins(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_python_dash_m_barq_works() -> None:
-    r = subprocess.run([sys.executable, "-m", "barq", "--version"], capture_output=True,
-                       text=True, timeout=60, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "barq", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("barq ")
 

@@ -45,7 +45,8 @@ def example_installed(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_pyproject_declares_the_strategy() -> None:
     eps = declared_entry_points()
     assert [(e.name, e.value) for e in eps] == [
-        ("fewhops", "barq_example_strategy:FewHopsStrategy")]
+        ("fewhops", "barq_example_strategy:FewHopsStrategy")
+    ]
 
 
 def test_not_found_without_the_entry_point() -> None:
@@ -64,8 +65,19 @@ def test_found_through_the_entry_point() -> None:
 @pytest.mark.usefixtures("example_installed", "engine")
 def test_bench_scores_the_example(tmp_path: Path) -> None:
     out = tmp_path / "b.json"
-    rc = main(["bench", "--strategies", "fewhops,dijkstra", "--amounts-sat", "30000",
-               "--payments", "3", "--json", str(out)])
+    rc = main(
+        [
+            "bench",
+            "--strategies",
+            "fewhops,dijkstra",
+            "--amounts-sat",
+            "30000",
+            "--payments",
+            "3",
+            "--json",
+            str(out),
+        ]
+    )
     assert rc == 0
     rows = {r["strategy"]: r for r in json.loads(out.read_text())}
     assert set(rows) == {"fewhops", "dijkstra"}

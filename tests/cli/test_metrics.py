@@ -10,14 +10,25 @@ from barq.bench.metrics import PaymentRecord, fee_ratio, percentile, rounds, sum
 from barq.model import Hop, Route
 from barq.model.payment import PartState, PartView
 
-ROUTE = Route(hops=(Hop(id="02" + "11" * 32, channel="1x1x0", direction=0,
-                        amount_msat=1000, delay=18),))
+ROUTE = Route(
+    hops=(Hop(id="02" + "11" * 32, channel="1x1x0", direction=0, amount_msat=1000, delay=18),)
+)
 
 
-def part(partid: int, start: float, end: float | None,
-         state: PartState = PartState.FAILED) -> PartView:
-    return PartView(partid=partid, groupid=1, amount_msat=1000, amount_sent_msat=1000,
-                    fee_msat=0, route=ROUTE, state=state, started_at=start, finished_at=end)
+def part(
+    partid: int, start: float, end: float | None, state: PartState = PartState.FAILED
+) -> PartView:
+    return PartView(
+        partid=partid,
+        groupid=1,
+        amount_msat=1000,
+        amount_sent_msat=1000,
+        fee_msat=0,
+        route=ROUTE,
+        state=state,
+        started_at=start,
+        finished_at=end,
+    )
 
 
 def test_percentile_interpolates_like_numpy() -> None:
@@ -36,8 +47,12 @@ def test_rounds_counts_the_longest_sequential_chain() -> None:
     # three parts at once, all succeed: one round
     assert rounds([part(i, 0.0, 1.0, PartState.SUCCEEDED) for i in range(3)]) == 1
     # a fails at 1.0; b starts at 1.0 (retry), fails at 2.0; c starts at 2.5; d in parallel with a
-    ps = [part(1, 0.0, 1.0), part(2, 1.0, 2.0), part(3, 2.5, 3.0, PartState.SUCCEEDED),
-          part(4, 0.0, 3.0, PartState.SUCCEEDED)]
+    ps = [
+        part(1, 0.0, 1.0),
+        part(2, 1.0, 2.0),
+        part(3, 2.5, 3.0, PartState.SUCCEEDED),
+        part(4, 0.0, 3.0, PartState.SUCCEEDED),
+    ]
     assert rounds(ps) == 3
     # a part still in flight cannot be followed; planned parts never count
     assert rounds([part(1, 0.0, None, PartState.INFLIGHT), part(2, 5.0, 6.0)]) == 1
@@ -50,12 +65,32 @@ def test_fee_ratio_edge_cases() -> None:
     assert fee_ratio(5, 0) == math.inf
 
 
-def rec(strategy: str, amount_msat: int, *, feasible: bool, ok: bool, fee: int = 10,
-        oracle_fee: int | None = 10, attempts: int = 1, compute_s: float = 0.001) -> PaymentRecord:
-    return PaymentRecord(strategy=strategy, amount_msat=amount_msat, source="s", destination="t",
-                         feasible=feasible, max_flow_msat=0, oracle_fee_msat=oracle_fee,
-                         succeeded=ok, attempts=attempts, rounds=attempts, fee_msat=fee,
-                         sim_time_s=1.0, compute_s=compute_s)
+def rec(
+    strategy: str,
+    amount_msat: int,
+    *,
+    feasible: bool,
+    ok: bool,
+    fee: int = 10,
+    oracle_fee: int | None = 10,
+    attempts: int = 1,
+    compute_s: float = 0.001,
+) -> PaymentRecord:
+    return PaymentRecord(
+        strategy=strategy,
+        amount_msat=amount_msat,
+        source="s",
+        destination="t",
+        feasible=feasible,
+        max_flow_msat=0,
+        oracle_fee_msat=oracle_fee,
+        succeeded=ok,
+        attempts=attempts,
+        rounds=attempts,
+        fee_msat=fee,
+        sim_time_s=1.0,
+        compute_s=compute_s,
+    )
 
 
 def test_summarize_rates_over_all_and_over_feasible() -> None:

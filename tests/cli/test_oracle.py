@@ -41,8 +41,13 @@ def diamond(
         fee_ppm=[5000, 5000, 100, 1000, 0],
         cltv_delta=[40] * 5,
         htlc_min_msat=[0, 0, 0, yt_htlc_min_msat, 0],
-        htlc_max_msat=[100_000 * SAT, 100_000 * SAT, xt_htlc_max_sat * SAT, 100_000 * SAT,
-                       100_000 * SAT],
+        htlc_max_msat=[
+            100_000 * SAT,
+            100_000 * SAT,
+            xt_htlc_max_sat * SAT,
+            100_000 * SAT,
+            100_000 * SAT,
+        ],
         enabled=[True, True, xt_enabled, True, True],
     )
     return g, np.asarray(liq_sat, dtype=np.int64) * SAT

@@ -24,14 +24,16 @@ def test_same_seed_same_payments() -> None:
     assert len(a) == 8 and all(s.payments == 1 for s in a)
     assert all(s.source not in s.batches[0] for s in a)
     # an amount's payments do not depend on the other amounts
-    only = plan_sessions(scc, BenchConfig(strategies=("x",), amounts_msat=(5_000_000,),
-                                          payments=4))
+    only = plan_sessions(scc, BenchConfig(strategies=("x",), amounts_msat=(5_000_000,), payments=4))
     assert only == a[4:]
-    conc = plan_sessions(scc, BenchConfig(strategies=("x",), amounts_msat=(1000,), payments=5,
-                                          concurrency=2))
+    conc = plan_sessions(
+        scc, BenchConfig(strategies=("x",), amounts_msat=(1000,), payments=5, concurrency=2)
+    )
     assert [s.payments for s in conc] == [2, 2, 1]
-    warm = plan_sessions(scc, BenchConfig(strategies=("x",), amounts_msat=(1000,), payments=5,
-                                          concurrency=2, warm=True))
+    warm = plan_sessions(
+        scc,
+        BenchConfig(strategies=("x",), amounts_msat=(1000,), payments=5, concurrency=2, warm=True),
+    )
     assert len(warm) == 1 and [len(b) for b in warm[0].batches] == [2, 2, 1]
 
 
@@ -45,16 +47,25 @@ def test_guard_stops_a_livelock_and_a_runaway_clock() -> None:
 
     t0 = time.perf_counter()
     with pytest.raises(BarqError, match="timed out"):
-        trio.run(partial(guarded, spin, wall_s=0.3, sim_s=1e9),
-                 clock=trio.testing.MockClock(autojump_threshold=0))
+        trio.run(
+            partial(guarded, spin, wall_s=0.3, sim_s=1e9),
+            clock=trio.testing.MockClock(autojump_threshold=0),
+        )
     assert time.perf_counter() - t0 < 5
     with pytest.raises(BarqError, match="timed out"):
-        trio.run(partial(guarded, forever, wall_s=60, sim_s=100),
-                 clock=trio.testing.MockClock(autojump_threshold=0))
+        trio.run(
+            partial(guarded, forever, wall_s=60, sim_s=100),
+            clock=trio.testing.MockClock(autojump_threshold=0),
+        )
 
     async def quick() -> int:
         await trio.sleep(5)
         return 7
 
-    assert trio.run(partial(guarded, quick, wall_s=60, sim_s=100),
-                    clock=trio.testing.MockClock(autojump_threshold=0)) == 7
+    assert (
+        trio.run(
+            partial(guarded, quick, wall_s=60, sim_s=100),
+            clock=trio.testing.MockClock(autojump_threshold=0),
+        )
+        == 7
+    )

@@ -40,21 +40,38 @@ def bigsize(v: int) -> bytes:
 def _templated(values: Sequence[int]) -> bytes:
     template = sorted(set(values))
     pos = {v: i for i, v in enumerate(template)}
-    return b"".join([bigsize(len(template)), *map(bigsize, template),
-                     *(bigsize(pos[v]) for v in values)])
+    return b"".join(
+        [bigsize(len(template)), *map(bigsize, template), *(bigsize(pos[v]) for v in values)]
+    )
 
 
-def compress_body(node1: Sequence[int], node2: Sequence[int], *, disabled: Sequence[int] = (),
-                  capacity_sat: Sequence[int], htlc_min: Sequence[int], htlc_max: Sequence[int],
-                  base_fee: Sequence[int], ppm: Sequence[int], delay: Sequence[int]) -> bytes:
+def compress_body(
+    node1: Sequence[int],
+    node2: Sequence[int],
+    *,
+    disabled: Sequence[int] = (),
+    capacity_sat: Sequence[int],
+    htlc_min: Sequence[int],
+    htlc_max: Sequence[int],
+    base_fee: Sequence[int],
+    ppm: Sequence[int],
+    delay: Sequence[int],
+) -> bytes:
     """An uncompressed GOSSMAP_COMPRESSv1 image, as gossmap-compress writes it.
 
     Per-direction sequences have ``2 * n`` entries (channel 0 dir 0, channel 0 dir 1...);
     ``disabled`` holds ``chan * 2 + dir`` values.
     """
     n = len(node1)
-    parts = [GC_HEADER, bigsize(n), *map(bigsize, node1), *map(bigsize, node2),
-             *map(bigsize, disabled), bigsize(2 * n), _templated(capacity_sat)]
+    parts = [
+        GC_HEADER,
+        bigsize(n),
+        *map(bigsize, node1),
+        *map(bigsize, node2),
+        *map(bigsize, disabled),
+        bigsize(2 * n),
+        _templated(capacity_sat),
+    ]
     for vals in (htlc_min, htlc_max, base_fee, ppm, delay):
         assert len(vals) == 2 * n
         parts.append(_templated(vals))

@@ -20,8 +20,11 @@ from barq.graph.compressed import default_node_map_path, parse_bigsizes
 # -- bigsize --------------------------------------------------------------------------------
 
 _values = st.one_of(
-    st.integers(0, 0xFC), st.integers(0xFD, 0xFFFF), st.integers(0x10000, 2**32 - 1),
-    st.integers(2**32, 2**64 - 1), st.sampled_from([0xFD, 0xFE, 0xFF, 0xFDFD, 0xFEFEFE]),
+    st.integers(0, 0xFC),
+    st.integers(0xFD, 0xFFFF),
+    st.integers(0x10000, 2**32 - 1),
+    st.integers(2**32, 2**64 - 1),
+    st.sampled_from([0xFD, 0xFE, 0xFF, 0xFDFD, 0xFEFEFE]),
 )
 
 
@@ -45,10 +48,12 @@ def test_parse_bigsizes_rejects_cut_short_and_non_minimal() -> None:
 
 # -- a small handmade file -------------------------------------------------------------------
 
+
 def _small_body() -> bytes:
     # 3 channels over 4 nodes: 0-1, 0-2, 1-3 (node1 < node2, as the compressor writes)
     return compress_body(
-        [0, 0, 1], [1, 2, 3],
+        [0, 0, 1],
+        [1, 2, 3],
         disabled=[1, 4],  # channel 0 dir 1, channel 2 dir 0
         capacity_sat=[1_000_000, 2_000_000, 1_000_000],
         htlc_min=[1000, 0, 1, 1, 0, 5],
@@ -78,13 +83,24 @@ def test_small_file_decodes_per_direction(tmp_path: Path) -> None:
     assert g.cltv_delta.tolist() == [40, 0, 144, 80, 0, 18]
     assert not g.private.any()
     h = g.half_channel(4)
-    assert (h.source, h.destination, h.enabled) == (synthetic_node_id(1), synthetic_node_id(3),
-                                                    False)
+    assert (h.source, h.destination, h.enabled) == (
+        synthetic_node_id(1),
+        synthetic_node_id(3),
+        False,
+    )
 
 
 def test_htlc_max_99_percent_is_exact_integer_msat(tmp_path: Path) -> None:
-    body = compress_body([0], [1], capacity_sat=[1_234_567], htlc_min=[0, 0], htlc_max=[1, 1],
-                         base_fee=[0, 0], ppm=[0, 0], delay=[6, 6])
+    body = compress_body(
+        [0],
+        [1],
+        capacity_sat=[1_234_567],
+        htlc_min=[0, 0],
+        htlc_max=[1, 1],
+        base_fee=[0, 0],
+        ppm=[0, 0],
+        delay=[6, 6],
+    )
     g = load_compressed(write_compressed(tmp_path / "x.compressed", body))
     assert g.htlc_max_msat.tolist() == [1_234_567_000 * 99 // 100] * 2 == [1_222_221_330] * 2
 
@@ -104,6 +120,7 @@ def test_synthetic_ids_increase_with_index() -> None:
 
 # -- node map --------------------------------------------------------------------------------
 
+
 def _write_map(path: Path, lines: list[str]) -> Path:
     path.write_bytes(lzma.compress("\n".join(lines).encode() + b"\n"))
     return path
@@ -113,8 +130,10 @@ def test_node_map_gives_real_ids_and_bolt_directions(tmp_path: Path) -> None:
     p = write_compressed(tmp_path / "g.compressed", _small_body())
     # node 0 gets the LARGEST id: its channels' direction 0 must now leave the other end
     ids = [node_id(9), node_id(1), node_id(2), node_id(3)]
-    _write_map(default_node_map_path(p),
-               [f"{i}:{n}:alias {i}" for i, n in enumerate(ids)] + ["continued:alias"])
+    _write_map(
+        default_node_map_path(p),
+        [f"{i}:{n}:alias {i}" for i, n in enumerate(ids)] + ["continued:alias"],
+    )
     g = load_compressed(p)  # "auto" finds the sibling map
     assert g.nodes == ids
     assert g.src.tolist() == [1, 0, 2, 0, 1, 3]
@@ -129,7 +148,8 @@ def test_node_map_gives_real_ids_and_bolt_directions(tmp_path: Path) -> None:
 
 def test_node_map_missing_index_and_default_name(tmp_path: Path) -> None:
     assert default_node_map_path("/d/gossip-store-2024.compressed") == Path(
-        "/d/gossip-store-2024-node-map.xz")
+        "/d/gossip-store-2024-node-map.xz"
+    )
     p = write_compressed(tmp_path / "g.compressed", _small_body())
     m = _write_map(tmp_path / "m.xz", [f"{i}:{node_id(i)}:" for i in range(3)])
     with pytest.raises(GraphLoadError, match=r"m\.xz: no node id for index 3"):
@@ -142,6 +162,7 @@ def test_node_map_missing_index_and_default_name(tmp_path: Path) -> None:
 
 
 # -- errors ----------------------------------------------------------------------------------
+
 
 def test_truncated_gzip(tmp_path: Path) -> None:
     raw = gzip.compress(_small_body())
@@ -172,8 +193,16 @@ def test_trailing_bytes(tmp_path: Path) -> None:
 
 
 def test_template_index_out_of_range(tmp_path: Path) -> None:
-    body = compress_body([0], [1], capacity_sat=[5], htlc_min=[0, 0], htlc_max=[0, 0],
-                         base_fee=[0, 0], ppm=[0, 0], delay=[6, 6])
+    body = compress_body(
+        [0],
+        [1],
+        capacity_sat=[5],
+        htlc_min=[0, 0],
+        htlc_max=[0, 0],
+        base_fee=[0, 0],
+        ppm=[0, 0],
+        delay=[6, 6],
+    )
     # last number is the delay index of channel 0 dir 1 (template has 1 value): make it 1
     p = write_compressed(tmp_path / "i.compressed", body[:-1] + bigsize(1))
     with pytest.raises(GraphLoadError, match=r"i\.compressed: delay: index 1 outside"):
@@ -186,6 +215,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 # -- the mainnet snapshot (skipped when absent) ----------------------------------------------
+
 
 def test_mainnet_counts_match_readme(snapshot: Path) -> None:
     g = load_compressed(snapshot, node_map=None)  # the README's reading: slot 0 = node1 -> node2

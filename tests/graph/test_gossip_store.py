@@ -35,8 +35,18 @@ def _row(g: Graph, scid: str, d: int) -> tuple[object, ...]:
     e = g.edge(scid, d)
     assert e is not None, f"{scid}/{d} missing"
     h = g.half_channel(e)
-    return (h.source, h.destination, h.capacity_msat, h.fee_base_msat, h.fee_ppm, h.cltv_delta,
-            h.htlc_min_msat, h.htlc_max_msat, h.enabled, h.private)
+    return (
+        h.source,
+        h.destination,
+        h.capacity_msat,
+        h.fee_base_msat,
+        h.fee_ppm,
+        h.cltv_delta,
+        h.htlc_min_msat,
+        h.htlc_max_msat,
+        h.enabled,
+        h.private,
+    )
 
 
 def _pyln_rows(path: Path) -> dict[tuple[str, int], tuple[object, ...]]:
@@ -49,15 +59,25 @@ def _pyln_rows(path: Path) -> dict[tuple[str, int], tuple[object, ...]]:
                 continue
             cap = ch.satoshis * 1000
             out[(str(scid), d)] = (
-                str(h.source), str(h.destination), cap, h.fee_base_msat,
-                h.fee_proportional_millionths, h.cltv_expiry_delta, h.htlc_minimum_msat,
-                min(h.htlc_maximum_msat, cap), not h.disabled, ch.is_private)
+                str(h.source),
+                str(h.destination),
+                cap,
+                h.fee_base_msat,
+                h.fee_proportional_millionths,
+                h.cltv_expiry_delta,
+                h.htlc_minimum_msat,
+                min(h.htlc_maximum_msat, cap),
+                not h.disabled,
+                ch.is_private,
+            )
     return out
 
 
 def _our_rows(g: Graph) -> dict[tuple[str, int], tuple[object, ...]]:
-    return {(g.scid[e], int(g.direction[e])): _row(g, g.scid[e], int(g.direction[e]))
-            for e in range(g.num_edges)}
+    return {
+        (g.scid[e], int(g.direction[e])): _row(g, g.scid[e], int(g.direction[e]))
+        for e in range(g.num_edges)
+    }
 
 
 def test_crc32c_known_vector() -> None:
@@ -68,10 +88,25 @@ def test_small_store(tmp_path: Path) -> None:
     w = GossipStoreWriter()
     w.add_uuid()
     w.add_channel("100x1x0", B, A, capacity_sat=1_000_000)  # writer orders the ends
-    w.add_update("100x1x0", 0, fee_base_msat=1, fee_ppm=2, cltv_delta=3, htlc_min_msat=4,
-                 htlc_max_msat=990_000_000)
-    w.add_update("100x1x0", 1, fee_base_msat=5, fee_ppm=6, cltv_delta=7, htlc_min_msat=8,
-                 htlc_max_msat=5_000_000_000, disabled=True)  # above capacity: capped
+    w.add_update(
+        "100x1x0",
+        0,
+        fee_base_msat=1,
+        fee_ppm=2,
+        cltv_delta=3,
+        htlc_min_msat=4,
+        htlc_max_msat=990_000_000,
+    )
+    w.add_update(
+        "100x1x0",
+        1,
+        fee_base_msat=5,
+        fee_ppm=6,
+        cltv_delta=7,
+        htlc_min_msat=8,
+        htlc_max_msat=5_000_000_000,
+        disabled=True,
+    )  # above capacity: capped
     w.add_channel("101x1x0", B, C, capacity_sat=2_000)
     w.add_update("101x1x0", 1, fee_base_msat=9, htlc_max_msat=2_000_000)  # dir 0 unknown
     w.add_node(A, alias="alice")
@@ -134,9 +169,17 @@ def _pyln_rows_or_private(p: Path) -> dict[tuple[str, int], tuple[object, ...]]:
             if h is not None:
                 cap = ch.satoshis * 1000
                 out[(str(scid), d)] = (
-                    str(h.source), str(h.destination), cap, h.fee_base_msat,
-                    h.fee_proportional_millionths, h.cltv_expiry_delta, h.htlc_minimum_msat,
-                    min(h.htlc_maximum_msat, cap), not h.disabled, ch.is_private)
+                    str(h.source),
+                    str(h.destination),
+                    cap,
+                    h.fee_base_msat,
+                    h.fee_proportional_millionths,
+                    h.cltv_expiry_delta,
+                    h.htlc_minimum_msat,
+                    min(h.htlc_maximum_msat, cap),
+                    not h.disabled,
+                    ch.is_private,
+                )
     return out
 
 
@@ -179,12 +222,17 @@ def test_random_store_matches_pyln(tmp_path: Path, seed: int) -> None:
             scids.append(scid)
         for _ in range(rng.randrange(4)):
             s = rng.choice(scids) if scids else scid
-            w.add_update(s, rng.randrange(2), fee_base_msat=rng.randrange(5000),
-                         fee_ppm=rng.randrange(3000), cltv_delta=rng.choice([6, 34, 40, 144]),
-                         htlc_min_msat=rng.randrange(2000),
-                         htlc_max_msat=rng.randrange(1, 2 * 10**11),
-                         disabled=rng.random() < 0.2,
-                         flags=FLAG_COMPLETED | (FLAG_DELETED if rng.random() < 0.1 else 0))
+            w.add_update(
+                s,
+                rng.randrange(2),
+                fee_base_msat=rng.randrange(5000),
+                fee_ppm=rng.randrange(3000),
+                cltv_delta=rng.choice([6, 34, 40, 144]),
+                htlc_min_msat=rng.randrange(2000),
+                htlc_max_msat=rng.randrange(1, 2 * 10**11),
+                disabled=rng.random() < 0.2,
+                flags=FLAG_COMPLETED | (FLAG_DELETED if rng.random() < 0.1 else 0),
+            )
         if rng.random() < 0.05 and scids:
             w.add_delete(scids.pop(rng.randrange(len(scids))))
         if rng.random() < 0.2:
@@ -196,6 +244,7 @@ def test_random_store_matches_pyln(tmp_path: Path, seed: int) -> None:
 
 
 # -- partial, truncated and foreign files ----------------------------------------------------
+
 
 def _two_channel_store() -> GossipStoreWriter:
     w = GossipStoreWriter()
@@ -216,7 +265,9 @@ def test_record_being_written_is_not_an_error(tmp_path: Path) -> None:
         p.write_bytes(full[: len(full) - cut])
         g = load_gossip_store(p)
         assert sorted(zip(g.scid, g.direction.tolist(), strict=True)) == [
-            ("100x1x0", 0), ("101x1x0", 1)]
+            ("100x1x0", 0),
+            ("101x1x0", 1),
+        ]
 
 
 @pytest.mark.parametrize("cut", [1, 10, 100, 140])
@@ -232,8 +283,11 @@ def test_truncated_store(tmp_path: Path, cut: int) -> None:
 def test_wrong_version(tmp_path: Path, version: int) -> None:
     w = GossipStoreWriter(version=version)
     p = _write(tmp_path, w, "old_store")
-    with pytest.raises(GraphLoadError, match=rf"old_store: unsupported gossip_store version "
-                                             rf"0x{version:02x}"):
+    with pytest.raises(
+        GraphLoadError,
+        match=rf"old_store: unsupported gossip_store version "
+        rf"0x{version:02x}",
+    ):
         load_gossip_store(p)
 
 
@@ -266,6 +320,7 @@ def test_empty_missing_and_malformed(tmp_path: Path) -> None:
 
 # -- gossip_store_ended ------------------------------------------------------------------------
 
+
 def test_ended_store_that_was_not_replaced_keeps_its_records(tmp_path: Path) -> None:
     w = _two_channel_store()
     w.add_ended(1234)
@@ -275,8 +330,9 @@ def test_ended_store_that_was_not_replaced_keeps_its_records(tmp_path: Path) -> 
     assert sorted(set(g.scid)) == ["100x1x0", "101x1x0"]
 
 
-def test_ended_store_replaced_by_a_new_file_is_reread(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ended_store_replaced_by_a_new_file_is_reread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     old = _two_channel_store()
     old.add_ended(1234)
     p = _write(tmp_path, old)

@@ -15,10 +15,21 @@ def _g(arcs: list[tuple[int, int, bool]], n: int) -> Graph:
     halves = []
     for s, d, en in arcs:
         a, b = sorted((s, d))
-        halves.append(HalfChannel(
-            scid=f"{a + 1}x{b + 1}x0", direction=0 if s < d else 1, source=ids[s],
-            destination=ids[d], capacity_msat=(a + b + 1) * 1000, fee_base_msat=s,
-            fee_ppm=d, cltv_delta=6, htlc_min_msat=0, htlc_max_msat=1000, enabled=en))
+        halves.append(
+            HalfChannel(
+                scid=f"{a + 1}x{b + 1}x0",
+                direction=0 if s < d else 1,
+                source=ids[s],
+                destination=ids[d],
+                capacity_msat=(a + b + 1) * 1000,
+                fee_base_msat=s,
+                fee_ppm=d,
+                cltv_delta=6,
+                htlc_min_msat=0,
+                htlc_max_msat=1000,
+                enabled=en,
+            )
+        )
     return Graph.from_half_channels(halves)
 
 
@@ -28,12 +39,33 @@ def _idx(g: Graph, nodes: list[int]) -> list[int]:
 
 def test_largest_scc_uses_enabled_directions_only() -> None:
     # 0 <-> 1 <-> 2 cycle both ways, 3 reachable one way only, 2 -> 4 disabled back
-    g = _g([(0, 1, True), (1, 0, True), (1, 2, True), (2, 1, True), (2, 3, True),
-            (3, 4, True), (4, 3, False)], 5)
+    g = _g(
+        [
+            (0, 1, True),
+            (1, 0, True),
+            (1, 2, True),
+            (2, 1, True),
+            (2, 3, True),
+            (3, 4, True),
+            (4, 3, False),
+        ],
+        5,
+    )
     assert largest_scc(g).tolist() == _idx(g, [0, 1, 2])
     # enabling 4 -> 3 and adding 3 -> 2 ... makes {0..4}
-    g2 = _g([(0, 1, True), (1, 0, True), (1, 2, True), (2, 1, True), (2, 3, True),
-             (3, 2, True), (3, 4, True), (4, 3, True)], 5)
+    g2 = _g(
+        [
+            (0, 1, True),
+            (1, 0, True),
+            (1, 2, True),
+            (2, 1, True),
+            (2, 3, True),
+            (3, 2, True),
+            (3, 4, True),
+            (4, 3, True),
+        ],
+        5,
+    )
     assert largest_scc(g2).tolist() == _idx(g2, [0, 1, 2, 3, 4])
 
 

@@ -26,10 +26,17 @@ def _store() -> bytes:
 
 
 def _compressed() -> bytes:
-    return compress_body([0, 0, 1, 2], [1, 2, 3, 4], disabled=[3],
-                         capacity_sat=[10**6, 2 * 10**6, 70_000, 10**9],
-                         htlc_min=[0] * 8, htlc_max=[0, 1, 5000, 0, 0, 0, 1, 1],
-                         base_fee=[0, 1000] * 4, ppm=list(range(8)), delay=[40] * 8)
+    return compress_body(
+        [0, 0, 1, 2],
+        [1, 2, 3, 4],
+        disabled=[3],
+        capacity_sat=[10**6, 2 * 10**6, 70_000, 10**9],
+        htlc_min=[0] * 8,
+        htlc_max=[0, 1, 5000, 0, 0, 0, 1, 1],
+        base_fee=[0, 1000] * 4,
+        ppm=list(range(8)),
+        delay=[40] * 8,
+    )
 
 
 def _mutations(data: bytes, rng: random.Random, count: int, start: int) -> list[bytes]:
@@ -41,7 +48,7 @@ def _mutations(data: bytes, rng: random.Random, count: int, start: int) -> list[
             for _ in range(rng.randrange(1, 4)):
                 b[rng.randrange(start, len(b))] = rng.randrange(256)
         elif kind == 1:  # cut
-            del b[rng.randrange(start, len(b)):]
+            del b[rng.randrange(start, len(b)) :]
         else:  # insert junk
             pos = rng.randrange(start, len(b))
             b[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 9)))
@@ -85,8 +92,16 @@ def test_fuzz_baselines_load(tmp_path: Path) -> None:
     (tmp_path / "c").write_bytes(_compressed())
     assert load_gossip_store(tmp_path / "gs").num_edges == 5
     assert load_compressed(tmp_path / "c").num_edges == 8
-    bad = compress_body([0], [3], capacity_sat=[1], htlc_min=[0, 0], htlc_max=[0, 0],
-                        base_fee=[0, 0], ppm=[0, 0], delay=[0, 0])
+    bad = compress_body(
+        [0],
+        [3],
+        capacity_sat=[1],
+        htlc_min=[0, 0],
+        htlc_max=[0, 0],
+        base_fee=[0, 0],
+        ppm=[0, 0],
+        delay=[0, 0],
+    )
     (tmp_path / "bad").write_bytes(bad)
     with pytest.raises(GraphLoadError, match="node index 3 out of range for 1 channels"):
         load_compressed(tmp_path / "bad")

@@ -19,37 +19,73 @@ A, B, C = node_id(1), node_id(2), node_id(3)
 def _entry(src: str, dst: str, scid: str, **kw: Any) -> dict[str, Any]:
     """One direction as CLN v26 prints it (doc/schemas/listchannels.json)."""
     e: dict[str, Any] = {
-        "source": src, "destination": dst, "short_channel_id": scid,
-        "direction": 0 if src < dst else 1, "public": True, "amount_msat": 1_000_000_000,
-        "message_flags": 1, "channel_flags": 0 if src < dst else 1, "active": True,
-        "last_update": 1738000001, "base_fee_millisatoshi": 1, "fee_per_millionth": 10,
-        "delay": 6, "htlc_minimum_msat": 0, "htlc_maximum_msat": 990_000_000, "features": "",
+        "source": src,
+        "destination": dst,
+        "short_channel_id": scid,
+        "direction": 0 if src < dst else 1,
+        "public": True,
+        "amount_msat": 1_000_000_000,
+        "message_flags": 1,
+        "channel_flags": 0 if src < dst else 1,
+        "active": True,
+        "last_update": 1738000001,
+        "base_fee_millisatoshi": 1,
+        "fee_per_millionth": 10,
+        "delay": 6,
+        "htlc_minimum_msat": 0,
+        "htlc_maximum_msat": 990_000_000,
+        "features": "",
     }
     e.update(kw)
     return e
 
 
 def _doc() -> dict[str, Any]:
-    return {"channels": [
-        _entry(A, B, "116x1x1"),
-        _entry(B, A, "116x1x1", active=False, base_fee_millisatoshi=7),
-        _entry(C, B, "117x2x0", public=False, amount_msat=50_000_000,
-               htlc_maximum_msat=None, fee_per_millionth=250, delay=144),
-    ]}
+    return {
+        "channels": [
+            _entry(A, B, "116x1x1"),
+            _entry(B, A, "116x1x1", active=False, base_fee_millisatoshi=7),
+            _entry(
+                C,
+                B,
+                "117x2x0",
+                public=False,
+                amount_msat=50_000_000,
+                htlc_maximum_msat=None,
+                fee_per_millionth=250,
+                delay=144,
+            ),
+        ]
+    }
 
 
 def _check(g: Any) -> None:
     assert g.num_edges == 3
     e = g.edge("116x1x1", 0)
     h = g.half_channel(e)
-    assert (h.source, h.destination, h.capacity_msat, h.fee_base_msat, h.fee_ppm, h.cltv_delta,
-            h.htlc_min_msat, h.htlc_max_msat, h.enabled, h.private) == (
-        A, B, 10**9, 1, 10, 6, 0, 990_000_000, True, False)
+    assert (
+        h.source,
+        h.destination,
+        h.capacity_msat,
+        h.fee_base_msat,
+        h.fee_ppm,
+        h.cltv_delta,
+        h.htlc_min_msat,
+        h.htlc_max_msat,
+        h.enabled,
+        h.private,
+    ) == (A, B, 10**9, 1, 10, 6, 0, 990_000_000, True, False)
     h = g.half_channel(g.edge("116x1x1", 1))
     assert (h.source, h.enabled, h.fee_base_msat) == (B, False, 7)
     h = g.half_channel(g.edge("117x2x0", 1))
     assert (h.source, h.destination, h.private, h.htlc_max_msat, h.fee_ppm, h.cltv_delta) == (
-        C, B, True, 50_000_000, 250, 144)
+        C,
+        B,
+        True,
+        50_000_000,
+        250,
+        144,
+    )
 
 
 def test_from_parsed_dict() -> None:
@@ -79,8 +115,12 @@ def test_old_msat_strings_and_missing_direction() -> None:
 
 
 def test_htlc_max_capped_and_duplicates_last_wins() -> None:
-    doc = {"channels": [_entry(A, B, "1x1x1", htlc_maximum_msat=5 * 10**9),
-                        _entry(A, B, "1x1x1", fee_per_millionth=99, htlc_maximum_msat=5)]}
+    doc = {
+        "channels": [
+            _entry(A, B, "1x1x1", htlc_maximum_msat=5 * 10**9),
+            _entry(A, B, "1x1x1", fee_per_millionth=99, htlc_maximum_msat=5),
+        ]
+    }
     g = load_listchannels(doc)
     assert g.num_edges == 1
     assert (g.fee_ppm[0], g.htlc_max_msat[0]) == (99, 5)
@@ -88,16 +128,22 @@ def test_htlc_max_capped_and_duplicates_last_wins() -> None:
     assert g.htlc_max_msat.tolist() == [10**9]
 
 
-@pytest.mark.parametrize(("mutate", "pattern"), [
-    (lambda e: e.pop("delay"), r"missing required field `delay`"),
-    (lambda e: e.update(delay="six"), r"\$\.channels\[0\]\.delay"),
-    (lambda e: e.update(direction=1), r"direction 1 but direction 0"),
-    (lambda e: e.update(short_channel_id="1:2:3"), r"is not BLOCKxTXxOUT"),
-    (lambda e: e.update(source="02abc", direction=1), r"'02abc' is not a node id"),
-    (lambda e: e.update(destination=A), r"source and destination are the same"),
-    (lambda e: e.update(amount_msat="12sat"), r"amount_msat: '12sat' is not an msat"),
-    (lambda e: e.update(fee_per_millionth=2**32), r"fee_per_millionth: 4294967296 is not a u32"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "pattern"),
+    [
+        (lambda e: e.pop("delay"), r"missing required field `delay`"),
+        (lambda e: e.update(delay="six"), r"\$\.channels\[0\]\.delay"),
+        (lambda e: e.update(direction=1), r"direction 1 but direction 0"),
+        (lambda e: e.update(short_channel_id="1:2:3"), r"is not BLOCKxTXxOUT"),
+        (lambda e: e.update(source="02abc", direction=1), r"'02abc' is not a node id"),
+        (lambda e: e.update(destination=A), r"source and destination are the same"),
+        (lambda e: e.update(amount_msat="12sat"), r"amount_msat: '12sat' is not an msat"),
+        (
+            lambda e: e.update(fee_per_millionth=2**32),
+            r"fee_per_millionth: 4294967296 is not a u32",
+        ),
+    ],
+)
 def test_bad_entries(mutate: Any, pattern: str) -> None:
     e = _entry(A, B, "1x1x1")
     mutate(e)

@@ -25,15 +25,38 @@ def _store() -> bytes:
 
 
 def _listchannels() -> bytes:
-    return json.dumps({"channels": [{
-        "source": A, "destination": B, "short_channel_id": "100x1x0", "direction": 0,
-        "amount_msat": 1_000_000, "base_fee_millisatoshi": 1, "fee_per_millionth": 1,
-        "delay": 6, "htlc_minimum_msat": 0, "active": True, "public": True}]}).encode()
+    return json.dumps(
+        {
+            "channels": [
+                {
+                    "source": A,
+                    "destination": B,
+                    "short_channel_id": "100x1x0",
+                    "direction": 0,
+                    "amount_msat": 1_000_000,
+                    "base_fee_millisatoshi": 1,
+                    "fee_per_millionth": 1,
+                    "delay": 6,
+                    "htlc_minimum_msat": 0,
+                    "active": True,
+                    "public": True,
+                }
+            ]
+        }
+    ).encode()
 
 
 def _compressed() -> bytes:
-    return compress_body([0], [1], capacity_sat=[1000], htlc_min=[0, 0], htlc_max=[0, 0],
-                         base_fee=[1, 1], ppm=[1, 1], delay=[6, 6])
+    return compress_body(
+        [0],
+        [1],
+        capacity_sat=[1000],
+        htlc_min=[0, 0],
+        htlc_max=[0, 0],
+        base_fee=[1, 1],
+        ppm=[1, 1],
+        delay=[6, 6],
+    )
 
 
 def test_each_format(tmp_path: Path) -> None:

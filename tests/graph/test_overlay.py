@@ -20,29 +20,47 @@ ME, P1, P2, P3, X, DEST = (node_id(i) for i in (5, 1, 7, 3, 9, 8))
 
 def _half(scid: str, src: str, dst: str, **kw: object) -> HalfChannel:
     base: dict[str, object] = dict(
-        scid=scid, direction=0 if src < dst else 1, source=src, destination=dst,
-        capacity_msat=5_000_000_000, fee_base_msat=1000, fee_ppm=100, cltv_delta=40,
-        htlc_min_msat=1000, htlc_max_msat=4_000_000_000, enabled=True, private=False)
+        scid=scid,
+        direction=0 if src < dst else 1,
+        source=src,
+        destination=dst,
+        capacity_msat=5_000_000_000,
+        fee_base_msat=1000,
+        fee_ppm=100,
+        cltv_delta=40,
+        htlc_min_msat=1000,
+        htlc_max_msat=4_000_000_000,
+        enabled=True,
+        private=False,
+    )
     base.update(kw)
     return HalfChannel(**base)  # type: ignore[arg-type]
 
 
 def _gossip() -> Graph:
-    return Graph.from_half_channels([
-        _half("10x1x0", ME, P1, enabled=False),  # our public channel (stale disable in gossip)
-        _half("10x1x0", P1, ME, fee_base_msat=7),
-        _half("11x1x0", ME, P2),  # closing channel
-        _half("11x1x0", P2, ME),
-        _half("20x1x0", P1, X),
-        _half("21x1x0", X, DEST, fee_base_msat=10, fee_ppm=10, cltv_delta=10),
-    ])
+    return Graph.from_half_channels(
+        [
+            _half("10x1x0", ME, P1, enabled=False),  # our public channel (stale disable in gossip)
+            _half("10x1x0", P1, ME, fee_base_msat=7),
+            _half("11x1x0", ME, P2),  # closing channel
+            _half("11x1x0", P2, ME),
+            _half("20x1x0", P1, X),
+            _half("21x1x0", X, DEST, fee_base_msat=10, fee_ppm=10, cltv_delta=10),
+        ]
+    )
 
 
 def _local(scid: str | None, peer: str, **kw: object) -> LocalChannel:
     base: dict[str, object] = dict(
-        peer_id=peer, scid=scid, direction=None if scid is None else (0 if peer > ME else 1),
-        state="CHANNELD_NORMAL", peer_connected=True, spendable_msat=1_000_000,
-        receivable_msat=1_000_000, capacity_msat=2_000_000_000)
+        peer_id=peer,
+        scid=scid,
+        direction=None if scid is None else (0 if peer > ME else 1),
+        state="CHANNELD_NORMAL",
+        peer_connected=True,
+        spendable_msat=1_000_000,
+        receivable_msat=1_000_000,
+        capacity_msat=2_000_000_000,
+    )
     base.update(kw)
     return LocalChannel(**base)  # type: ignore[arg-type]
 
@@ -57,10 +75,14 @@ def _h(g: Graph, scid: str, src: str, dst: str) -> HalfChannel:
 
 def test_public_channel_gets_our_capacity_and_state() -> None:
     g0 = _gossip()
-    g = overlay_local_channels(g0, ME, [
-        _local("10x1x0", P1),
-        _local("11x1x0", P2, state="ONCHAIN"),
-    ])
+    g = overlay_local_channels(
+        g0,
+        ME,
+        [
+            _local("10x1x0", P1),
+            _local("11x1x0", P2, state="ONCHAIN"),
+        ],
+    )
     out = _h(g, "10x1x0", ME, P1)
     assert out.capacity_msat == 2_000_000_000
     assert out.htlc_max_msat == 2_000_000_000  # capped at the (smaller) capacity
@@ -84,10 +106,14 @@ def test_disconnected_peer_disables_our_direction() -> None:
 
 
 def test_private_channel_is_created() -> None:
-    g = overlay_local_channels(_gossip(), ME, [
-        _local("30x1x0", P3, private=True, htlc_min_msat=5),
-        _local(None, P2),  # not yet confirmed: no scid, cannot be routed
-    ])
+    g = overlay_local_channels(
+        _gossip(),
+        ME,
+        [
+            _local("30x1x0", P3, private=True, htlc_min_msat=5),
+            _local(None, P2),  # not yet confirmed: no scid, cannot be routed
+        ],
+    )
     out = _h(g, "30x1x0", ME, P3)
     assert (out.fee_base_msat, out.fee_ppm, out.cltv_delta, out.htlc_min_msat) == (0, 0, 0, 5)
     assert out.capacity_msat == out.htlc_max_msat == 2_000_000_000
@@ -95,23 +121,41 @@ def test_private_channel_is_created() -> None:
     assert g.edge("30x1x0", 1 - out.direction) is None  # peer -> us unknown: skipped
     assert g.num_edges == 7
     assert sorted(g.half_channel(int(e)).scid for e in local_edges(g, ME)) == [
-        "10x1x0", "11x1x0", "30x1x0"]
+        "10x1x0",
+        "11x1x0",
+        "30x1x0",
+    ]
     assert local_edges(g, node_id(99)).tolist() == []
 
 
 def test_unannounced_channel_with_peer_policy() -> None:
-    pol = ChannelUpdate(scid="31x1x0", direction=0 if P3 < ME else 1, fee_base_msat=3,
-                        fee_ppm=4, cltv_delta=5, htlc_min_msat=6, htlc_max_msat=None)
-    g = overlay_local_channels(_gossip(), ME, [_local("31x1x0", P3)],
-                               peer_policies={"31x1x0": pol})
+    pol = ChannelUpdate(
+        scid="31x1x0",
+        direction=0 if P3 < ME else 1,
+        fee_base_msat=3,
+        fee_ppm=4,
+        cltv_delta=5,
+        htlc_min_msat=6,
+        htlc_max_msat=None,
+    )
+    g = overlay_local_channels(_gossip(), ME, [_local("31x1x0", P3)], peer_policies={"31x1x0": pol})
     back = _h(g, "31x1x0", P3, ME)
     assert (back.fee_base_msat, back.fee_ppm, back.cltv_delta, back.htlc_min_msat) == (3, 4, 5, 6)
     assert back.htlc_max_msat == 2_000_000_000 and back.private and back.enabled
     # the policy also overrides gossip for a public channel
-    pol2 = ChannelUpdate(scid="10x1x0", direction=0, fee_base_msat=1, fee_ppm=2, cltv_delta=3,
-                         htlc_min_msat=0, htlc_max_msat=10**12, disabled=True)
-    g = overlay_local_channels(_gossip(), ME, [_local("10x1x0", P1)],
-                               peer_policies={"10x1x0": pol2})
+    pol2 = ChannelUpdate(
+        scid="10x1x0",
+        direction=0,
+        fee_base_msat=1,
+        fee_ppm=2,
+        cltv_delta=3,
+        htlc_min_msat=0,
+        htlc_max_msat=10**12,
+        disabled=True,
+    )
+    g = overlay_local_channels(
+        _gossip(), ME, [_local("10x1x0", P1)], peer_policies={"10x1x0": pol2}
+    )
     back = _h(g, "10x1x0", P1, ME)
     assert (back.fee_base_msat, back.enabled, back.htlc_max_msat) == (1, False, 2_000_000_000)
 
@@ -125,9 +169,9 @@ def test_direction_from_ids_when_missing() -> None:
 
 # -- route hints ----------------------------------------------------------------------------
 
+
 def _hop(node: str, scid: str, base: int = 1, ppm: int = 2, cltv: int = 3) -> RouteHintHop:
-    return RouteHintHop(node_id=node, scid=scid, fee_base_msat=base, fee_ppm=ppm,
-                        cltv_delta=cltv)
+    return RouteHintHop(node_id=node, scid=scid, fee_base_msat=base, fee_ppm=ppm, cltv_delta=cltv)
 
 
 def test_hint_path_adds_private_hops_toward_destination() -> None:

@@ -103,22 +103,36 @@ def test_spec_hashed_description_and_testnet() -> None:
     fields, payee, _ = decode_fields(HASHED_DESC)
     assert payee == SPEC_PAYEE
     assert fields.description is None
-    assert fields.description_hash == hashlib.sha256(
-        b"One piece of chocolate cake, one icecream cone, one pickle, one slice of swiss cheese, "
-        b"one slice of salami, one lollypop, one piece of cherry pie, one sausage, one cupcake, "
-        b"and one slice of watermelon").hexdigest()
+    cake = (
+        b"One piece of chocolate cake, one icecream cone, one pickle, one slice of swiss "
+        b"cheese, one slice of salami, one lollypop, one piece of cherry pie, one sausage, "
+        b"one cupcake, and one slice of watermelon"
+    )
+    assert fields.description_hash == hashlib.sha256(cake).hexdigest()
     t = decode(TESTNET_FALLBACK)  # has an 'f' field, which is skipped
     assert t.network == "testnet" and t.amount_msat == 2_000_000_000 and t.payee == SPEC_PAYEE
 
 
 def test_spec_route_hints() -> None:
     inv = decode(ROUTE_HINTS)
-    assert inv.route_hints == ((
-        RouteHintHop(node_id="029e03a901b85534ff1e92c43c74431f7ce72046060fcf7a95c37e148f78c77255",
-                     scid="66051x263430x1800", fee_base_msat=1, fee_ppm=20, cltv_delta=3),
-        RouteHintHop(node_id="039e03a901b85534ff1e92c43c74431f7ce72046060fcf7a95c37e148f78c77255",
-                     scid="197637x395016x2314", fee_base_msat=2, fee_ppm=30, cltv_delta=4),
-    ),)
+    assert inv.route_hints == (
+        (
+            RouteHintHop(
+                node_id="029e03a901b85534ff1e92c43c74431f7ce72046060fcf7a95c37e148f78c77255",
+                scid="66051x263430x1800",
+                fee_base_msat=1,
+                fee_ppm=20,
+                cltv_delta=3,
+            ),
+            RouteHintHop(
+                node_id="039e03a901b85534ff1e92c43c74431f7ce72046060fcf7a95c37e148f78c77255",
+                scid="197637x395016x2314",
+                fee_base_msat=2,
+                fee_ppm=30,
+                cltv_delta=4,
+            ),
+        ),
+    )
     assert decode(PICO).route_hints[0][0].scid == "589390x3312x1"
     assert decode(PICO).route_hints[0][0].fee_base_msat == 1000
 
@@ -157,35 +171,51 @@ INVALID = {
     "bad checksum": (
         "lnbc2500u1pvjluezpp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypqdpquwpc4curk03c9w"
         "lrswe78q4eyqc7d8d0xqzpuyk0sg5g70me25alkluzd2x62aysf2pyy8edtjeevuv4p2d5p76r4zkmneet7uvya"
-        "kky2zr4cusd45tftc9c5fh0nnqpnl2jfll544esqchsrnt", "checksum"),
+        "kky2zr4cusd45tftc9c5fh0nnqpnl2jfll544esqchsrnt",
+        "checksum",
+    ),
     "no separator": (
         "pvjluezpp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypqdpquwpc4curk03c9wlrswe78q4e"
         "yqc7d8d0xqzpuyk0sg5g70me25alkluzd2x62aysf2pyy8edtjeevuv4p2d5p76r4zkmneet7uvyakky2zr4cusd"
-        "45tftc9c5fh0nnqpnl2jfll544esqchsrny", "bech32"),
+        "45tftc9c5fh0nnqpnl2jfll544esqchsrny",
+        "bech32",
+    ),
     "mixed case": (
         "LNBC2500u1pvjluezpp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypqdpquwpc4curk03c9w"
         "lrswe78q4eyqc7d8d0xqzpuyk0sg5g70me25alkluzd2x62aysf2pyy8edtjeevuv4p2d5p76r4zkmneet7uvya"
-        "kky2zr4cusd45tftc9c5fh0nnqpnl2jfll544esqchsrny", "mixed case"),
+        "kky2zr4cusd45tftc9c5fh0nnqpnl2jfll544esqchsrny",
+        "mixed case",
+    ),
     "unrecoverable signature": (
         "lnbc2500u1pvjluezpp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypqdq5xysxxatsyp3k7e"
         "nxv4jsxqzpuaxtrnwngzn3kdzw5hydlzf03qdgm2hdq27cqv3agm2awhz5se903vruatfhq77w3ls4evs3ch9zw9"
-        "7j25emudupq63nyw24cg27h2rspk28uwq", "signature"),
+        "7j25emudupq63nyw24cg27h2rspk28uwq",
+        "signature",
+    ),
     "too short": (
         "lnbc1pvjluezpp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypqdpl2pkx2ctnv5sxxmmwwd5"
-        "kgetjypeh2ursdae8g6na6hlh", "too short"),
+        "kgetjypeh2ursdae8g6na6hlh",
+        "too short",
+    ),
     "invalid multiplier": (
         "lnbc2500x1pvjluezpp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypqdq5xysxxatsyp3k7e"
         "nxv4jsxqzpujr6jxr9gq9pv6g46y7d20jfkegkg4gljz2ea2a3m9lmvvr95tq2s0kvu70u3axgelz3kyvtp2ywwt"
-        "0y8hkx2869zq5dll9nelr83zzqqpgl2zg", "bad amount"),
+        "0y8hkx2869zq5dll9nelr83zzqqpgl2zg",
+        "bad amount",
+    ),
     "sub-millisatoshi": (
         "lnbc2500000001p1pvjluezpp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypqdq5xysxxats"
         "yp3k7enxv4jsxqzpu7hqtk93pkf7sw55rdv4k9z2vj050rxdr6za9ekfs3nlt5lr89jqpdmxsmlj9urqumg0h9w"
-        "zpqecw7th56tdms40p2ny9q4ddvjsedzcplva53s", "sub-millisatoshi"),
+        "zpqecw7th56tdms40p2ny9q4ddvjsedzcplva53s",
+        "sub-millisatoshi",
+    ),
     "unknown even feature 100": (
         "lnbc25m1pvjluezpp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypqdq5vdhkven9v5sxyetp"
         "deessp5zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zygs9q4psqqqqqqqqqqqqqqqpqsqq40wa"
         "3khl49yue3zsgm26jrepqr2eghqlx86rttutve3ugd05em86nsefzh4pfurpd9ek9w2vp95zxqnfe2u7ckudyah"
-        "sa52q66tgzcp6t2dyk", "feature bit 100"),
+        "sa52q66tgzcp6t2dyk",
+        "feature bit 100",
+    ),
 }
 
 
@@ -198,9 +228,16 @@ def test_spec_invalid_invoices(name: str) -> None:
 
 def _fields(**kw: object) -> InvoiceFields:
     base: dict[str, object] = dict(
-        network="regtest", payment_hash="ab" * 32, created_at=1_700_000_000,
-        amount_msat=123_456_789, payment_secret="cd" * 32, description="test",
-        expiry=600, min_final_cltv_expiry=40, features="024100")
+        network="regtest",
+        payment_hash="ab" * 32,
+        created_at=1_700_000_000,
+        amount_msat=123_456_789,
+        payment_secret="cd" * 32,
+        description="test",
+        expiry=600,
+        min_final_cltv_expiry=40,
+        features="024100",
+    )
     base.update(kw)
     return InvoiceFields(**base)  # type: ignore[arg-type]
 
@@ -223,7 +260,7 @@ def test_missing_payment_hash() -> None:
     body = words[:-104]
     # Replace the 52-word 'p' field (right after the timestamp) by a 51-word one.
     assert body[7] == 1 and (body[8] << 5 | body[9]) == 52
-    body = [*body[:7], 1, 1, 19, *body[10:10 + 51], *body[10 + 52:]]
+    body = [*body[:7], 1, 1, 19, *body[10 : 10 + 51], *body[10 + 52 :]]
     msg = hrp.encode() + bolt11._words_to_bytes(body, pad=True)
     sig = coincurve.PrivateKey(SEED_PRIV).sign_recoverable(msg)
     bad = bolt11._bech32_encode(hrp, body + bolt11._bytes_to_words(sig))
@@ -257,12 +294,33 @@ def test_signature_covers_the_data() -> None:
 
 
 def test_round_trip_all_fields() -> None:
-    hints = ((RouteHintHop(node_id=pubkey_of(hashlib.sha256(b"h1").digest()), scid="700000x12x1",
-                           fee_base_msat=1000, fee_ppm=250, cltv_delta=144),
-              RouteHintHop(node_id=pubkey_of(hashlib.sha256(b"h2").digest()), scid="1x2x3",
-                           fee_base_msat=0, fee_ppm=1, cltv_delta=18)),
-             (RouteHintHop(node_id=pubkey_of(hashlib.sha256(b"h3").digest()), scid="5x5x5",
-                           fee_base_msat=7, fee_ppm=8, cltv_delta=9),))
+    hints = (
+        (
+            RouteHintHop(
+                node_id=pubkey_of(hashlib.sha256(b"h1").digest()),
+                scid="700000x12x1",
+                fee_base_msat=1000,
+                fee_ppm=250,
+                cltv_delta=144,
+            ),
+            RouteHintHop(
+                node_id=pubkey_of(hashlib.sha256(b"h2").digest()),
+                scid="1x2x3",
+                fee_base_msat=0,
+                fee_ppm=1,
+                cltv_delta=18,
+            ),
+        ),
+        (
+            RouteHintHop(
+                node_id=pubkey_of(hashlib.sha256(b"h3").digest()),
+                scid="5x5x5",
+                fee_base_msat=7,
+                fee_ppm=8,
+                cltv_delta=9,
+            ),
+        ),
+    )
     f = _fields(route_hints=hints, payee=pubkey_of(SEED_PRIV))
     text = encode(f, SEED_PRIV)
     assert text.startswith("lnbcrt1234567890p1")  # 123456789 msat needs pico
@@ -275,13 +333,25 @@ def test_round_trip_all_fields() -> None:
     assert encode(InvoiceFields.from_invoice(inv, include_payee=True), SEED_PRIV) == text
 
 
-@pytest.mark.parametrize(("network", "prefix"), [
-    ("bitcoin", "lnbc"), ("testnet", "lntb"), ("signet", "lntbs"), ("regtest", "lnbcrt")])
-@pytest.mark.parametrize(("amount", "hrp_amount"), [
-    (None, ""), (100_000_000_000, "1"), (2_000_000_000, "20m"), (250_000_000, "2500u"),
-    (10_000, "100n"), (1, "10p"), (1_001, "10010p")])
-def test_networks_and_amount_multipliers(network: str, prefix: str, amount: int | None,
-                                         hrp_amount: str) -> None:
+@pytest.mark.parametrize(
+    ("network", "prefix"),
+    [("bitcoin", "lnbc"), ("testnet", "lntb"), ("signet", "lntbs"), ("regtest", "lnbcrt")],
+)
+@pytest.mark.parametrize(
+    ("amount", "hrp_amount"),
+    [
+        (None, ""),
+        (100_000_000_000, "1"),
+        (2_000_000_000, "20m"),
+        (250_000_000, "2500u"),
+        (10_000, "100n"),
+        (1, "10p"),
+        (1_001, "10010p"),
+    ],
+)
+def test_networks_and_amount_multipliers(
+    network: str, prefix: str, amount: int | None, hrp_amount: str
+) -> None:
     text = encode(_fields(network=network, amount_msat=amount), SEED_PRIV)
     assert text.startswith(prefix + hrp_amount + "1")
     inv = decode(text)
@@ -313,10 +383,17 @@ def test_encode_rejects_bad_input() -> None:
     ts=st.integers(min_value=0, max_value=2**35 - 1),
     hash_=st.binary(min_size=32, max_size=32),
 )
-def test_round_trip_property(amount: int | None, desc: str, expiry: int, cltv: int, ts: int,
-                             hash_: bytes) -> None:
-    f = _fields(amount_msat=amount, description=desc, expiry=expiry, min_final_cltv_expiry=cltv,
-                created_at=ts, payment_hash=hash_.hex())
+def test_round_trip_property(
+    amount: int | None, desc: str, expiry: int, cltv: int, ts: int, hash_: bytes
+) -> None:
+    f = _fields(
+        amount_msat=amount,
+        description=desc,
+        expiry=expiry,
+        min_final_cltv_expiry=cltv,
+        created_at=ts,
+        payment_hash=hash_.hex(),
+    )
     f2, payee, _ = decode_fields(encode(f, SEED_PRIV))
     assert f2 == f
     assert payee == pubkey_of(SEED_PRIV)

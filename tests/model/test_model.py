@@ -52,28 +52,47 @@ def test_fee_is_integer_bolt7() -> None:
 
 
 def test_route_properties_and_sendpay_shape() -> None:
-    r = Route(hops=(Hop(id=A, channel="1x1x0", direction=0, amount_msat=1010, delay=24),
-                    Hop(id=B, channel="2x1x0", direction=1, amount_msat=1000, delay=18)))
+    r = Route(
+        hops=(
+            Hop(id=A, channel="1x1x0", direction=0, amount_msat=1010, delay=24),
+            Hop(id=B, channel="2x1x0", direction=1, amount_msat=1000, delay=18),
+        )
+    )
     r.check()
     assert (r.amount_msat, r.sent_msat, r.fee_msat, r.delay) == (1000, 1010, 10, 24)
     assert r.destination == B
     assert r.describe() == "1x1x0/0 -> 2x1x0/1"
-    assert r.to_sendpay()[0] == {"id": A, "channel": "1x1x0", "direction": 0,
-                                 "amount_msat": 1010, "delay": 24, "style": "tlv"}
+    assert r.to_sendpay()[0] == {
+        "id": A,
+        "channel": "1x1x0",
+        "direction": 0,
+        "amount_msat": 1010,
+        "delay": 24,
+        "style": "tlv",
+    }
     bad = Route(hops=(r.hops[1], r.hops[0]))
     with pytest.raises(ValueError):
         bad.check()
 
 
 def test_structs_roundtrip_through_json() -> None:
-    f = RouteFailure(failcode=0x1007, erring_index=1, erring_node=A, erring_channel="2x1x0",
-                     erring_direction=1)
+    f = RouteFailure(
+        failcode=0x1007, erring_index=1, erring_node=A, erring_channel="2x1x0", erring_direction=1
+    )
     assert f.failcodename == "WIRE_TEMPORARY_CHANNEL_FAILURE"
     assert msgspec.json.decode(msgspec.json.encode(f), type=RouteFailure) == f
-    ev: PaymentEvent = PartEnded(payment_hash="00" * 32, partid=1, groupid=1, amount_msat=5,
-                                 state=PartState.FAILED, at=1.0, failure=f)
+    ev: PaymentEvent = PartEnded(
+        payment_hash="00" * 32,
+        partid=1,
+        groupid=1,
+        amount_msat=5,
+        state=PartState.FAILED,
+        at=1.0,
+        failure=f,
+    )
     raw = msgspec.json.encode(ev)
     assert msgspec.json.decode(raw, type=PaymentEvent) == ev
-    started = PaymentStarted(payment_hash="00" * 32, destination=B, amount_msat=1,
-                             strategy="x", at=0.0)
+    started = PaymentStarted(
+        payment_hash="00" * 32, destination=B, amount_msat=1, strategy="x", at=0.0
+    )
     assert b'"type":"PaymentStarted"' in msgspec.json.encode(started)

@@ -99,8 +99,9 @@ class FakeLightningd:
     received: bytearray = field(default_factory=bytearray)
     connections: int = 0
 
-    async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-                    ) -> None:
+    async def serve(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         """Listen on ``socket_path`` until cancelled; ``started()`` once it accepts connections."""
         listener = await anyio.create_unix_listener(self.socket_path)
         async with listener:
@@ -128,8 +129,13 @@ class FakeLightningd:
                     except json.JSONDecodeError:
                         break  # incomplete: wait for more bytes
                     buffer = buffer[end:]
-                    request = Request(id=obj.get("id"), method=obj.get("method", ""),
-                                      params=obj.get("params"), index=len(self.requests), raw=obj)
+                    request = Request(
+                        id=obj.get("id"),
+                        method=obj.get("method", ""),
+                        params=obj.get("params"),
+                        index=len(self.requests),
+                        raw=obj,
+                    )
                     self.requests.append(request)
                     tg.start_soon(self._answer, request, writer)
             tg.cancel_scope.cancel()
@@ -155,9 +161,16 @@ class FakeLightningd:
         else:
             data = frame({"jsonrpc": "2.0", "id": request.id, "result": reply.result})
         if reply.notify_first:
-            data = frame({"jsonrpc": "2.0", "method": "message",
-                          "params": {"id": request.id, "level": "info",
-                                     "message": "working on it"}}) + data
+            data = (
+                frame(
+                    {
+                        "jsonrpc": "2.0",
+                        "method": "message",
+                        "params": {"id": request.id, "level": "info", "message": "working on it"},
+                    }
+                )
+                + data
+            )
         await writer.write(data)
 
 

@@ -48,9 +48,7 @@ PEER = "033845802d25b4e074ccfd7cd8b339a41dc75bf9978a034800444b51d42b07799a"
 DEST = "03cecbfdc68544cc596223b68ce0710c9e5d2c9cb317ee07822d95079acc703d31"
 PAYMENT_HASH = "7279b503a14344267e464829da26fcafa4e5a89c6d625a22b9345a874bdfbbf9"
 SECRET = "21f8a38be36697218d2db22cbbca621d96ffc0a63f3585860351b1d905f72cc2"
-REGTEST_GENESIS = bytes.fromhex(
-    "06226e46111a0b59caaf126043eb5bbf28c34f3a5e332a1fc7b2b73cf188910f"
-)
+REGTEST_GENESIS = bytes.fromhex("06226e46111a0b59caaf126043eb5bbf28c34f3a5e332a1fc7b2b73cf188910f")
 TIMEOUT_S = 5
 
 
@@ -122,18 +120,28 @@ def with_update(code: int, fixed: bytes, update: bytes) -> bytes:
 
 
 def route() -> Route:
-    return Route(hops=(
-        Hop(id=PEER, channel="116x1x1", direction=1, amount_msat=10001, delay=15),
-        Hop(id=DEST, channel="118x1x0", direction=0, amount_msat=10000, delay=9),
-    ))
+    return Route(
+        hops=(
+            Hop(id=PEER, channel="116x1x1", direction=1, amount_msat=10001, delay=15),
+            Hop(id=DEST, channel="118x1x0", direction=0, amount_msat=10000, delay=9),
+        )
+    )
 
 
 def fail_data(**routefail: Any) -> dict[str, Any]:
     """waitsendpay's error data: the payment's fields then the routing failure (pay.c)."""
     return {
-        "created_index": 2, "id": 2, "payment_hash": PAYMENT_HASH, "groupid": 1, "partid": 3,
-        "destination": DEST, "amount_msat": 10000, "amount_sent_msat": 10001,
-        "created_at": 1738000000, "status": "failed", **routefail,
+        "created_index": 2,
+        "id": 2,
+        "payment_hash": PAYMENT_HASH,
+        "groupid": 1,
+        "partid": 3,
+        "destination": DEST,
+        "amount_msat": 10000,
+        "amount_sent_msat": 10001,
+        "created_at": 1738000000,
+        "status": "failed",
+        **routefail,
     }
 
 
@@ -160,24 +168,55 @@ def test_scid_from_int() -> None:
     ],
 )
 def test_parse_failure_message_update_codes(code: int, fixed: bytes, prefixed: bool) -> None:
-    update = channel_update(scid=(118, 1, 0), direction=1, cltv=40, htlc_min=1000,
-                            fee_base=1000, ppm=250, htlc_max=500_000_000, prefixed=prefixed)
+    update = channel_update(
+        scid=(118, 1, 0),
+        direction=1,
+        cltv=40,
+        htlc_min=1000,
+        fee_base=1000,
+        ppm=250,
+        htlc_max=500_000_000,
+        prefixed=prefixed,
+    )
     got_code, got = parse_failure_message(with_update(code, fixed, update))
     assert got_code == code
-    assert got == ChannelUpdate(scid="118x1x0", direction=1, fee_base_msat=1000, fee_ppm=250,
-                                cltv_delta=40, htlc_min_msat=1000, htlc_max_msat=500_000_000,
-                                disabled=False, timestamp=1738000123)
+    assert got == ChannelUpdate(
+        scid="118x1x0",
+        direction=1,
+        fee_base_msat=1000,
+        fee_ppm=250,
+        cltv_delta=40,
+        htlc_min_msat=1000,
+        htlc_max_msat=500_000_000,
+        disabled=False,
+        timestamp=1738000123,
+    )
 
 
 def test_parse_channel_update_matches_store_writer() -> None:
     store_writer = pytest.importorskip("barq.graph.store_writer")
-    raw = store_writer.encode_channel_update("840000x1234x1", 1, fee_base_msat=21,
-                                             fee_ppm=3, cltv_delta=144, htlc_min_msat=1,
-                                             htlc_max_msat=2**40, disabled=True,
-                                             timestamp=1700000000)
+    raw = store_writer.encode_channel_update(
+        "840000x1234x1",
+        1,
+        fee_base_msat=21,
+        fee_ppm=3,
+        cltv_delta=144,
+        htlc_min_msat=1,
+        htlc_max_msat=2**40,
+        disabled=True,
+        timestamp=1700000000,
+    )
     assert parse_channel_update(raw) == ChannelUpdate(
-        scid="840000x1234x1", direction=1, fee_base_msat=21, fee_ppm=3, cltv_delta=144,
-        htlc_min_msat=1, htlc_max_msat=2**40, disabled=True, timestamp=1700000000)
+        scid="840000x1234x1",
+        direction=1,
+        fee_base_msat=21,
+        fee_ppm=3,
+        cltv_delta=144,
+        htlc_min_msat=1,
+        htlc_max_msat=2**40,
+        disabled=True,
+        timestamp=1700000000,
+    )
 
 
 def test_parse_channel_update_flags_and_optional_max() -> None:
@@ -257,7 +296,8 @@ async def test_decode_invoice(sock: Path) -> None:
     bolt11 = EXAMPLES["decode_bolt11_string"]
     with trio.fail_after(TIMEOUT_S):
         async with running(sock, {"decode": Reply(result=EXAMPLES["decode_bolt11"])}) as (
-            fake, node,
+            fake,
+            node,
         ):
             inv = await node.decode_invoice(bolt11)
     assert fake.requests[0].params == {"string": bolt11}
@@ -271,8 +311,9 @@ async def test_decode_invoice(sock: Path) -> None:
     assert inv.min_final_cltv_expiry == 5
     assert inv.description == "l22 description"
     assert inv.features == "02024100"
-    assert inv.route_hints == ((RouteHintHop(node_id=DEST, scid="118x1x0", fee_base_msat=1,
-                                             fee_ppm=10, cltv_delta=6),),)
+    assert inv.route_hints == (
+        (RouteHintHop(node_id=DEST, scid="118x1x0", fee_base_msat=1, fee_ppm=10, cltv_delta=6),),
+    )
 
 
 @pytest.mark.trio
@@ -293,8 +334,14 @@ async def test_decode_invoice_legacy_msat_strings_and_no_amount(sock: Path) -> N
 
 def test_currency_networks() -> None:
     # lightning_hrp -> network_name in CLN's bitcoin/chainparams.c
-    assert CURRENCY_NETWORKS == {"bc": "bitcoin", "tb": "testnet", "tbs": "signet",
-                                 "bcrt": "regtest", "ex": "liquid", "ert": "liquid-regtest"}
+    assert CURRENCY_NETWORKS == {
+        "bc": "bitcoin",
+        "tb": "testnet",
+        "tbs": "signet",
+        "bcrt": "regtest",
+        "ex": "liquid",
+        "ert": "liquid-regtest",
+    }
 
 
 @pytest.mark.trio
@@ -360,18 +407,28 @@ async def test_list_peer_channels(sock: Path) -> None:
 @pytest.mark.trio
 async def test_list_peer_channels_legacy_msat_strings(sock: Path) -> None:
     chan = {
-        "peer_id": PEER, "peer_connected": True, "state": "CHANNELD_NORMAL",
-        "short_channel_id": "103x1x0", "direction": 1, "private": True,
-        "total_msat": "1000000000msat", "spendable_msat": "400000000msat",
-        "receivable_msat": "590000000msat", "minimum_htlc_out_msat": "1msat",
+        "peer_id": PEER,
+        "peer_connected": True,
+        "state": "CHANNELD_NORMAL",
+        "short_channel_id": "103x1x0",
+        "direction": 1,
+        "private": True,
+        "total_msat": "1000000000msat",
+        "spendable_msat": "400000000msat",
+        "receivable_msat": "590000000msat",
+        "minimum_htlc_out_msat": "1msat",
     }
     with trio.fail_after(TIMEOUT_S):
         async with running(sock, {"listpeerchannels": Reply(result={"channels": [chan]})}) as (
-            _, node,
+            _,
+            node,
         ):
             (c,) = await node.list_peer_channels()
     assert (c.capacity_msat, c.spendable_msat, c.receivable_msat) == (
-        1000000000, 400000000, 590000000)
+        1000000000,
+        400000000,
+        590000000,
+    )
     assert (c.htlc_min_msat, c.htlc_max_msat, c.private) == (1, None, True)
 
 
@@ -379,8 +436,9 @@ async def test_list_peer_channels_legacy_msat_strings(sock: Path) -> None:
 async def test_sendpay(sock: Path) -> None:
     with trio.fail_after(TIMEOUT_S):
         async with running(sock, {"sendpay": Reply(result=EXAMPLES["sendpay"])}) as (fake, node):
-            part = await node.sendpay(route(), PAYMENT_HASH, partid=0, groupid=1,
-                                      total_msat=10000, payment_secret=SECRET)
+            part = await node.sendpay(
+                route(), PAYMENT_HASH, partid=0, groupid=1, total_msat=10000, payment_secret=SECRET
+            )
     assert fake.requests[0].params == {
         "route": EXAMPLES["sendpay_request"]["route"],
         "payment_hash": PAYMENT_HASH,
@@ -397,14 +455,27 @@ async def test_sendpay(sock: Path) -> None:
 
 @pytest.mark.trio
 async def test_sendpay_passes_bolt11_label_and_fills_missing_fields(sock: Path) -> None:
-    bare = {"message": "Monitor status with listpays or waitsendpay", "created_index": 9,
-            "id": 9, "payment_hash": PAYMENT_HASH, "amount_sent_msat": 10001,
-            "created_at": 1738000000, "status": "pending"}
+    bare = {
+        "message": "Monitor status with listpays or waitsendpay",
+        "created_index": 9,
+        "id": 9,
+        "payment_hash": PAYMENT_HASH,
+        "amount_sent_msat": 10001,
+        "created_at": 1738000000,
+        "status": "pending",
+    }
     with trio.fail_after(TIMEOUT_S):
         async with running(sock, {"sendpay": Reply(result=bare)}) as (fake, node):
-            part = await node.sendpay(route(), PAYMENT_HASH, partid=4, groupid=7,
-                                      total_msat=30000, payment_secret=None,
-                                      bolt11="lnbcrt300n1...", label="barq")
+            part = await node.sendpay(
+                route(),
+                PAYMENT_HASH,
+                partid=4,
+                groupid=7,
+                total_msat=30000,
+                payment_secret=None,
+                bolt11="lnbcrt300n1...",
+                label="barq",
+            )
     params = fake.requests[0].params
     assert params["bolt11"] == "lnbcrt300n1..." and params["label"] == "barq"
     assert "payment_secret" not in params
@@ -413,16 +484,29 @@ async def test_sendpay_passes_bolt11_label_and_fills_missing_fields(sock: Path) 
 
 @pytest.mark.trio
 async def test_sendpay_immediate_failure_is_part_failed(sock: Path) -> None:
-    error = {"code": 204,
-             "message": "failed: WIRE_TEMPORARY_CHANNEL_FAILURE (First peer not ready)",
-             "data": {"erring_index": 0, "failcode": 4103,
-                      "failcodename": "WIRE_TEMPORARY_CHANNEL_FAILURE", "erring_node": OUR_ID,
-                      "erring_channel": "116x1x1", "erring_direction": 1}}
+    error = {
+        "code": 204,
+        "message": "failed: WIRE_TEMPORARY_CHANNEL_FAILURE (First peer not ready)",
+        "data": {
+            "erring_index": 0,
+            "failcode": 4103,
+            "failcodename": "WIRE_TEMPORARY_CHANNEL_FAILURE",
+            "erring_node": OUR_ID,
+            "erring_channel": "116x1x1",
+            "erring_direction": 1,
+        },
+    }
     with trio.fail_after(TIMEOUT_S):
         async with running(sock, {"sendpay": Reply(error=error)}) as (_, node):
             with pytest.raises(PartFailed) as err:
-                await node.sendpay(route(), PAYMENT_HASH, partid=1, groupid=1,
-                                   total_msat=10000, payment_secret=SECRET)
+                await node.sendpay(
+                    route(),
+                    PAYMENT_HASH,
+                    partid=1,
+                    groupid=1,
+                    total_msat=10000,
+                    payment_secret=SECRET,
+                )
     f = err.value.failure
     assert (f.failcode, f.erring_index, f.erring_node) == (4103, 0, OUR_ID)
     assert (f.erring_channel, f.erring_direction, f.channel_update) == ("116x1x1", 1, None)
@@ -437,8 +521,14 @@ async def test_sendpay_other_error_is_rpc_error(sock: Path) -> None:
     with trio.fail_after(TIMEOUT_S):
         async with running(sock, {"sendpay": Reply(error=error)}) as (_, node):
             with pytest.raises(RpcError) as err:
-                await node.sendpay(route(), PAYMENT_HASH, partid=1, groupid=1,
-                                   total_msat=10000, payment_secret=SECRET)
+                await node.sendpay(
+                    route(),
+                    PAYMENT_HASH,
+                    partid=1,
+                    groupid=1,
+                    total_msat=10000,
+                    payment_secret=SECRET,
+                )
     assert not isinstance(err.value, PartFailed)
     assert (err.value.rpc_code, err.value.code, err.value.method) == (201, 201, "sendpay")
     assert "Already succeeded" in err.value.message
@@ -448,30 +538,54 @@ async def test_sendpay_other_error_is_rpc_error(sock: Path) -> None:
 async def test_waitsendpay_complete(sock: Path) -> None:
     with trio.fail_after(TIMEOUT_S):
         async with running(sock, {"waitsendpay": Reply(result=EXAMPLES["waitsendpay"])}) as (
-            fake, node,
+            fake,
+            node,
         ):
             part = await node.waitsendpay(PAYMENT_HASH, partid=0, groupid=1, timeout_s=2.5)
-    assert fake.requests[0].params == {"payment_hash": PAYMENT_HASH, "partid": 0, "groupid": 1,
-                                       "timeout": 3}
+    assert fake.requests[0].params == {
+        "payment_hash": PAYMENT_HASH,
+        "partid": 0,
+        "groupid": 1,
+        "timeout": 3,
+    }
     assert part.status is SendpayStatus.COMPLETE
     assert part.payment_preimage == (
-        "3e3b17b070d9dc4a3e3b17b070d9dc4a3e3b17b070d9dc4a3e3b17b070d9dc4a")
-    assert (part.completed_at, part.amount_msat, part.amount_sent_msat) == (1738000000, 10000,
-                                                                          10001)
+        "3e3b17b070d9dc4a3e3b17b070d9dc4a3e3b17b070d9dc4a3e3b17b070d9dc4a"
+    )
+    assert (part.completed_at, part.amount_msat, part.amount_sent_msat) == (
+        1738000000,
+        10000,
+        10001,
+    )
 
 
 @pytest.mark.trio
 @pytest.mark.parametrize("prefixed", [False, True])
 async def test_waitsendpay_204_with_channel_update(sock: Path, prefixed: bool) -> None:
-    update = channel_update(scid=(118, 1, 0), direction=0, fee_base=1000, ppm=500, cltv=40,
-                            htlc_min=1, htlc_max=100_000_000, prefixed=prefixed)
+    update = channel_update(
+        scid=(118, 1, 0),
+        direction=0,
+        fee_base=1000,
+        ppm=500,
+        cltv=40,
+        htlc_min=1,
+        htlc_max=100_000_000,
+        prefixed=prefixed,
+    )
     raw = with_update(FailCode.FEE_INSUFFICIENT, (10001).to_bytes(8, "big"), update)
-    error = {"code": 204,
-             "message": "failed: WIRE_FEE_INSUFFICIENT (reply from remote)",
-             "data": fail_data(erring_index=1, failcode=4108,
-                               failcodename="WIRE_FEE_INSUFFICIENT", erring_node=PEER,
-                               erring_channel="118x1x0", erring_direction=0,
-                               raw_message=raw.hex())}
+    error = {
+        "code": 204,
+        "message": "failed: WIRE_FEE_INSUFFICIENT (reply from remote)",
+        "data": fail_data(
+            erring_index=1,
+            failcode=4108,
+            failcodename="WIRE_FEE_INSUFFICIENT",
+            erring_node=PEER,
+            erring_channel="118x1x0",
+            erring_direction=0,
+            raw_message=raw.hex(),
+        ),
+    }
     with trio.fail_after(TIMEOUT_S):
         async with running(sock, {"waitsendpay": Reply(error=error)}) as (_, node):
             with pytest.raises(PartFailed) as err:
@@ -480,37 +594,63 @@ async def test_waitsendpay_204_with_channel_update(sock: Path, prefixed: bool) -
     assert (f.failcode, f.erring_index, f.erring_node) == (FailCode.FEE_INSUFFICIENT, 1, PEER)
     assert (f.erring_channel, f.erring_direction) == ("118x1x0", 0)
     assert f.channel_update == ChannelUpdate(
-        scid="118x1x0", direction=0, fee_base_msat=1000, fee_ppm=500, cltv_delta=40,
-        htlc_min_msat=1, htlc_max_msat=100_000_000, timestamp=1738000123)
+        scid="118x1x0",
+        direction=0,
+        fee_base_msat=1000,
+        fee_ppm=500,
+        cltv_delta=40,
+        htlc_min_msat=1,
+        htlc_max_msat=100_000_000,
+        timestamp=1738000123,
+    )
     assert (err.value.rpc_code, err.value.method) == (204, "waitsendpay")
     assert err.value.rpc_data["raw_message"] == raw.hex()
 
 
 @pytest.mark.trio
 async def test_waitsendpay_203_destination_failure(sock: Path) -> None:
-    error = {"code": 203,
-             "message": "failed: WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS (reply from remote)",
-             "data": fail_data(erring_index=2, failcode=16399,
-                               failcodename="WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS",
-                               erring_node=DEST, erring_channel="118x1x0", erring_direction=0,
-                               raw_message="400f00000000000027100000006c")}
+    error = {
+        "code": 203,
+        "message": "failed: WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS (reply from remote)",
+        "data": fail_data(
+            erring_index=2,
+            failcode=16399,
+            failcodename="WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS",
+            erring_node=DEST,
+            erring_channel="118x1x0",
+            erring_direction=0,
+            raw_message="400f00000000000027100000006c",
+        ),
+    }
     with trio.fail_after(TIMEOUT_S):
         async with running(sock, {"waitsendpay": Reply(error=error)}) as (_, node):
             with pytest.raises(PartFailed) as err:
                 await node.waitsendpay(PAYMENT_HASH, partid=3, groupid=1)
     f = err.value.failure
     assert (f.failcode, f.erring_index, f.erring_node, f.channel_update) == (
-        FailCode.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, 2, DEST, None)
+        FailCode.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS,
+        2,
+        DEST,
+        None,
+    )
     assert f.code() is FailCode.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS
     assert err.value.rpc_code == err.value.code == 203
 
 
 @pytest.mark.trio
 async def test_waitsendpay_malformed_raw_message_still_part_failed(sock: Path) -> None:
-    error = {"code": 204, "message": "failed: WIRE_TEMPORARY_CHANNEL_FAILURE (reply from remote)",
-             "data": fail_data(erring_index=1, failcode=4103, erring_node=PEER,
-                               erring_channel="118x1x0", erring_direction=0,
-                               raw_message="1007008a0102zz")}
+    error = {
+        "code": 204,
+        "message": "failed: WIRE_TEMPORARY_CHANNEL_FAILURE (reply from remote)",
+        "data": fail_data(
+            erring_index=1,
+            failcode=4103,
+            erring_node=PEER,
+            erring_channel="118x1x0",
+            erring_direction=0,
+            raw_message="1007008a0102zz",
+        ),
+    }
     with trio.fail_after(TIMEOUT_S):
         async with running(sock, {"waitsendpay": Reply(error=error)}) as (_, node):
             with pytest.raises(PartFailed) as err:
@@ -541,7 +681,8 @@ async def test_waitsendpay_other_errors(sock: Path, error: dict[str, Any]) -> No
 async def test_listsendpays(sock: Path) -> None:
     with trio.fail_after(TIMEOUT_S):
         async with running(sock, {"listsendpays": Reply(result=EXAMPLES["listsendpays"])}) as (
-            fake, node,
+            fake,
+            node,
         ):
             parts = await node.listsendpays(PAYMENT_HASH)
             await node.listsendpays()
@@ -563,10 +704,19 @@ async def test_listsendpays(sock: Path) -> None:
 @pytest.mark.trio
 async def test_unexpected_answer_shape_is_rpc_error(sock: Path) -> None:
     with trio.fail_after(TIMEOUT_S):
-        async with running(sock, {"getinfo": Reply(result={"alias": "no id"}),
-                                  "listsendpays": Reply(result={"payments": [
-                                      {"payment_hash": PAYMENT_HASH, "status": "weird",
-                                       "amount_sent_msat": 1}]})}) as (_, node):
+        async with running(
+            sock,
+            {
+                "getinfo": Reply(result={"alias": "no id"}),
+                "listsendpays": Reply(
+                    result={
+                        "payments": [
+                            {"payment_hash": PAYMENT_HASH, "status": "weird", "amount_sent_msat": 1}
+                        ]
+                    }
+                ),
+            },
+        ) as (_, node):
             with pytest.raises(RpcError, match=r"getinfo.*not what barq expects") as err:
                 await node.get_info()
             with pytest.raises(RpcError, match="listsendpays"):
@@ -580,8 +730,7 @@ async def test_unexpected_answer_shape_is_rpc_error(sock: Path) -> None:
 
 
 @pytest.mark.trio
-async def test_gossip_graph_uses_lightning_dir(sock: Path, monkeypatch: pytest.MonkeyPatch
-                                               ) -> None:
+async def test_gossip_graph_uses_lightning_dir(sock: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     loaded: list[Path] = []
     sentinel: Any = object()
 
@@ -596,8 +745,10 @@ async def test_gossip_graph_uses_lightning_dir(sock: Path, monkeypatch: pytest.M
             explicit = LightningdNode(sock, lightning_dir="/srv/cln/bitcoin")
             assert await explicit.gossip_graph() is sentinel
             await explicit.aclose()
-    assert loaded == [Path("/home/rusty/.lightning/regtest/gossip_store"),
-                      Path("/srv/cln/bitcoin/gossip_store")]
+    assert loaded == [
+        Path("/home/rusty/.lightning/regtest/gossip_store"),
+        Path("/srv/cln/bitcoin/gossip_store"),
+    ]
     assert [r.method for r in fake.requests] == ["getinfo"]
 
 
@@ -621,10 +772,10 @@ async def test_gossip_graph_reads_a_real_store(tmp_path: Path) -> None:
     store_writer = pytest.importorskip("barq.graph.store_writer")
     w = store_writer.GossipStoreWriter()
     w.add_channel("103x1x0", PEER, DEST, capacity_sat=1_000_000)
-    w.add_update("103x1x0", 0, fee_base_msat=1000, fee_ppm=10, cltv_delta=6,
-                 htlc_max_msat=990_000_000)
-    w.add_update("103x1x0", 1, fee_base_msat=0, fee_ppm=1, cltv_delta=40,
-                 htlc_max_msat=990_000_000)
+    w.add_update(
+        "103x1x0", 0, fee_base_msat=1000, fee_ppm=10, cltv_delta=6, htlc_max_msat=990_000_000
+    )
+    w.add_update("103x1x0", 1, fee_base_msat=0, fee_ppm=1, cltv_delta=40, htlc_max_msat=990_000_000)
     (tmp_path / "gossip_store").write_bytes(w.getvalue())
     with trio.fail_after(TIMEOUT_S):
         async with LightningdNode(tmp_path / "rpc", lightning_dir=str(tmp_path)) as node:
@@ -691,12 +842,15 @@ async def test_fast_reply_not_stuck_behind_slow_calls(sock: Path) -> None:
         raise AssertionError("unreachable")
 
     with trio.fail_after(TIMEOUT_S):
-        handlers: dict[str, Handler] = {"waitsendpay": hang,
-                                        "getinfo": Reply(result=EXAMPLES["getinfo"])}
+        handlers: dict[str, Handler] = {
+            "waitsendpay": hang,
+            "getinfo": Reply(result=EXAMPLES["getinfo"]),
+        }
         async with running(sock, handlers) as (_, node), trio.open_nursery() as nursery:
             for partid in range(3):
                 nursery.start_soon(
-                    functools.partial(node.waitsendpay, PAYMENT_HASH, partid=partid, groupid=1))
+                    functools.partial(node.waitsendpay, PAYMENT_HASH, partid=partid, groupid=1)
+                )
             await slow_arrived.wait()
             for _ in range(3):
                 with trio.fail_after(1):
@@ -708,8 +862,9 @@ async def test_fast_reply_not_stuck_behind_slow_calls(sock: Path) -> None:
 async def test_split_coalesced_frames_and_notifications(sock: Path) -> None:
     info = EXAMPLES["getinfo"]
     with trio.fail_after(TIMEOUT_S):
-        async with running(sock, {"getinfo": Reply(result=info, notify_first=True)},
-                           split_writes=7) as (fake, node):
+        async with running(
+            sock, {"getinfo": Reply(result=info, notify_first=True)}, split_writes=7
+        ) as (fake, node):
             assert (await node.get_info()).blockheight == 114
             fake.split_writes, fake.cuts = 1, (-1,)  # cut between the two "\n"
             assert (await node.get_info()).blockheight == 114
@@ -779,11 +934,21 @@ async def test_server_closes_mid_call_fails_every_pending_call(sock: Path) -> No
             errors[method] = exc
 
     with trio.fail_after(TIMEOUT_S):
-        async with running(sock, {"waitsendpay": hang, "listsendpays": hang, "stop": close,
-                                  "getinfo": Reply(result=EXAMPLES["getinfo"])}) as (fake, node):
+        async with running(
+            sock,
+            {
+                "waitsendpay": hang,
+                "listsendpays": hang,
+                "stop": close,
+                "getinfo": Reply(result=EXAMPLES["getinfo"]),
+            },
+        ) as (fake, node):
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(catch, "waitsendpay",
-                                   lambda: node.waitsendpay(PAYMENT_HASH, partid=1, groupid=1))
+                nursery.start_soon(
+                    catch,
+                    "waitsendpay",
+                    lambda: node.waitsendpay(PAYMENT_HASH, partid=1, groupid=1),
+                )
                 nursery.start_soon(catch, "listsendpays", node.listsendpays)
                 nursery.start_soon(catch, "stop", lambda: node.call("stop"))
             # The next call opens a new connection.
@@ -797,9 +962,13 @@ async def test_server_closes_mid_call_fails_every_pending_call(sock: Path) -> No
 
 @pytest.mark.trio
 async def test_malformed_response(sock: Path) -> None:
-    answers = iter([Reply(raw=b"<html>this is not json</html>\n\n"),
-                    Reply(raw=b'{"jsonrpc":"2.0","id":"x","result":\n\n'),
-                    Reply(result=EXAMPLES["getinfo"])])
+    answers = iter(
+        [
+            Reply(raw=b"<html>this is not json</html>\n\n"),
+            Reply(raw=b'{"jsonrpc":"2.0","id":"x","result":\n\n'),
+            Reply(result=EXAMPLES["getinfo"]),
+        ]
+    )
     with trio.fail_after(TIMEOUT_S):
         async with running(sock, {"getinfo": lambda r: next(answers)}) as (fake, node):
             with pytest.raises(RpcConnectionError, match=r"malformed response.*html"):
@@ -813,8 +982,9 @@ async def test_malformed_response(sock: Path) -> None:
 @pytest.mark.trio
 async def test_reply_without_result_or_error(sock: Path) -> None:
     with trio.fail_after(TIMEOUT_S):
-        async with running(sock, {"getinfo": lambda r: Reply(
-                raw=frame({"jsonrpc": "2.0", "id": r.id}))}) as (_, node):
+        async with running(
+            sock, {"getinfo": lambda r: Reply(raw=frame({"jsonrpc": "2.0", "id": r.id}))}
+        ) as (_, node):
             with pytest.raises(RpcError, match="neither result nor error"):
                 await node.get_info()
 
@@ -845,8 +1015,10 @@ async def test_cancelled_reader_hands_over_to_a_waiter(sock: Path) -> None:
         await trio.sleep_forever()
         raise AssertionError("unreachable")
 
-    handlers: dict[str, Handler] = {"waitsendpay": hang,
-                                    "getinfo": Reply(result=EXAMPLES["getinfo"], delay_s=0.1)}
+    handlers: dict[str, Handler] = {
+        "waitsendpay": hang,
+        "getinfo": Reply(result=EXAMPLES["getinfo"], delay_s=0.1),
+    }
     got: list[str] = []
 
     async def get_id(node: LightningdNode) -> None:
@@ -895,7 +1067,8 @@ async def test_aclose_fails_calls_in_flight_and_later_calls(sock: Path) -> None:
 
 @pytest.mark.trio
 async def test_gossip_graph_reloads_only_when_the_store_changes(
-        sock: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sock: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = tmp_path / "gossip_store"
     store.write_bytes(b"\x10")
     loads: list[Path] = []

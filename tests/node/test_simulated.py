@@ -51,28 +51,42 @@ def with_hop(route: Route, i: int, **changes: Any) -> Route:
 
 
 @asynccontextmanager
-async def opened(graph: Graph, keys: dict[str, bytes] | None = None,
-                 **kw: Any) -> AsyncIterator[SimulatedNetwork]:
+async def opened(
+    graph: Graph, keys: dict[str, bytes] | None = None, **kw: Any
+) -> AsyncIterator[SimulatedNetwork]:
     kw.setdefault("liquidity", "half")
     kw.setdefault("epoch_s", EPOCH)
     async with SimulatedNetwork.open(graph, keys=keys, **kw) as net:
         yield net
 
 
-async def invoice(net: SimulatedNetwork, payer: SimulatedNode, payee: str,
-                  amount_msat: int | None, **kw: Any) -> Invoice:
+async def invoice(
+    net: SimulatedNetwork, payer: SimulatedNode, payee: str, amount_msat: int | None, **kw: Any
+) -> Invoice:
     return await payer.decode_invoice(net.create_invoice(payee, amount_msat, **kw))
 
 
-async def send_and_wait(node: SimulatedNode, route: Route, inv: Invoice, *, partid: int = 0,
-                        groupid: int = 1, total_msat: int | None = None,
-                        secret: str | None = "") -> Any:
+async def send_and_wait(
+    node: SimulatedNode,
+    route: Route,
+    inv: Invoice,
+    *,
+    partid: int = 0,
+    groupid: int = 1,
+    total_msat: int | None = None,
+    secret: str | None = "",
+) -> Any:
     """The part's final PartStatus, or the PartFailed it raised."""
     total = total_msat if total_msat is not None else (inv.amount_msat or route.amount_msat)
     try:
-        await node.sendpay(route, inv.payment_hash, partid=partid, groupid=groupid,
-                           total_msat=total,
-                           payment_secret=inv.payment_secret if secret == "" else secret)
+        await node.sendpay(
+            route,
+            inv.payment_hash,
+            partid=partid,
+            groupid=groupid,
+            total_msat=total,
+            payment_secret=inv.payment_secret if secret == "" else secret,
+        )
         return await node.waitsendpay(inv.payment_hash, partid=partid, groupid=groupid)
     except PartFailed as e:
         return e
@@ -86,8 +100,9 @@ def test_builtin_network_shape_and_determinism() -> None:
     g2, keys2 = builtin_network(seed=1)
     g3, _ = builtin_network(seed=2)
     assert g.nodes == g2.nodes and g.scid == g2.scid and keys == keys2
-    assert np.array_equal(g.fee_ppm, g2.fee_ppm) and np.array_equal(g.capacity_msat,
-                                                                     g2.capacity_msat)
+    assert np.array_equal(g.fee_ppm, g2.fee_ppm) and np.array_equal(
+        g.capacity_msat, g2.capacity_msat
+    )
     assert g.nodes != g3.nodes
     assert g.num_nodes == 40 and len(keys) == 40
     for i, n in enumerate(g.nodes):
@@ -154,8 +169,9 @@ async def test_direct_payment_moves_balances(autojump_clock: Any) -> None:
             t0 = trio.current_time()
             res = await send_and_wait(node, route_of(g, [0, 1], inv.amount_msat or 0), inv)
             assert res.status == SendpayStatus.COMPLETE
-            assert hashlib.sha256(bytes.fromhex(res.payment_preimage)).hexdigest() == \
-                inv.payment_hash
+            assert (
+                hashlib.sha256(bytes.fromhex(res.payment_preimage)).hexdigest() == inv.payment_hash
+            )
             assert trio.current_time() - t0 == pytest.approx(0.1)  # one hop there and back
             assert net.liquidity_of("101x1x0", d) == before - 100_000 * SAT
             assert net.liquidity_of("101x1x0", 1 - d) == 500_000 * SAT + 100_000 * SAT
@@ -185,12 +201,15 @@ async def test_multihop_exact_fees_succeed_and_underpaying_fails(autojump_clock:
             assert res.status == SendpayStatus.COMPLETE
             assert res.amount_msat == amount and res.amount_sent_msat == route.sent_msat
             # every forwarding node kept its fee: node 1 gained exactly its fee on net
-            assert net.liquidity_of("102x1x0", int(g.direction[rows_of_path(g, [1, 2])[0]])) \
+            assert (
+                net.liquidity_of("102x1x0", int(g.direction[rows_of_path(g, [1, 2])[0]]))
                 == 500_000 * SAT - route.hops[1].amount_msat
+            )
             # One msat short of node 2's fee.
             inv2 = await invoice(net, node, g.nodes[3], amount)
-            short = with_hop(route_of(g, [0, 1, 2, 3], amount), 1,
-                             amount_msat=route.hops[1].amount_msat - 1)
+            short = with_hop(
+                route_of(g, [0, 1, 2, 3], amount), 1, amount_msat=route.hops[1].amount_msat - 1
+            )
             short = with_hop(short, 0, amount_msat=route.hops[0].amount_msat - 1)
             err = await send_and_wait(node, short, inv2)
             assert isinstance(err, PartFailed) and err.rpc_code == 204
@@ -218,7 +237,11 @@ async def test_insufficient_liquidity_names_the_channel(autojump_clock: Any) -> 
             assert isinstance(err, PartFailed)
             f = err.failure
             assert (f.failcode, f.erring_index, f.erring_channel, f.erring_direction) == (
-                FailCode.TEMPORARY_CHANNEL_FAILURE, 2, "103x1x0", int(g.direction[e]))
+                FailCode.TEMPORARY_CHANNEL_FAILURE,
+                2,
+                "103x1x0",
+                int(g.direction[e]),
+            )
             assert f.channel_update is not None
             # a smaller amount passes
             inv2 = await invoice(net, node, g.nodes[3], 9_000 * SAT)
@@ -254,7 +277,10 @@ async def test_hidden_policy_changes_htlc_min_max_cltv(autojump_clock: Any) -> N
             err = await send_and_wait(node, route_of(g, path, 1_000 * SAT), inv)
             f = err.failure
             assert (f.failcode, f.erring_index, f.erring_channel) == (
-                FailCode.INCORRECT_CLTV_EXPIRY, 1, "102x1x0")
+                FailCode.INCORRECT_CLTV_EXPIRY,
+                1,
+                "102x1x0",
+            )
             assert f.channel_update.cltv_delta == 100 and f.channel_update.timestamp > EPOCH
 
             net.set_policy("102x1x0", d, cltv_delta=40, enabled=False)
@@ -280,13 +306,23 @@ async def test_unknown_channels(autojump_clock: Any) -> None:
             err = await send_and_wait(node, with_hop(good, 1, channel="999x9x9"), inv)
             f = err.failure
             assert (f.failcode, f.erring_index, f.erring_node, f.erring_channel) == (
-                FailCode.UNKNOWN_NEXT_PEER, 1, g.nodes[1], "999x9x9")
+                FailCode.UNKNOWN_NEXT_PEER,
+                1,
+                g.nodes[1],
+                "999x9x9",
+            )
             assert f.channel_update is None
             # our own first hop unknown: sendpay itself refuses, the part is recorded failed
             bad = with_hop(good, 0, channel="102x1x0")
             with pytest.raises(PartFailed) as ei:
-                await node.sendpay(bad, inv.payment_hash, partid=0, groupid=2,
-                                   total_msat=1_000 * SAT, payment_secret=inv.payment_secret)
+                await node.sendpay(
+                    bad,
+                    inv.payment_hash,
+                    partid=0,
+                    groupid=2,
+                    total_msat=1_000 * SAT,
+                    payment_secret=inv.payment_secret,
+                )
             assert ei.value.rpc_code == 204 and ei.value.method == "sendpay"
             assert ei.value.failure.erring_index == 0
             assert ei.value.failure.failcode == FailCode.UNKNOWN_NEXT_PEER
@@ -295,7 +331,9 @@ async def test_unknown_channels(autojump_clock: Any) -> None:
                 await node.waitsendpay(inv.payment_hash, partid=0, groupid=2)
             parts = await node.listsendpays(inv.payment_hash)
             assert [(p.groupid, p.status) for p in parts] == [
-                (1, SendpayStatus.FAILED), (2, SendpayStatus.FAILED)]
+                (1, SendpayStatus.FAILED),
+                (2, SendpayStatus.FAILED),
+            ]
 
 
 @pytest.mark.trio
@@ -348,9 +386,12 @@ async def test_expired_invoice_fails_at_destination(autojump_clock: Any) -> None
 
 def diamond() -> tuple[Graph, dict[str, bytes]]:
     """0 -> 1 -> 3 and 0 -> 2 -> 3, every channel 1M sat."""
-    chans = [ChannelSpec(a=0, b=1, capacity_sat=1_000_000), ChannelSpec(a=1, b=3,
-             capacity_sat=1_000_000), ChannelSpec(a=0, b=2, capacity_sat=1_000_000),
-             ChannelSpec(a=2, b=3, capacity_sat=1_000_000)]
+    chans = [
+        ChannelSpec(a=0, b=1, capacity_sat=1_000_000),
+        ChannelSpec(a=1, b=3, capacity_sat=1_000_000),
+        ChannelSpec(a=0, b=2, capacity_sat=1_000_000),
+        ChannelSpec(a=2, b=3, capacity_sat=1_000_000),
+    ]
     return network_from_channels(4, chans, seed=7)
 
 
@@ -365,8 +406,14 @@ async def test_mpp_two_paths_reach_the_total(autojump_clock: Any) -> None:
             r1 = route_of(g, [0, 1, 3], 450_000 * SAT)
             r2 = route_of(g, [0, 2, 3], 350_000 * SAT)
             for pid, r in ((1, r1), (2, r2)):
-                st = await node.sendpay(r, inv.payment_hash, partid=pid, groupid=1,
-                                        total_msat=total, payment_secret=inv.payment_secret)
+                st = await node.sendpay(
+                    r,
+                    inv.payment_hash,
+                    partid=pid,
+                    groupid=1,
+                    total_msat=total,
+                    payment_secret=inv.payment_secret,
+                )
                 assert st.status == SendpayStatus.PENDING
             # while both are in flight our spendable balances show the locks
             spend = {c.scid: c.spendable_msat for c in await node.list_peer_channels()}
@@ -378,11 +425,19 @@ async def test_mpp_two_paths_reach_the_total(autojump_clock: Any) -> None:
             assert net.overpayments == []
             parts = await node.listsendpays(inv.payment_hash)
             assert [(p.partid, p.status) for p in parts] == [
-                (1, SendpayStatus.COMPLETE), (2, SendpayStatus.COMPLETE)]
+                (1, SendpayStatus.COMPLETE),
+                (2, SendpayStatus.COMPLETE),
+            ]
             # paying again is refused by our own node
             with pytest.raises(RpcError) as ei:
-                await node.sendpay(r1, inv.payment_hash, partid=3, groupid=2, total_msat=total,
-                                   payment_secret=inv.payment_secret)
+                await node.sendpay(
+                    r1,
+                    inv.payment_hash,
+                    partid=3,
+                    groupid=2,
+                    total_msat=total,
+                    payment_secret=inv.payment_secret,
+                )
             assert ei.value.rpc_code == 201
 
 
@@ -396,8 +451,14 @@ async def test_mpp_timeout_after_60_simulated_seconds(autojump_clock: Any) -> No
             inv = await invoice(net, node, g.nodes[3], total)
             r1 = route_of(g, [0, 1, 3], 300_000 * SAT)
             t0 = trio.current_time()
-            await node.sendpay(r1, inv.payment_hash, partid=1, groupid=1, total_msat=total,
-                               payment_secret=inv.payment_secret)
+            await node.sendpay(
+                r1,
+                inv.payment_hash,
+                partid=1,
+                groupid=1,
+                total_msat=total,
+                payment_secret=inv.payment_secret,
+            )
             with pytest.raises(RpcError) as pending:
                 await node.waitsendpay(inv.payment_hash, partid=1, groupid=1, timeout_s=30)
             assert pending.value.rpc_code == 200 and not isinstance(pending.value, PartFailed)
@@ -417,8 +478,14 @@ async def test_mpp_timeout_after_60_simulated_seconds(autojump_clock: Any) -> No
             r2 = route_of(g, [0, 2, 3], 400_000 * SAT)
             r3 = route_of(g, [0, 1, 3], 400_000 * SAT)
             for pid, r in ((2, r2), (3, r3)):
-                await node.sendpay(r, inv.payment_hash, partid=pid, groupid=1,
-                                   total_msat=total, payment_secret=inv.payment_secret)
+                await node.sendpay(
+                    r,
+                    inv.payment_hash,
+                    partid=pid,
+                    groupid=1,
+                    total_msat=total,
+                    payment_secret=inv.payment_secret,
+                )
             for pid in (2, 3):
                 st = await node.waitsendpay(inv.payment_hash, partid=pid, groupid=1)
                 assert st.status == SendpayStatus.COMPLETE
@@ -454,14 +521,25 @@ async def test_htlcs_lock_liquidity_concurrently(autojump_clock: Any) -> None:
             net.set_balance("101x1x0", int(g.direction[e01]), 150_000 * SAT)
             net.set_balance("102x1x0", int(g.direction[e12]), 900_000 * SAT)
             invs = [await invoice(net, node, g.nodes[2], 100_000 * SAT) for _ in range(2)]
-            await node.sendpay(route, invs[0].payment_hash, partid=0, groupid=1,
-                               total_msat=100_000 * SAT, payment_secret=invs[0].payment_secret)
+            await node.sendpay(
+                route,
+                invs[0].payment_hash,
+                partid=0,
+                groupid=1,
+                total_msat=100_000 * SAT,
+                payment_secret=invs[0].payment_secret,
+            )
             chans = await node.list_peer_channels()
             assert chans[0].spendable_msat == 150_000 * SAT - route.sent_msat
             with pytest.raises(PartFailed) as ei:
-                await node.sendpay(route, invs[1].payment_hash, partid=0, groupid=1,
-                                   total_msat=100_000 * SAT,
-                                   payment_secret=invs[1].payment_secret)
+                await node.sendpay(
+                    route,
+                    invs[1].payment_hash,
+                    partid=0,
+                    groupid=1,
+                    total_msat=100_000 * SAT,
+                    payment_secret=invs[1].payment_secret,
+                )
             assert ei.value.failure.failcode == FailCode.TEMPORARY_CHANNEL_FAILURE
             assert ei.value.failure.erring_index == 0
             st = await node.waitsendpay(invs[0].payment_hash, partid=0, groupid=1)
@@ -485,15 +563,26 @@ async def test_sendpay_refusals_mirror_lightningd(autojump_clock: Any) -> None:
                 await node.sendpay(route, inv.payment_hash, partid=1, groupid=1, **kw)
             assert ei.value.rpc_code == 200
             with pytest.raises(RpcError) as ei:  # reusing the part id with another route
-                await node.sendpay(with_hop(route, 1, channel="101x1x0"), inv.payment_hash,
-                                   partid=1, groupid=1, **kw)
+                await node.sendpay(
+                    with_hop(route, 1, channel="101x1x0"),
+                    inv.payment_hash,
+                    partid=1,
+                    groupid=1,
+                    **kw,
+                )
             assert ei.value.rpc_code == 200
             with pytest.raises(RpcError) as ei:  # another group while one is in flight
                 await node.sendpay(route, inv.payment_hash, partid=2, groupid=2, **kw)
             assert ei.value.rpc_code == 200
             with pytest.raises(RpcError) as ei:  # a parallel part with another total
-                await node.sendpay(route, inv.payment_hash, partid=2, groupid=1,
-                                   total_msat=2_000 * SAT, payment_secret=inv.payment_secret)
+                await node.sendpay(
+                    route,
+                    inv.payment_hash,
+                    partid=2,
+                    groupid=1,
+                    total_msat=2_000 * SAT,
+                    payment_secret=inv.payment_secret,
+                )
             assert ei.value.rpc_code == 203
             with pytest.raises(RpcError) as ei:
                 await node.waitsendpay(inv.payment_hash, partid=9, groupid=1)
@@ -543,19 +632,22 @@ async def test_fault_hook_injects_failures(autojump_clock: Any) -> None:
             err = await send_and_wait(node, route_of(g, [0, 1, 2, 3], 1_000 * SAT), inv)
             f = err.failure
             assert (f.failcode, f.erring_index, f.erring_node) == (
-                FailCode.PERMANENT_NODE_FAILURE, 2, g.nodes[2])
+                FailCode.PERMANENT_NODE_FAILURE,
+                2,
+                g.nodes[2],
+            )
             assert err.rpc_code == 204
             assert seen == [(1, g.nodes[1]), (2, g.nodes[2])]
             # a hook failing the destination makes it a destination failure
             net.fault_hook = lambda k, hop, part: (
                 RouteFailure(failcode=FailCode.PERMANENT_CHANNEL_FAILURE, erring_index=0)
-                if k == len(part.route.hops) else None)
-            err = await send_and_wait(node, route_of(g, [0, 1, 2, 3], 1_000 * SAT), inv,
-                                      partid=1)
+                if k == len(part.route.hops)
+                else None
+            )
+            err = await send_and_wait(node, route_of(g, [0, 1, 2, 3], 1_000 * SAT), inv, partid=1)
             assert err.failure.erring_index == 3 and err.rpc_code == 203
             net.fault_hook = None
-            ok = await send_and_wait(node, route_of(g, [0, 1, 2, 3], 1_000 * SAT), inv,
-                                     partid=2)
+            ok = await send_and_wait(node, route_of(g, [0, 1, 2, 3], 1_000 * SAT), inv, partid=2)
             assert ok.status == SendpayStatus.COMPLETE
             assert net.counters["WIRE_PERMANENT_NODE_FAILURE"] == 1
 
@@ -579,8 +671,10 @@ async def test_invoices_for_nodes_without_keys() -> None:
 @pytest.mark.trio
 async def test_private_channels_are_hinted_not_gossiped(autojump_clock: Any) -> None:
     with trio.fail_after(SIM_BUDGET_S):
-        chans = [ChannelSpec(a=0, b=1, capacity_sat=1_000_000),
-                 ChannelSpec(a=1, b=2, capacity_sat=1_000_000, private=True, scid="5x1x0")]
+        chans = [
+            ChannelSpec(a=0, b=1, capacity_sat=1_000_000),
+            ChannelSpec(a=1, b=2, capacity_sat=1_000_000, private=True, scid="5x1x0"),
+        ]
         g, keys = network_from_channels(3, chans)
         async with opened(g, keys) as net:
             node = net.node(g.nodes[0])
@@ -602,8 +696,14 @@ async def test_not_running_network_refuses_sendpay(autojump_clock: Any) -> None:
         node = net.node(g.nodes[0])
         inv = await node.decode_invoice(net.create_invoice(g.nodes[1], 1_000))
         with pytest.raises(RpcConnectionError):
-            await node.sendpay(route_of(g, [0, 1], 1_000), inv.payment_hash, partid=0,
-                               groupid=1, total_msat=1_000, payment_secret=inv.payment_secret)
+            await node.sendpay(
+                route_of(g, [0, 1], 1_000),
+                inv.payment_hash,
+                partid=0,
+                groupid=1,
+                total_msat=1_000,
+                payment_secret=inv.payment_secret,
+            )
         assert await node.listsendpays() == []
         # run() under a nursery works too
         async with trio.open_nursery() as nursery:
@@ -624,15 +724,19 @@ def test_uniform_balances_oracle_and_setters() -> None:
     assert (liq >= 0).all() and (liq <= g.capacity_msat).all()
     # both directions of a channel share its capacity
     for scid in g.scid[:10]:
-        assert net.liquidity_of(scid, 0) + net.liquidity_of(scid, 1) == \
-            int(g.capacity_msat[g.edge(scid, 0)])
+        assert net.liquidity_of(scid, 0) + net.liquidity_of(scid, 1) == int(
+            g.capacity_msat[g.edge(scid, 0)]
+        )
     # uniform: not all at one end, not all halves
     frac = liq / g.capacity_msat
     assert 0.3 < float(frac.mean()) < 0.7 and float(frac.std()) > 0.15
     e = 0
     net.set_balance(g.scid[e], int(g.direction[e]), 1234)
-    assert int(net.true_liquidity_msat()[e]) == 1234 == net.liquidity_of(g.scid[e],
-                                                                          int(g.direction[e]))
+    assert (
+        int(net.true_liquidity_msat()[e])
+        == 1234
+        == net.liquidity_of(g.scid[e], int(g.direction[e]))
+    )
     with pytest.raises(InvalidParams):
         net.set_balance(g.scid[e], 0, int(g.capacity_msat[e]) + 1)
     with pytest.raises(InvalidParams):
@@ -656,8 +760,11 @@ async def _payment_round(seed: int) -> tuple[list[Any], list[int]]:
             idx = [g.node_index[n] for n in path]
             inv = await invoice(net, payer, g.nodes[dest], 300_000 * SAT)
             r = await send_and_wait(payer, route_of(g, idx, 300_000 * SAT), inv)
-            outcomes.append((i, r.failure.failcode, r.failure.erring_index)
-                            if isinstance(r, PartFailed) else (i, "ok"))
+            outcomes.append(
+                (i, r.failure.failcode, r.failure.erring_index)
+                if isinstance(r, PartFailed)
+                else (i, "ok")
+            )
 
         async with trio.open_nursery() as nursery:
             for i, dest in enumerate(range(5, 30, 3)):

@@ -81,16 +81,16 @@ class PluginDriver:
         self._plugin_stdin = os.fdopen(r_in, "r", encoding="utf-8")
         self._plugin_stdout = os.fdopen(w_out, "w", encoding="utf-8")
         self._from_plugin_fd = r_out
-        self.plugin: BarqPlugin = build_plugin(stdin=self._plugin_stdin,
-                                               stdout=self._plugin_stdout, **build_kwargs)
+        self.plugin: BarqPlugin = build_plugin(
+            stdin=self._plugin_stdin, stdout=self._plugin_stdout, **build_kwargs
+        )
         self._cond = threading.Condition()
         self.responses: dict[Any, dict[str, Any]] = {}
         self.notifications: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
         self._reader = threading.Thread(target=self._read, name="driver-reader", daemon=True)
         self._reader.start()
-        self._server = threading.Thread(target=self.plugin.serve, name="plugin-serve",
-                                        daemon=True)
+        self._server = threading.Thread(target=self.plugin.serve, name="plugin-serve", daemon=True)
         self._server.start()
         self._closed = False
 
@@ -122,8 +122,12 @@ class PluginDriver:
     def send(self, method: str, params: Any = None, *, req_id: Any = None) -> Any:
         """Write one request; returns its id (ids are strings, as lightningd's are)."""
         rid = req_id if req_id is not None else f"cli:{method}#{next(self._ids)}"
-        msg = {"jsonrpc": "2.0", "id": rid, "method": method,
-               "params": {} if params is None else params}
+        msg = {
+            "jsonrpc": "2.0",
+            "id": rid,
+            "method": method,
+            "params": {} if params is None else params,
+        }
         self._to_plugin.write(json.dumps(msg).encode() + b"\n\n")
         return rid
 
@@ -181,17 +185,27 @@ class PluginDriver:
         result: dict[str, Any] = self.call("getmanifest", {"allow-deprecated-apis": False})
         return result
 
-    def init(self, lightning_dir: Path, options: dict[str, Any] | None = None,
-             *, network: str = "regtest") -> Any:
+    def init(
+        self,
+        lightning_dir: Path,
+        options: dict[str, Any] | None = None,
+        *,
+        network: str = "regtest",
+    ) -> Any:
         self.manifest()
-        return self.call("init", {
-            "options": options or {},
-            "configuration": {
-                "lightning-dir": str(lightning_dir), "rpc-file": "lightning-rpc",
-                "startup": True, "network": network,
-                "feature_set": {"init": "", "node": "", "channel": "", "invoice": ""},
+        return self.call(
+            "init",
+            {
+                "options": options or {},
+                "configuration": {
+                    "lightning-dir": str(lightning_dir),
+                    "rpc-file": "lightning-rpc",
+                    "startup": True,
+                    "network": network,
+                    "feature_set": {"init": "", "node": "", "channel": "", "invoice": ""},
+                },
             },
-        })
+        )
 
     def wait_engine(self, timeout: float = 30.0) -> dict[str, Any]:
         """Poll ``barqstatus`` until the engine is no longer starting."""
@@ -226,22 +240,42 @@ class PluginDriver:
 # -- scripted node and engine --------------------------------------------------------------------
 
 
-def make_invoice(payment_hash: str, *, amount_msat: int | None = 100_000, payee: str = PAYEE,
-                 created_at: int | None = None, expiry: int = 3600,
-                 network: str = "regtest") -> Invoice:
+def make_invoice(
+    payment_hash: str,
+    *,
+    amount_msat: int | None = 100_000,
+    payee: str = PAYEE,
+    created_at: int | None = None,
+    expiry: int = 3600,
+    network: str = "regtest",
+) -> Invoice:
     return Invoice(
-        bolt11=f"lnbcrt{payment_hash[:8]}", payee=payee, payment_hash=payment_hash,
-        amount_msat=amount_msat, created_at=created_at or int(time.time()), expiry=expiry,
-        min_final_cltv_expiry=18, network=network, payment_secret="ab" * 32,
+        bolt11=f"lnbcrt{payment_hash[:8]}",
+        payee=payee,
+        payment_hash=payment_hash,
+        amount_msat=amount_msat,
+        created_at=created_at or int(time.time()),
+        expiry=expiry,
+        min_final_cltv_expiry=18,
+        network=network,
+        payment_secret="ab" * 32,
     )
 
 
 def route_to(amount_msat: int, *, fee_msat: int = 1) -> Route:
-    return Route(hops=(
-        Hop(id=PEER, channel="100x1x0", direction=0, amount_msat=amount_msat + fee_msat,
-            delay=24),
-        Hop(id=PAYEE, channel="200x1x0", direction=1, amount_msat=amount_msat, delay=18),
-    ), probability=0.5)
+    return Route(
+        hops=(
+            Hop(
+                id=PEER,
+                channel="100x1x0",
+                direction=0,
+                amount_msat=amount_msat + fee_msat,
+                delay=24,
+            ),
+            Hop(id=PAYEE, channel="200x1x0", direction=1, amount_msat=amount_msat, delay=18),
+        ),
+        probability=0.5,
+    )
 
 
 class FakeNode:
@@ -279,13 +313,23 @@ class FakeNode:
     async def gossip_graph(self) -> Any:
         raise NotImplementedError
 
-    async def sendpay(self, route: Route, payment_hash: str, *, partid: int, groupid: int,
-                      total_msat: int, payment_secret: str | None, bolt11: str | None = None,
-                      label: str | None = None) -> PartStatus:
+    async def sendpay(
+        self,
+        route: Route,
+        payment_hash: str,
+        *,
+        partid: int,
+        groupid: int,
+        total_msat: int,
+        payment_secret: str | None,
+        bolt11: str | None = None,
+        label: str | None = None,
+    ) -> PartStatus:
         raise NotImplementedError
 
-    async def waitsendpay(self, payment_hash: str, *, partid: int, groupid: int,
-                          timeout_s: float | None = None) -> PartStatus:
+    async def waitsendpay(
+        self, payment_hash: str, *, partid: int, groupid: int, timeout_s: float | None = None
+    ) -> PartStatus:
         self.calls.append(f"waitsendpay {partid}")
         while (payment_hash, partid) in self.hold:  # noqa: ASYNC110 - set from the test thread
             await anyio.sleep(0.01)
@@ -293,18 +337,31 @@ class FakeNode:
             if (p.payment_hash, p.partid, p.groupid) == (payment_hash, partid, groupid):
                 if (payment_hash, partid) in self.fail:
                     self.sendpays[i] = PartStatus(
-                        payment_hash=p.payment_hash, partid=p.partid, groupid=p.groupid,
-                        status=SendpayStatus.FAILED, amount_msat=p.amount_msat,
-                        amount_sent_msat=p.amount_sent_msat, destination=p.destination,
-                        created_at=p.created_at, completed_at=int(time.time()))
-                    raise PartFailed("failed", failure=RouteFailure(failcode=0x1007,
-                                                                     erring_index=1))
+                        payment_hash=p.payment_hash,
+                        partid=p.partid,
+                        groupid=p.groupid,
+                        status=SendpayStatus.FAILED,
+                        amount_msat=p.amount_msat,
+                        amount_sent_msat=p.amount_sent_msat,
+                        destination=p.destination,
+                        created_at=p.created_at,
+                        completed_at=int(time.time()),
+                    )
+                    raise PartFailed(
+                        "failed", failure=RouteFailure(failcode=0x1007, erring_index=1)
+                    )
                 done = PartStatus(
-                    payment_hash=p.payment_hash, partid=p.partid, groupid=p.groupid,
-                    status=SendpayStatus.COMPLETE, amount_msat=p.amount_msat,
-                    amount_sent_msat=p.amount_sent_msat, destination=p.destination,
-                    created_at=p.created_at, completed_at=int(time.time()),
-                    payment_preimage="77" * 32)
+                    payment_hash=p.payment_hash,
+                    partid=p.partid,
+                    groupid=p.groupid,
+                    status=SendpayStatus.COMPLETE,
+                    amount_msat=p.amount_msat,
+                    amount_sent_msat=p.amount_sent_msat,
+                    destination=p.destination,
+                    created_at=p.created_at,
+                    completed_at=int(time.time()),
+                    payment_preimage="77" * 32,
+                )
                 self.sendpays[i] = done
                 return done
         raise PartFailed("no such part", failure=RouteFailure(failcode=0x400F, erring_index=2))
@@ -329,8 +386,7 @@ class FakeRuntime:
     complete, failed ones as failed.
     """
 
-    def __init__(self, node: FakeNode, config: EngineConfig,
-                 knowledge: list[Any] | None) -> None:
+    def __init__(self, node: FakeNode, config: EngineConfig, knowledge: list[Any] | None) -> None:
         self.node = node
         self.config = config
         self.knowledge_in = knowledge
@@ -340,15 +396,25 @@ class FakeRuntime:
         self.pay_calls = 0
         self.pay_kwargs: list[dict[str, Any]] = []  # what each pay() was handed besides params
         self.knowledge_out: list[Any] = [
-            ChannelKnowledge(scid_dir="100x1x0/0", lo_msat=5, hi_msat=10**9,
-                             updated_at=1_700_000_000.0, capacity_msat=2 * 10**9),
+            ChannelKnowledge(
+                scid_dir="100x1x0/0",
+                lo_msat=5,
+                hi_msat=10**9,
+                updated_at=1_700_000_000.0,
+                capacity_msat=2 * 10**9,
+            ),
             DisabledChannel(scid_dir="200x1x0/1", until=1_800_000_000.0, reason="perm"),
-            DisabledNode(node_id=PEER, until=1_800_000_001.0)]
+            DisabledNode(node_id=PEER, until=1_800_000_001.0),
+        ]
 
-    async def pay(self, params: PayParams, *,
-                  on_event: Callable[[PaymentEvent], None] | None = None,
-                  invoice: Invoice | None = None,
-                  sendpays: Sequence[PartStatus] | None = None) -> PaymentView:
+    async def pay(
+        self,
+        params: PayParams,
+        *,
+        on_event: Callable[[PaymentEvent], None] | None = None,
+        invoice: Invoice | None = None,
+        sendpays: Sequence[PartStatus] | None = None,
+    ) -> PaymentView:
         self.pay_calls += 1
         self.pay_kwargs.append({"invoice": invoice, "sendpays": sendpays})
         emit = on_event or (lambda e: None)
@@ -360,36 +426,75 @@ class FakeRuntime:
         now = time.time()
         h = inv.payment_hash
         # adopt parts pending from an earlier run, as the engine does (listsendpays)
-        for p in [p for p in self.node.sendpays
-                  if p.payment_hash == h and p.status is SendpayStatus.PENDING]:
+        for p in [
+            p
+            for p in self.node.sendpays
+            if p.payment_hash == h and p.status is SendpayStatus.PENDING
+        ]:
             with contextlib.suppress(PartFailed):
                 await self.node.waitsendpay(h, partid=p.partid, groupid=p.groupid)
-        done = [p for p in self.node.sendpays
-                if p.payment_hash == h and p.status is SendpayStatus.COMPLETE]
+        done = [
+            p
+            for p in self.node.sendpays
+            if p.payment_hash == h and p.status is SendpayStatus.COMPLETE
+        ]
         if done:
             view = PaymentView(
-                payment_hash=h, destination=inv.payee, amount_msat=amount,
-                status=PaymentStatus.COMPLETE, strategy="adopted", created_at=now,
-                groupid=done[0].groupid, completed_at=time.time(), payment_preimage="77" * 32,
+                payment_hash=h,
+                destination=inv.payee,
+                amount_msat=amount,
+                status=PaymentStatus.COMPLETE,
+                strategy="adopted",
+                created_at=now,
+                groupid=done[0].groupid,
+                completed_at=time.time(),
+                payment_preimage="77" * 32,
                 amount_sent_msat=sum(p.amount_sent_msat for p in done),
-                delivered_msat=sum(p.amount_msat for p in done), attempts=len(done),
-                parts=[PartView(partid=p.partid, groupid=p.groupid, amount_msat=p.amount_msat,
-                                amount_sent_msat=p.amount_sent_msat, fee_msat=1,
-                                route=Route(hops=()), state=PartState.SUCCEEDED,
-                                started_at=now, finished_at=time.time()) for p in done])
+                delivered_msat=sum(p.amount_msat for p in done),
+                attempts=len(done),
+                parts=[
+                    PartView(
+                        partid=p.partid,
+                        groupid=p.groupid,
+                        amount_msat=p.amount_msat,
+                        amount_sent_msat=p.amount_sent_msat,
+                        fee_msat=1,
+                        route=Route(hops=()),
+                        state=PartState.SUCCEEDED,
+                        started_at=now,
+                        finished_at=time.time(),
+                    )
+                    for p in done
+                ],
+            )
             self.views[h] = view
             emit(PaymentEnded(payment_hash=h, status=view.status, at=time.time()))
             return view
-        groupid = 1 + max((p.groupid for p in self.node.sendpays
-                           if p.payment_hash == inv.payment_hash), default=0)
-        view = PaymentView(payment_hash=inv.payment_hash, destination=inv.payee,
-                           amount_msat=amount, status=PaymentStatus.PENDING,
-                           strategy=params.strategy or self.config.default_strategy,
-                           created_at=now, groupid=groupid, bolt11=params.invstring,
-                           label=params.label, maxfee_msat=params.maxfee_msat or 5000)
+        groupid = 1 + max(
+            (p.groupid for p in self.node.sendpays if p.payment_hash == inv.payment_hash), default=0
+        )
+        view = PaymentView(
+            payment_hash=inv.payment_hash,
+            destination=inv.payee,
+            amount_msat=amount,
+            status=PaymentStatus.PENDING,
+            strategy=params.strategy or self.config.default_strategy,
+            created_at=now,
+            groupid=groupid,
+            bolt11=params.invstring,
+            label=params.label,
+            maxfee_msat=params.maxfee_msat or 5000,
+        )
         self.views[inv.payment_hash] = view
-        emit(PaymentStarted(payment_hash=inv.payment_hash, destination=inv.payee,
-                            amount_msat=amount, strategy=view.strategy, at=now))
+        emit(
+            PaymentStarted(
+                payment_hash=inv.payment_hash,
+                destination=inv.payee,
+                amount_msat=amount,
+                strategy=view.strategy,
+                at=now,
+            )
+        )
         if plan == "hold":
             while not self.released.is_set():  # noqa: ASYNC110 - a threading.Event
                 await anyio.sleep(0.01)
@@ -398,52 +503,114 @@ class FakeRuntime:
         for outcome in plan:
             partid += 1
             route = route_to(amount)
-            part = PartView(partid=partid, groupid=groupid, amount_msat=amount,
-                            amount_sent_msat=route.sent_msat, fee_msat=route.fee_msat,
-                            route=route, state=PartState.INFLIGHT, started_at=time.time())
+            part = PartView(
+                partid=partid,
+                groupid=groupid,
+                amount_msat=amount,
+                amount_sent_msat=route.sent_msat,
+                fee_msat=route.fee_msat,
+                route=route,
+                state=PartState.INFLIGHT,
+                started_at=time.time(),
+            )
             view.parts.append(part)
             view.attempts += 1
-            emit(PartStarted(payment_hash=inv.payment_hash, partid=partid, groupid=groupid,
-                             amount_msat=amount, route=route, at=time.time()))
+            emit(
+                PartStarted(
+                    payment_hash=inv.payment_hash,
+                    partid=partid,
+                    groupid=groupid,
+                    amount_msat=amount,
+                    route=route,
+                    at=time.time(),
+                )
+            )
             await anyio.sleep(0.005)
             part.finished_at = time.time()
             status = SendpayStatus.COMPLETE if outcome == "ok" else SendpayStatus.FAILED
-            self.node.sendpays.append(PartStatus(
-                payment_hash=inv.payment_hash, partid=partid, groupid=groupid, status=status,
-                amount_msat=amount, amount_sent_msat=route.sent_msat, destination=inv.payee,
-                created_at=int(now), completed_at=int(time.time()),
-                payment_preimage="77" * 32 if outcome == "ok" else None))
+            self.node.sendpays.append(
+                PartStatus(
+                    payment_hash=inv.payment_hash,
+                    partid=partid,
+                    groupid=groupid,
+                    status=status,
+                    amount_msat=amount,
+                    amount_sent_msat=route.sent_msat,
+                    destination=inv.payee,
+                    created_at=int(now),
+                    completed_at=int(time.time()),
+                    payment_preimage="77" * 32 if outcome == "ok" else None,
+                )
+            )
             if outcome == "ok":
                 part.state = PartState.SUCCEEDED
                 view.amount_sent_msat += route.sent_msat
                 view.delivered_msat += amount
                 view.fee_msat += route.fee_msat
-                emit(PartEnded(payment_hash=inv.payment_hash, partid=partid, groupid=groupid,
-                               amount_msat=amount, state=PartState.SUCCEEDED, at=time.time()))
+                emit(
+                    PartEnded(
+                        payment_hash=inv.payment_hash,
+                        partid=partid,
+                        groupid=groupid,
+                        amount_msat=amount,
+                        state=PartState.SUCCEEDED,
+                        at=time.time(),
+                    )
+                )
                 view.status = PaymentStatus.COMPLETE
                 view.payment_preimage = "77" * 32
                 view.completed_at = time.time()
-                emit(PaymentEnded(payment_hash=inv.payment_hash, status=view.status,
-                                  at=view.completed_at))
+                emit(
+                    PaymentEnded(
+                        payment_hash=inv.payment_hash, status=view.status, at=view.completed_at
+                    )
+                )
                 return view
             part.state = PartState.FAILED
-            part.failure = RouteFailure(failcode=0x1007, erring_index=1, erring_node=PEER,
-                                        erring_channel="200x1x0", erring_direction=1)
+            part.failure = RouteFailure(
+                failcode=0x1007,
+                erring_index=1,
+                erring_node=PEER,
+                erring_channel="200x1x0",
+                erring_direction=1,
+            )
             part.reason = "WIRE_TEMPORARY_CHANNEL_FAILURE at 200x1x0/1"
-            emit(PartEnded(payment_hash=inv.payment_hash, partid=partid, groupid=groupid,
-                           amount_msat=amount, state=PartState.FAILED, at=time.time(),
-                           failure=part.failure, reason=part.reason))
+            emit(
+                PartEnded(
+                    payment_hash=inv.payment_hash,
+                    partid=partid,
+                    groupid=groupid,
+                    amount_msat=amount,
+                    state=PartState.FAILED,
+                    at=time.time(),
+                    failure=part.failure,
+                    reason=part.reason,
+                )
+            )
         view.status = PaymentStatus.FAILED
         view.completed_at = time.time()
         view.error = f"gave up after {partid} attempts"
         view.error_code = 210
-        emit(PaymentEnded(payment_hash=inv.payment_hash, status=view.status,
-                          at=view.completed_at, error=view.error))
+        emit(
+            PaymentEnded(
+                payment_hash=inv.payment_hash,
+                status=view.status,
+                at=view.completed_at,
+                error=view.error,
+            )
+        )
         raise StoppedRetrying(view.error, data=msgspec.to_builtins(view))
 
-    async def route(self, destination: str, amount_msat: int, *, strategy: str | None = None,
-                    maxparts: int | None = None, maxfee_msat: int | None = None,
-                    final_cltv: int = 18) -> list[Route]:
+    async def route(
+        self,
+        destination: str,
+        amount_msat: int,
+        *,
+        strategy: str | None = None,
+        maxparts: int | None = None,
+        maxfee_msat: int | None = None,
+        final_cltv: int = 18,
+    ) -> list[Route]:
         if destination != PAYEE:
             raise BarqError("no route", data={})
         return [route_to(amount_msat)]
@@ -470,8 +637,9 @@ class FakeWorld:
     def runtime(self) -> FakeRuntime:
         return self.runtimes[-1]
 
-    def runtime_factory(self, node: FakeNode, config: EngineConfig, *,
-                        knowledge: list[Any] | None = None) -> Any:
+    def runtime_factory(
+        self, node: FakeNode, config: EngineConfig, *, knowledge: list[Any] | None = None
+    ) -> Any:
         world = self
 
         @asynccontextmanager
@@ -485,5 +653,4 @@ class FakeWorld:
         return cm()
 
     def driver(self) -> PluginDriver:
-        return PluginDriver(node_factory=self.node_factory,
-                            runtime_factory=self.runtime_factory)
+        return PluginDriver(node_factory=self.node_factory, runtime_factory=self.runtime_factory)

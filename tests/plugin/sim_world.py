@@ -38,8 +38,9 @@ class PortalNode:
     async def _hop(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         self.calls.append(fn.__name__)
         call = functools.partial(fn, *args, **kwargs)
-        return await anyio.to_thread.run_sync(lambda: self._portal.call(call),
-                                              abandon_on_cancel=True)
+        return await anyio.to_thread.run_sync(
+            lambda: self._portal.call(call), abandon_on_cancel=True
+        )
 
     async def get_info(self) -> NodeInfo:
         info: NodeInfo = await self._hop(self.node.get_info)
@@ -57,18 +58,37 @@ class PortalNode:
         g: Graph = await self._hop(self.node.gossip_graph)
         return g
 
-    async def sendpay(self, route: Route, payment_hash: str, *, partid: int, groupid: int,
-                      total_msat: int, payment_secret: str | None, bolt11: str | None = None,
-                      label: str | None = None) -> PartStatus:
+    async def sendpay(
+        self,
+        route: Route,
+        payment_hash: str,
+        *,
+        partid: int,
+        groupid: int,
+        total_msat: int,
+        payment_secret: str | None,
+        bolt11: str | None = None,
+        label: str | None = None,
+    ) -> PartStatus:
         p: PartStatus = await self._hop(
-            self.node.sendpay, route, payment_hash, partid=partid, groupid=groupid,
-            total_msat=total_msat, payment_secret=payment_secret, bolt11=bolt11, label=label)
+            self.node.sendpay,
+            route,
+            payment_hash,
+            partid=partid,
+            groupid=groupid,
+            total_msat=total_msat,
+            payment_secret=payment_secret,
+            bolt11=bolt11,
+            label=label,
+        )
         return p
 
-    async def waitsendpay(self, payment_hash: str, *, partid: int, groupid: int,
-                          timeout_s: float | None = None) -> PartStatus:
-        p: PartStatus = await self._hop(self.node.waitsendpay, payment_hash, partid=partid,
-                                        groupid=groupid, timeout_s=timeout_s)
+    async def waitsendpay(
+        self, payment_hash: str, *, partid: int, groupid: int, timeout_s: float | None = None
+    ) -> PartStatus:
+        p: PartStatus = await self._hop(
+            self.node.waitsendpay, payment_hash, partid=partid, groupid=groupid, timeout_s=timeout_s
+        )
         return p
 
     async def listsendpays(self, payment_hash: str | None = None) -> list[PartStatus]:
@@ -79,16 +99,30 @@ class PortalNode:
 class SimWorld:
     """``builtin_network(seed)`` running in a trio thread; payer = ``graph.nodes[payer]``."""
 
-    def __init__(self, *, seed: int = 7, n_nodes: int = 40, payer: int = 0,
-                 hop_latency_s: float = 0.003, network: str = "regtest",
-                 **net_kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 7,
+        n_nodes: int = 40,
+        payer: int = 0,
+        hop_latency_s: float = 0.003,
+        network: str = "regtest",
+        **net_kwargs: Any,
+    ) -> None:
         self.graph, self.keys = builtin_network(seed, n_nodes)
         self._stack = ExitStack()
         self.portal = self._stack.enter_context(
-            anyio.from_thread.start_blocking_portal(backend="trio", name="sim-network"))
-        self.net = SimulatedNetwork(self.graph, seed=seed, keys=self.keys, network=network,
-                                    hop_latency_s=hop_latency_s, latency_jitter_s=0.001,
-                                    **net_kwargs)
+            anyio.from_thread.start_blocking_portal(backend="trio", name="sim-network")
+        )
+        self.net = SimulatedNetwork(
+            self.graph,
+            seed=seed,
+            keys=self.keys,
+            network=network,
+            hop_latency_s=hop_latency_s,
+            latency_jitter_s=0.001,
+            **net_kwargs,
+        )
         self._run = self.portal.start_task(self.net.run)[0]
         self.payer: NodeId = self.graph.nodes[payer]
         self.nodes: list[PortalNode] = []
@@ -100,6 +134,7 @@ class SimWorld:
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` in the network's loop (for its sync methods that read the clock)."""
+
         async def run() -> T:
             return fn(*args, **kwargs)
 

@@ -33,8 +33,14 @@ def test_console_script_is_installed() -> None:
 class _Proc:
     def __init__(self, tmp: Path) -> None:
         env = {**os.environ, "LIGHTNINGD_PLUGIN": "1"}
-        self.p = subprocess.Popen(MAIN, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, cwd=tmp)
+        self.p = subprocess.Popen(
+            MAIN,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=tmp,
+        )
         self.msgs: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
@@ -50,8 +56,10 @@ class _Proc:
 
     def call(self, method: str, params: Any, rid: int, timeout: float = 30) -> dict[str, Any]:
         assert self.p.stdin is not None
-        self.p.stdin.write(json.dumps({"jsonrpc": "2.0", "id": rid, "method": method,
-                                       "params": params}).encode() + b"\n\n")
+        self.p.stdin.write(
+            json.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params}).encode()
+            + b"\n\n"
+        )
         self.p.stdin.flush()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -68,9 +76,19 @@ def test_plugin_process_speaks_json_rpc_and_survives_missing_lightningd(tmp_path
     try:
         manifest = proc.call("getmanifest", {}, 1)["result"]
         assert "barqpay" in {m["name"] for m in manifest["rpcmethods"]}
-        init = proc.call("init", {"options": {}, "configuration": {
-            "lightning-dir": str(tmp_path), "rpc-file": "lightning-rpc", "startup": True,
-            "network": "regtest"}}, 2)
+        init = proc.call(
+            "init",
+            {
+                "options": {},
+                "configuration": {
+                    "lightning-dir": str(tmp_path),
+                    "rpc-file": "lightning-rpc",
+                    "startup": True,
+                    "network": "regtest",
+                },
+            },
+            2,
+        )
         assert init["result"] is None
         for rid in range(3, 300):  # the engine fails to start: there is no lightningd
             st = proc.call("barqstatus", {}, rid)["result"]

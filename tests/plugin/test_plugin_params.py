@@ -28,19 +28,44 @@ from barq.plugin import (
 )
 
 
-@pytest.mark.parametrize(("value", "msat"), [
-    (0, 0), (1234, 1234), (1234.0, 1234), ("1234", 1234), ("1234msat", 1234),
-    ("12sat", 12_000), ("1.234sat", 1234), ("0.001btc", 100_000_000),
-    ("1btc", 100_000_000_000), ("0.00000000001btc", 1), (" 5SAT ", 5000),
-])
+@pytest.mark.parametrize(
+    ("value", "msat"),
+    [
+        (0, 0),
+        (1234, 1234),
+        (1234.0, 1234),
+        ("1234", 1234),
+        ("1234msat", 1234),
+        ("12sat", 12_000),
+        ("1.234sat", 1234),
+        ("0.001btc", 100_000_000),
+        ("1btc", 100_000_000_000),
+        ("0.00000000001btc", 1),
+        (" 5SAT ", 5000),
+    ],
+)
 def test_parse_msat_accepts_cln_forms(value: Any, msat: int) -> None:
     assert parse_msat(value, "x") == msat
 
 
-@pytest.mark.parametrize("value", [
-    -1, "-1", "1.5sat", "1.2345sat", "0.000000000001btc", "12 sats", "lots", "", None, True,
-    1.5, [1], {"msat": 1},
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        -1,
+        "-1",
+        "1.5sat",
+        "1.2345sat",
+        "0.000000000001btc",
+        "12 sats",
+        "lots",
+        "",
+        None,
+        True,
+        1.5,
+        [1],
+        {"msat": 1},
+    ],
+)
 def test_parse_msat_rejects(value: Any) -> None:
     with pytest.raises(InvalidParams, match="x:"):
         parse_msat(value, "x")
@@ -65,8 +90,16 @@ def test_parse_exclude() -> None:
 def test_parse_pay_params_defaults_are_none() -> None:
     p = parse_pay_params("LIGHTNING:lnbcrt1xyz")
     assert p.invstring == "lnbcrt1xyz"
-    assert (p.amount_msat, p.maxparts, p.maxfee_msat, p.retry_for_s, p.maxdelay, p.strategy,
-            p.label, p.exclude) == (None, None, None, None, None, None, None, ())
+    assert (
+        p.amount_msat,
+        p.maxparts,
+        p.maxfee_msat,
+        p.retry_for_s,
+        p.maxdelay,
+        p.strategy,
+        p.label,
+        p.exclude,
+    ) == (None, None, None, None, None, None, None, ())
     assert parse_pay_params("ln1", maxparts=1000).maxparts == 1000
     assert parse_pay_params("ln1", label=7).label == "7"
     with pytest.raises(UnknownStrategy, match="available"):
@@ -74,42 +107,84 @@ def test_parse_pay_params_defaults_are_none() -> None:
 
 
 def test_pay_redirect_params() -> None:
-    assert pay_redirect_params({"bolt11": "lnbc1", "amount_msat": 5, "riskfactor": 2}) == \
-        ({"invstring": "lnbc1", "amount_msat": 5}, None, None)
-    assert pay_redirect_params(["lnbc1", None, "l", None, "0.5", 10, None, "3000msat"]) == \
-        ({"invstring": "lnbc1", "label": "l", "retry_for": 10}, Decimal("0.5"), 3000)
-    for bad in ({"bolt11": "lni1"}, {"amount_msat": 1}, "x", {"bolt11": "lnbc1", "partial_msat": 1},
-                {"bolt11": "lnbc1", "maxfee": 1, "exemptfee": 1},
-                {"bolt11": "lnbc1", "maxfeepercent": "x"}, ["lnbc1"] * 13):
+    assert pay_redirect_params({"bolt11": "lnbc1", "amount_msat": 5, "riskfactor": 2}) == (
+        {"invstring": "lnbc1", "amount_msat": 5},
+        None,
+        None,
+    )
+    assert pay_redirect_params(["lnbc1", None, "l", None, "0.5", 10, None, "3000msat"]) == (
+        {"invstring": "lnbc1", "label": "l", "retry_for": 10},
+        Decimal("0.5"),
+        3000,
+    )
+    for bad in (
+        {"bolt11": "lni1"},
+        {"amount_msat": 1},
+        "x",
+        {"bolt11": "lnbc1", "partial_msat": 1},
+        {"bolt11": "lnbc1", "maxfee": 1, "exemptfee": 1},
+        {"bolt11": "lnbc1", "maxfeepercent": "x"},
+        ["lnbc1"] * 13,
+    ):
         with pytest.raises(_NotRedirectable):
             pay_redirect_params(bad)
 
 
 def test_config_from_init_defaults_and_paths() -> None:
-    cfg = config_from_init({}, {"lightning-dir": "/ln/regtest", "rpc-file": "rpc",
-                                "network": "regtest"})
+    cfg = config_from_init(
+        {}, {"lightning-dir": "/ln/regtest", "rpc-file": "rpc", "network": "regtest"}
+    )
     assert cfg.db_path == "/ln/regtest/barq.sqlite3" and str(cfg.rpc_path) == "/ln/regtest/rpc"
     e = cfg.engine_config()
-    assert (e.default_strategy, e.maxfee_base_msat, e.maxfee_ppm, e.retry_for_s, e.maxdelay,
-            e.maxparts) == ("mincostflow", 5000, 10_000, 60.0, 2016, 64)
+    assert (
+        e.default_strategy,
+        e.maxfee_base_msat,
+        e.maxfee_ppm,
+        e.retry_for_s,
+        e.maxdelay,
+        e.maxparts,
+    ) == ("mincostflow", 5000, 10_000, 60.0, 2016, 64)
     assert not cfg.handle_pay
-    cfg = config_from_init({"barq-db": "/abs/x.db", "barq-handle-pay": "true"},
-                           {"lightning-dir": "/ln"})
+    cfg = config_from_init(
+        {"barq-db": "/abs/x.db", "barq-handle-pay": "true"}, {"lightning-dir": "/ln"}
+    )
     assert cfg.db_path == "/abs/x.db" and cfg.handle_pay
-    assert config_from_init({"barq-db": "sub/x.db"}, {"lightning-dir": "/ln"}).db_path == \
-        "/ln/sub/x.db"
+    assert (
+        config_from_init({"barq-db": "sub/x.db"}, {"lightning-dir": "/ln"}).db_path
+        == "/ln/sub/x.db"
+    )
 
 
 def _view(status: PaymentStatus = PaymentStatus.FAILED) -> PaymentView:
     f = RouteFailure(failcode=0x400F, erring_index=2, erring_node=PAYEE, message="boom")
     return PaymentView(
-        payment_hash="ab" * 32, destination=PAYEE, amount_msat=1000, status=status,
-        strategy="direct", created_at=100.0, completed_at=103.0, groupid=2,
-        error="destination refused", error_code=203, attempts=1,
-        parts=[PartView(partid=1, groupid=2, amount_msat=1000, amount_sent_msat=1001,
-                        fee_msat=1, route=route_to(1000), state=PartState.FAILED,
-                        started_at=101.0, finished_at=102.5, failure=f,
-                        reason="WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS")])
+        payment_hash="ab" * 32,
+        destination=PAYEE,
+        amount_msat=1000,
+        status=status,
+        strategy="direct",
+        created_at=100.0,
+        completed_at=103.0,
+        groupid=2,
+        error="destination refused",
+        error_code=203,
+        attempts=1,
+        parts=[
+            PartView(
+                partid=1,
+                groupid=2,
+                amount_msat=1000,
+                amount_sent_msat=1001,
+                fee_msat=1,
+                route=route_to(1000),
+                state=PartState.FAILED,
+                started_at=101.0,
+                finished_at=102.5,
+                failure=f,
+                reason="WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS",
+            )
+        ],
+    )
 
 
 def test_payment_json_shape() -> None:
@@ -118,20 +193,22 @@ def test_payment_json_shape() -> None:
     assert "payment_preimage" not in j and j["error_code"] == 203
     [a] = j["attempts"]
     assert a["elapsed_s"] == 1.5 and a["state"] == "failed"
-    assert a["failure"] == {"failcode": 0x400F,
-                            "failcodename": "WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS",
-                            "erring_index": 2, "erring_node": PAYEE, "message": "boom"}
+    assert a["failure"] == {
+        "failcode": 0x400F,
+        "failcodename": "WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS",
+        "erring_index": 2,
+        "erring_node": PAYEE,
+        "message": "boom",
+    }
 
 
 def test_rpc_error_mapping() -> None:
     import msgspec
 
-    code, msg, data = rpc_error(RouteTooExpensive("too dear",
-                                                  data=msgspec.to_builtins(_view())))
+    code, msg, data = rpc_error(RouteTooExpensive("too dear", data=msgspec.to_builtins(_view())))
     assert code == 206 and msg == "too dear"
     assert data is not None and data["attempts"][0]["failure"]["erring_index"] == 2
-    assert rpc_error(InvalidParams("bad", data={"param": "x"})) == (-32602, "bad",
-                                                                   {"param": "x"})
+    assert rpc_error(InvalidParams("bad", data={"param": "x"})) == (-32602, "bad", {"param": "x"})
     code, msg, data = rpc_error(KeyError("k"), method="barqpay")
     assert code == 209 and msg == "internal error in barqpay: KeyError: 'k'"
 
@@ -140,11 +217,27 @@ def test_view_from_sendpays_merges_with_the_record() -> None:
     base = _view(PaymentStatus.PENDING)
     base.parts[0].state = PartState.INFLIGHT
     parts = [
-        PartStatus(payment_hash="ab" * 32, partid=1, groupid=2, status=SendpayStatus.COMPLETE,
-                   amount_msat=1000, amount_sent_msat=1001, created_at=100, completed_at=104,
-                   payment_preimage="cd" * 32),
-        PartStatus(payment_hash="ab" * 32, partid=2, groupid=2, status=SendpayStatus.FAILED,
-                   amount_msat=500, amount_sent_msat=502, created_at=100, completed_at=101),
+        PartStatus(
+            payment_hash="ab" * 32,
+            partid=1,
+            groupid=2,
+            status=SendpayStatus.COMPLETE,
+            amount_msat=1000,
+            amount_sent_msat=1001,
+            created_at=100,
+            completed_at=104,
+            payment_preimage="cd" * 32,
+        ),
+        PartStatus(
+            payment_hash="ab" * 32,
+            partid=2,
+            groupid=2,
+            status=SendpayStatus.FAILED,
+            amount_msat=500,
+            amount_sent_msat=502,
+            created_at=100,
+            completed_at=101,
+        ),
     ]
     v = view_from_sendpays(parts, base)
     assert v.status is PaymentStatus.COMPLETE and v.payment_preimage == "cd" * 32
@@ -156,9 +249,11 @@ def test_view_from_sendpays_merges_with_the_record() -> None:
 
 
 def test_knowledge_round_trip() -> None:
-    entries = [ChannelKnowledge(scid_dir="1x1x1/0", lo_msat=1, hi_msat=2, updated_at=3.0),
-               DisabledChannel(scid_dir="1x1x1/1", until=4.0, reason="r"),
-               DisabledNode(node_id=PAYEE, until=5.0)]
+    entries = [
+        ChannelKnowledge(scid_dir="1x1x1/0", lo_msat=1, hi_msat=2, updated_at=3.0),
+        DisabledChannel(scid_dir="1x1x1/1", until=4.0, reason="r"),
+        DisabledNode(node_id=PAYEE, until=5.0),
+    ]
     rows = knowledge_records(entries)
     assert [r.kind for r in rows] == ["channel", "disabled_channel", "disabled_node"]
     assert knowledge_entries(rows) == entries

@@ -47,13 +47,29 @@ def plugin(sim: SimWorld, tmp_path: Path) -> Iterator[PluginDriver]:
         d.close()
 
 
-def _signed_invoice(sim: SimWorld, *, key: bytes, created_at: int, expiry: int = 3600,
-                    network: str = "regtest", amount_msat: int = 10_000_000) -> str:
-    return encode(InvoiceFields(
-        network=network, payment_hash=hashlib.sha256(key + b"hash").hexdigest(),
-        created_at=created_at, amount_msat=amount_msat, payment_secret="42" * 32,
-        description="test", expiry=expiry, min_final_cltv_expiry=18, features="024100"),
-        key)
+def _signed_invoice(
+    sim: SimWorld,
+    *,
+    key: bytes,
+    created_at: int,
+    expiry: int = 3600,
+    network: str = "regtest",
+    amount_msat: int = 10_000_000,
+) -> str:
+    return encode(
+        InvoiceFields(
+            network=network,
+            payment_hash=hashlib.sha256(key + b"hash").hexdigest(),
+            created_at=created_at,
+            amount_msat=amount_msat,
+            payment_secret="42" * 32,
+            description="test",
+            expiry=expiry,
+            min_final_cltv_expiry=18,
+            features="024100",
+        ),
+        key,
+    )
 
 
 def test_pay_through_the_plugin(sim: SimWorld, plugin: PluginDriver) -> None:
@@ -99,8 +115,7 @@ def test_already_paid_invoice_is_not_paid_twice(sim: SimWorld, plugin: PluginDri
     first = plugin.call("barqpay", [inv])
     n_parts = len(sim.listsendpays(first["payment_hash"]))
     again = plugin.call("barqpay", [inv])
-    assert again["already_paid"] is True and again["payment_preimage"] == \
-        first["payment_preimage"]
+    assert again["already_paid"] is True and again["payment_preimage"] == first["payment_preimage"]
     assert len(sim.listsendpays(first["payment_hash"])) == n_parts
     assert sim.net.received_msat(first["payment_hash"]) == 3_000_000
     amountless = sim.invoice(PAYEE, None)
@@ -143,12 +158,24 @@ def test_failure_reports_every_attempt(sim: SimWorld, plugin: PluginDriver) -> N
     assert rec["error_code"] == err.code and len(rec["attempts"]) == len(tried)
 
 
-@pytest.mark.parametrize("case", [
-    "malformed", "other_network", "expired", "amountless", "amount_differs", "ourselves",
-    "no_channels", "unknown_strategy", "bad_exclude", "maxparts", "maxfee", "retry_for",
-])
-def test_bad_input_with_the_real_engine(sim: SimWorld, plugin: PluginDriver,
-                                        case: str) -> None:
+@pytest.mark.parametrize(
+    "case",
+    [
+        "malformed",
+        "other_network",
+        "expired",
+        "amountless",
+        "amount_differs",
+        "ourselves",
+        "no_channels",
+        "unknown_strategy",
+        "bad_exclude",
+        "maxparts",
+        "maxfee",
+        "retry_for",
+    ],
+)
+def test_bad_input_with_the_real_engine(sim: SimWorld, plugin: PluginDriver, case: str) -> None:
     now = int(time.time())
     params: dict[str, Any]
     match case:
@@ -200,12 +227,14 @@ def test_bad_input_with_the_real_engine(sim: SimWorld, plugin: PluginDriver,
 def test_barqroute(sim: SimWorld, plugin: PluginDriver) -> None:
     dest = sim.graph.nodes[FAR]
     r = plugin.call("barqroute", [dest, 50_000_000])
-    assert r["strategy"] == "mincostflow" and sum(x["amount_msat"] for x in r["routes"]) == \
-        50_000_000
+    assert (
+        r["strategy"] == "mincostflow" and sum(x["amount_msat"] for x in r["routes"]) == 50_000_000
+    )
     assert all(x["hops"][-1]["id"] == dest for x in r["routes"])
     assert r["fee_msat"] == sum(x["fee_msat"] for x in r["routes"])
-    one = plugin.call("barqroute", {"destination": dest, "amount_msat": "1000sat",
-                                    "strategy": "dijkstra"})
+    one = plugin.call(
+        "barqroute", {"destination": dest, "amount_msat": "1000sat", "strategy": "dijkstra"}
+    )
     assert len(one["routes"]) == 1 and one["routes"][0]["hops"][-1]["id"] == dest
     assert sim.listsendpays() == []
     err = plugin.error("barqroute", ["02" + "00" * 32, 1000])
@@ -248,12 +277,21 @@ def test_handle_pay_then_barqpay(sim: SimWorld, tmp_path: Path) -> None:
         d.init(tmp_path, {"barq-handle-pay": True})
         d.wait_engine()
         inv = sim.invoice(PAYEE, 4_000_000)
-        hook = d.call("rpc_command", {"rpc_command": {
-            "id": "cli:pay#1", "method": "pay",
-            "params": {"bolt11": inv, "maxfeepercent": 0.5, "exemptfee": 100}}})
+        hook = d.call(
+            "rpc_command",
+            {
+                "rpc_command": {
+                    "id": "cli:pay#1",
+                    "method": "pay",
+                    "params": {"bolt11": inv, "maxfeepercent": 0.5, "exemptfee": 100},
+                }
+            },
+        )
         replace = hook["replace"]
         assert replace["method"] == "barqpay" and replace["params"] == {
-            "invstring": inv, "maxfee": 20_000}
+            "invstring": inv,
+            "maxfee": 20_000,
+        }
         r = d.call(replace["method"], replace["params"])  # what lightningd does next
         assert r["status"] == "complete" and r["maxfee_msat"] == 20_000
 

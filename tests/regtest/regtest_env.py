@@ -10,8 +10,12 @@ from pathlib import Path
 _extra = os.environ.get("BARQ_REGTEST_PATH")
 if _extra:
     os.environ["PATH"] = _extra + os.pathsep + os.environ.get("PATH", "")
-for _k, _v in {"VALGRIND": "0", "TEST_NETWORK": "regtest", "SLOW_MACHINE": "1",
-               "TEST_DEBUG": "0"}.items():
+for _k, _v in {
+    "VALGRIND": "0",
+    "TEST_NETWORK": "regtest",
+    "SLOW_MACHINE": "1",
+    "TEST_DEBUG": "0",
+}.items():
     os.environ.setdefault(_k, _v)
 
 MISSING = [b for b in ("lightningd", "bitcoind", "bitcoin-cli") if shutil.which(b) is None]

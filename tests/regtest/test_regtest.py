@@ -142,8 +142,11 @@ def test_multihop_fees_and_cltv_exact(node_factory: Any, n: int) -> None:
             assert prev["amount_msat"] - nxt["amount_msat"] == fee
             assert prev["delay"] - nxt["delay"] == c["delay"]
     # what the forwarding nodes really earned is what the route said
-    fees_earned = sum(f["fee_msat"] for node in nodes[1:-1]
-                      for f in node.rpc.listforwards(status="settled")["forwards"])
+    fees_earned = sum(
+        f["fee_msat"]
+        for node in nodes[1:-1]
+        for f in node.rpc.listforwards(status="settled")["forwards"]
+    )
     assert fees_earned == res["amount_sent_msat"] - res["amount_msat"]
 
 
@@ -152,8 +155,9 @@ def test_multihop_fees_and_cltv_exact(node_factory: Any, n: int) -> None:
 
 def _diamond(node_factory: Any, paths: int, capacity_sat: int, **opts: Any) -> tuple[Any, Any]:
     """l1 -> m_i -> payee for i in 1..paths, every channel ``capacity_sat``."""
-    nodes = node_factory.get_nodes(paths + 2, opts=[{"plugin": PLUGIN, **opts}]
-                                   + [{}] * (paths + 1))
+    nodes = node_factory.get_nodes(
+        paths + 2, opts=[{"plugin": PLUGIN, **opts}] + [{}] * (paths + 1)
+    )
     l1, payee, mids = nodes[0], nodes[-1], nodes[1:-1]
     for m in mids:
         open_channel(node_factory, l1, m, capacity_sat)
@@ -176,8 +180,10 @@ def test_mpp_over_several_paths_respects_maxparts(node_factory: Any) -> None:
     assert len({hops_of(p)[0]["channel"] for p in won}) >= 2
     assert len(ok) <= 4
     # never more than maxparts parts in flight at once
-    events = sorted([(p["created_at"], 1) for p in parts]
-                    + [(p.get("completed_at", p["created_at"]), -1) for p in parts])
+    events = sorted(
+        [(p["created_at"], 1) for p in parts]
+        + [(p.get("completed_at", p["created_at"]), -1) for p in parts]
+    )
     level = peak = 0
     for _, d in events:
         level += d
@@ -190,9 +196,9 @@ def test_mpp_over_several_paths_respects_maxparts(node_factory: Any) -> None:
 
 def test_learns_depleted_channel(node_factory: Any) -> None:
     # cheap path l1-l2-l4 (its l2->l4 side drained), expensive path l1-l3-l4
-    l1, l2, l3, l4 = node_factory.get_nodes(4, opts=[{"plugin": PLUGIN}, {},
-                                                      {"fee-base": 5000, "fee-per-satoshi": 5000},
-                                                      {}])
+    l1, l2, l3, l4 = node_factory.get_nodes(
+        4, opts=[{"plugin": PLUGIN}, {}, {"fee-base": 5000, "fee-per-satoshi": 5000}, {}]
+    )
     open_channel(node_factory, l1, l2, 1_000_000)
     scid24 = open_channel(node_factory, l2, l4, 1_000_000)
     open_channel(node_factory, l1, l3, 1_000_000)
@@ -235,8 +241,11 @@ def test_private_channel_through_route_hint(node_factory: Any) -> None:
     # the hint names the private channel by its scid alias (option_scid_alias) or its scid
     hint = l1.rpc.decode(bolt11)["routes"][0][-1]
     chan = only_one(l3.rpc.listpeerchannels()["channels"])
-    assert hint["short_channel_id"] in (private_scid, chan["alias"]["local"],
-                                        chan["alias"].get("remote"))
+    assert hint["short_channel_id"] in (
+        private_scid,
+        chan["alias"]["local"],
+        chan["alias"].get("remote"),
+    )
     res = barqpay(l1, bolt11)
     assert res["status"] == "complete"
     last = [hops_of(p)[-1] for p in res["attempts"] if p["state"] == "succeeded"]
@@ -275,9 +284,11 @@ def test_impossible_payment_fails_cleanly(node_factory: Any) -> None:
 
 
 def test_maxfee_too_low(node_factory: Any) -> None:
-    l1, _l2, l3 = node_factory.line_graph(3, opts=[{"plugin": PLUGIN},
-                                                  {"fee-base": 10_000, "fee-per-satoshi": 10_000},
-                                                  {}], wait_for_announce=True)
+    l1, _l2, l3 = node_factory.line_graph(
+        3,
+        opts=[{"plugin": PLUGIN}, {"fee-base": 10_000, "fee-per-satoshi": 10_000}, {}],
+        wait_for_announce=True,
+    )
     wait_gossip(l1, 4)
     with pytest.raises(RpcError) as err:
         barqpay(l1, invoice(l3, 100_000_000, "fee"), maxfee=10)
@@ -300,10 +311,12 @@ def test_bad_invoices(node_factory: Any) -> None:
         barqpay(l1, expired)
     assert err.value.error["code"] == 207
     # wrong network: a mainnet invoice (BOLT 11 test vector)
-    mainnet = ("lnbc2500u1pvjluezsp5zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zygspp5"
-               "qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypqdq5xysxxatsyp3k7enxv4jsxqzpu9qrsgq"
-               "uk0rl77nj30yxdy8j9"
-               "vdx85fkpmdla2087ne0xh8nhedh8w27kyke0lp53ut353s06fv3qfegext0eh0ymjpf39tuven09sam30g4vgpfna3rh")
+    mainnet = (
+        "lnbc2500u1pvjluezsp5zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zygspp5"
+        "qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypqdq5xysxxatsyp3k7enxv4jsxqzpu9qrsgq"
+        "uk0rl77nj30yxdy8j9"
+        "vdx85fkpmdla2087ne0xh8nhedh8w27kyke0lp53ut353s06fv3qfegext0eh0ymjpf39tuven09sam30g4vgpfna3rh"
+    )
     with pytest.raises(RpcError) as err:
         barqpay(l1, mainnet)
     assert err.value.error["code"] == -32602
@@ -326,9 +339,9 @@ def test_bad_invoices(node_factory: Any) -> None:
 
 
 def test_barqstatus_while_in_flight(node_factory: Any, tmp_path: Path) -> None:
-    l1, _l2, l3 = node_factory.line_graph(3, opts=[{"plugin": PLUGIN}, {},
-                                                  {"plugin": hold_plugin(tmp_path)}],
-                                         wait_for_announce=True)
+    l1, _l2, l3 = node_factory.line_graph(
+        3, opts=[{"plugin": PLUGIN}, {}, {"plugin": hold_plugin(tmp_path)}], wait_for_announce=True
+    )
     wait_gossip(l1, 4)
     bolt11 = invoice(l3, 20_000_000, "held")
     payment_hash = l1.rpc.decode(bolt11)["payment_hash"]
@@ -350,9 +363,9 @@ def test_barqstatus_while_in_flight(node_factory: Any, tmp_path: Path) -> None:
 
 
 def test_restart_with_part_in_flight(node_factory: Any, tmp_path: Path) -> None:
-    l1, _l2, l3 = node_factory.line_graph(3, opts=[{"plugin": PLUGIN}, {},
-                                                  {"plugin": hold_plugin(tmp_path)}],
-                                         wait_for_announce=True)
+    l1, _l2, l3 = node_factory.line_graph(
+        3, opts=[{"plugin": PLUGIN}, {}, {"plugin": hold_plugin(tmp_path)}], wait_for_announce=True
+    )
     wait_gossip(l1, 4)
     bolt11 = invoice(l3, 30_000_000, "restart")
     payment_hash = l1.rpc.decode(bolt11)["payment_hash"]
@@ -387,8 +400,9 @@ def test_ten_payments_at_once(node_factory: Any) -> None:
     node_factory.bitcoind.generate_block(6)
     wait_gossip(l1, 6)
     payees = [l2, l3, l4]
-    invs = [(payees[i % 3], invoice(payees[i % 3], 1_000_000 * (i + 1), f"c{i}"))
-            for i in range(10)]
+    invs = [
+        (payees[i % 3], invoice(payees[i % 3], 1_000_000 * (i + 1), f"c{i}")) for i in range(10)
+    ]
     with ThreadPoolExecutor(10) as ex:
         results = list(ex.map(lambda t: barqpay(l1, t[1]), invs))
     assert all(r["status"] == "complete" for r in results)
@@ -402,10 +416,15 @@ def test_ten_payments_at_once(node_factory: Any) -> None:
 
 
 def test_payee_disconnects_mid_payment(node_factory: Any, tmp_path: Path) -> None:
-    l1, l2, l3 = node_factory.line_graph(3, opts=[{"plugin": PLUGIN}, {"may_reconnect": True},
-                                                  {"plugin": hold_plugin(tmp_path),
-                                                   "may_reconnect": True}],
-                                         wait_for_announce=True)
+    l1, l2, l3 = node_factory.line_graph(
+        3,
+        opts=[
+            {"plugin": PLUGIN},
+            {"may_reconnect": True},
+            {"plugin": hold_plugin(tmp_path), "may_reconnect": True},
+        ],
+        wait_for_announce=True,
+    )
     wait_gossip(l1, 4)
     bolt11 = invoice(l3, 10_000_000, "disc")
     payment_hash = l1.rpc.decode(bolt11)["payment_hash"]
@@ -438,9 +457,9 @@ def test_pay_is_served_by_barq(node_factory: Any) -> None:
     bolt11 = invoice(l3, 5_000_000, "redirect")
     res = l1.rpc.pay(bolt11)
     assert res["status"] == "complete"
-    assert res["payment_preimage"] == l3.rpc.listinvoices("redirect")["invoices"][0][
-        "payment_preimage"]
+    assert (
+        res["payment_preimage"]
+        == l3.rpc.listinvoices("redirect")["invoices"][0]["payment_preimage"]
+    )
     hist = l1.rpc.call("barqlistpays", {"payment_hash": res["payment_hash"]})["pays"]
     assert hist and hist[0]["status"] == "complete"
-
-

@@ -23,31 +23,65 @@ C = "02" + "cc" * 32
 def _route(amount_msat: int, fee_msat: int) -> Route:
     return Route(
         hops=(
-            Hop(id=B, channel="101x1x0", direction=0, amount_msat=amount_msat + fee_msat,
-                delay=58),
+            Hop(id=B, channel="101x1x0", direction=0, amount_msat=amount_msat + fee_msat, delay=58),
             Hop(id=C, channel="102x2x1", direction=1, amount_msat=amount_msat, delay=18),
         ),
         probability=0.75,
     )
 
 
-def _view(payment_hash: str = "11" * 32, *, status: PaymentStatus = PaymentStatus.PENDING,
-          created_at: float = 1_700_000_000.0, groupid: int = 1) -> PaymentView:
-    failure = RouteFailure(failcode=0x1007, erring_index=1, erring_node=B,
-                           erring_channel="102x2x1", erring_direction=1,
-                           message="WIRE_TEMPORARY_CHANNEL_FAILURE")
+def _view(
+    payment_hash: str = "11" * 32,
+    *,
+    status: PaymentStatus = PaymentStatus.PENDING,
+    created_at: float = 1_700_000_000.0,
+    groupid: int = 1,
+) -> PaymentView:
+    failure = RouteFailure(
+        failcode=0x1007,
+        erring_index=1,
+        erring_node=B,
+        erring_channel="102x2x1",
+        erring_direction=1,
+        message="WIRE_TEMPORARY_CHANNEL_FAILURE",
+    )
     return PaymentView(
-        payment_hash=payment_hash, destination=C, amount_msat=300_000, status=status,
-        strategy="mincostflow", created_at=created_at, groupid=groupid, bolt11="lnbcrt1...",
-        label="coffee", maxfee_msat=5000, attempts=2, compute_s=0.01,
+        payment_hash=payment_hash,
+        destination=C,
+        amount_msat=300_000,
+        status=status,
+        strategy="mincostflow",
+        created_at=created_at,
+        groupid=groupid,
+        bolt11="lnbcrt1...",
+        label="coffee",
+        maxfee_msat=5000,
+        attempts=2,
+        compute_s=0.01,
         parts=[
-            PartView(partid=1, groupid=groupid, amount_msat=200_000, amount_sent_msat=200_002,
-                     fee_msat=2, route=_route(200_000, 2), state=PartState.FAILED,
-                     started_at=created_at + 0.1, finished_at=created_at + 0.3,
-                     failure=failure, reason="no liquidity on 102x2x1/1"),
-            PartView(partid=2, groupid=groupid, amount_msat=300_000, amount_sent_msat=300_003,
-                     fee_msat=3, route=_route(300_000, 3), state=PartState.INFLIGHT,
-                     started_at=created_at + 0.4),
+            PartView(
+                partid=1,
+                groupid=groupid,
+                amount_msat=200_000,
+                amount_sent_msat=200_002,
+                fee_msat=2,
+                route=_route(200_000, 2),
+                state=PartState.FAILED,
+                started_at=created_at + 0.1,
+                finished_at=created_at + 0.3,
+                failure=failure,
+                reason="no liquidity on 102x2x1/1",
+            ),
+            PartView(
+                partid=2,
+                groupid=groupid,
+                amount_msat=300_000,
+                amount_sent_msat=300_003,
+                fee_msat=3,
+                route=_route(300_000, 3),
+                state=PartState.INFLIGHT,
+                started_at=created_at + 0.4,
+            ),
         ],
     )
 
@@ -67,8 +101,10 @@ def test_migration_upgrades_an_older_database_keeping_its_rows(tmp_path: Path) -
     path = tmp_path / "db"
     with open_store(path) as store:
         store.put_payment(_view())
-    extra = (*MIGRATIONS, ("ALTER TABLE payments ADD COLUMN note TEXT",
-                           "UPDATE payments SET note = 'migrated'"))
+    extra = (
+        *MIGRATIONS,
+        ("ALTER TABLE payments ADD COLUMN note TEXT", "UPDATE payments SET note = 'migrated'"),
+    )
     with open_store(path, migrations=extra) as store:
         assert store.schema_version() == len(MIGRATIONS) + 1
         assert len(store.get_payments()) == 1
@@ -116,31 +152,48 @@ def test_payment_round_trip_and_upsert(tmp_path: Path) -> None:
 def test_filters_and_limit(tmp_path: Path) -> None:
     with open_store(tmp_path / "db") as store:
         for i in range(5):
-            store.put_payment(_view(f"{i:02x}" * 32, created_at=1000.0 + i,
-                                    status=PaymentStatus.COMPLETE if i % 2 else
-                                    PaymentStatus.FAILED))
+            store.put_payment(
+                _view(
+                    f"{i:02x}" * 32,
+                    created_at=1000.0 + i,
+                    status=PaymentStatus.COMPLETE if i % 2 else PaymentStatus.FAILED,
+                )
+            )
         store.put_payment(_view("00" * 32, groupid=2, created_at=2000.0))
-        assert [v.payment_hash[:2] for v in store.get_payments()] == \
-            ["00", "01", "02", "03", "04", "00"]
+        assert [v.payment_hash[:2] for v in store.get_payments()] == [
+            "00",
+            "01",
+            "02",
+            "03",
+            "04",
+            "00",
+        ]
         assert [v.groupid for v in store.get_payments("00" * 32)] == [1, 2]
-        assert [v.payment_hash[:2] for v in store.get_payments(status="complete")] == \
-            ["01", "03"]
+        assert [v.payment_hash[:2] for v in store.get_payments(status="complete")] == ["01", "03"]
         assert [v.payment_hash[:2] for v in store.get_payments(limit=2)] == ["04", "00"]
         assert store.get_payments("ff" * 32) == []
 
 
 def test_knowledge_round_trip_replace_and_upsert(tmp_path: Path) -> None:
     path = tmp_path / "db"
-    chan = KnowledgeRecord(kind="channel", key="1x1x1/0", lo_msat=0, hi_msat=5_000,
-                           capacity_msat=9_000, updated_at=10.5)
-    dis_c = KnowledgeRecord(kind="disabled_channel", key="1x1x1/1", until=99.0,
-                            reason="WIRE_PERMANENT_CHANNEL_FAILURE")
+    chan = KnowledgeRecord(
+        kind="channel",
+        key="1x1x1/0",
+        lo_msat=0,
+        hi_msat=5_000,
+        capacity_msat=9_000,
+        updated_at=10.5,
+    )
+    dis_c = KnowledgeRecord(
+        kind="disabled_channel", key="1x1x1/1", until=99.0, reason="WIRE_PERMANENT_CHANNEL_FAILURE"
+    )
     dis_n = KnowledgeRecord(kind="disabled_node", key=B, until=98.0, reason="unknown")
     with open_store(path) as store:
         store.put_knowledge([chan, dis_c, dis_n])
         assert store.get_knowledge() == [chan, dis_c, dis_n]
-        newer = KnowledgeRecord(kind="channel", key="1x1x1/0", lo_msat=100, hi_msat=4_000,
-                                updated_at=12.0)
+        newer = KnowledgeRecord(
+            kind="channel", key="1x1x1/0", lo_msat=100, hi_msat=4_000, updated_at=12.0
+        )
         store.put_knowledge([newer], replace=False)  # upsert: the others stay
         assert store.get_knowledge() == [newer, dis_c, dis_n]
         store.put_knowledge([dis_n])  # an export is the whole knowledge: the rest goes
@@ -250,8 +303,13 @@ async def test_async_reads_see_earlier_writes(tmp_path: Path) -> None:
         store = open_store(tmp_path / "db")
         try:
             store.put_payment(_view())
-            store.put_knowledge([KnowledgeRecord(kind="channel", key="9x9x9/1", lo_msat=1,
-                                                 hi_msat=2, updated_at=3.0)])
+            store.put_knowledge(
+                [
+                    KnowledgeRecord(
+                        kind="channel", key="9x9x9/1", lo_msat=1, hi_msat=2, updated_at=3.0
+                    )
+                ]
+            )
             assert [v.payment_hash for v in await store.aget_payments()] == ["11" * 32]
             assert len(await store.aget_knowledge()) == 1
             await store.aflush()

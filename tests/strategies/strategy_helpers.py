@@ -33,22 +33,45 @@ class Net:
         self.halves: list[HalfChannel] = []
         self._k = 0
 
-    def channel(self, a: int, b: int, cap_sat: int, *, base: int = 0, ppm: int = 0,
-                cltv: int = 40, htlc_min: int = 1, htlc_max: int | None = None,
-                enabled: bool = True, back: dict[str, Any] | None = None) -> str:
+    def channel(
+        self,
+        a: int,
+        b: int,
+        cap_sat: int,
+        *,
+        base: int = 0,
+        ppm: int = 0,
+        cltv: int = 40,
+        htlc_min: int = 1,
+        htlc_max: int | None = None,
+        enabled: bool = True,
+        back: dict[str, Any] | None = None,
+    ) -> str:
         """Channel ``a``-``b``; the policy is ``a``'s (toward ``b``); ``back`` overrides
         fields for the ``b -> a`` direction. Returns the scid."""
         self._k += 1
         scid = f"{100 + self._k}x1x0"
         cap = cap_sat * SAT
-        fwd = {"fee_base_msat": base, "fee_ppm": ppm, "cltv_delta": cltv,
-               "htlc_min_msat": htlc_min, "htlc_max_msat": cap if htlc_max is None else htlc_max,
-               "enabled": enabled}
+        fwd = {
+            "fee_base_msat": base,
+            "fee_ppm": ppm,
+            "cltv_delta": cltv,
+            "htlc_min_msat": htlc_min,
+            "htlc_max_msat": cap if htlc_max is None else htlc_max,
+            "enabled": enabled,
+        }
         rev = {**fwd, **(back or {})}
         for s, d, pol in ((a, b, fwd), (b, a, rev)):
-            self.halves.append(HalfChannel(
-                scid=scid, direction=0 if N[s] < N[d] else 1, source=N[s], destination=N[d],
-                capacity_msat=cap, **pol))
+            self.halves.append(
+                HalfChannel(
+                    scid=scid,
+                    direction=0 if N[s] < N[d] else 1,
+                    source=N[s],
+                    destination=N[d],
+                    capacity_msat=cap,
+                    **pol,
+                )
+            )
         return scid
 
     def graph(self) -> Graph:
@@ -70,16 +93,18 @@ def row(g: Graph, scid: str, a: int) -> int:
     return e
 
 
-def with_liquidity(ctx: RoutingContext, g: Graph,
-                   known: dict[tuple[str, int], tuple[int, int]]) -> RoutingContext:
+def with_liquidity(
+    ctx: RoutingContext, g: Graph, known: dict[tuple[str, int], tuple[int, int]]
+) -> RoutingContext:
     """``ctx`` with ``[min, max]`` msat set for ``(scid, from_node)`` directions."""
     lo = ctx.min_msat.copy()
     hi = ctx.max_msat.copy()
     for (scid, a), (mn, mx) in known.items():
         e = row(g, scid, a)
         lo[e], hi[e] = mn, mx
-    return RoutingContext(graph=g, min_msat=lo, max_msat=hi, usable=ctx.usable,
-                          inflight_msat=ctx.inflight_msat)
+    return RoutingContext(
+        graph=g, min_msat=lo, max_msat=hi, usable=ctx.usable, inflight_msat=ctx.inflight_msat
+    )
 
 
 def req(src: int, dst: int, amount_msat: int, **kw: Any) -> RouteInput:
@@ -123,8 +148,9 @@ def check_contract(request: RouteInput, ctx: RoutingContext, routes: list[Route]
             assert g.scid_dir(e) not in request.exclude_channels, "excluded channel used"
             assert g.nodes[int(g.src[e])] not in request.exclude_nodes - {request.source}
             assert g.nodes[int(g.dst[e])] not in request.exclude_nodes
-            assert int(g.htlc_min_msat[e]) <= h.amount_msat <= int(g.htlc_max_msat[e]), \
+            assert int(g.htlc_min_msat[e]) <= h.amount_msat <= int(g.htlc_max_msat[e]), (
                 f"htlc limits broken on {g.scid_dir(e)}"
+            )
             total[e] += h.amount_msat
         if r.probability is not None:
             assert 0.0 <= r.probability <= 1.0

@@ -20,16 +20,23 @@ from barq.errors import RouteNotFound, RouteTooExpensive
 from barq.strategies.dijkstra import DijkstraStrategy
 
 
-def diamond(*, fee_13: tuple[int, int] = (1000, 100), fee_23: tuple[int, int] = (2000, 500),
-            cltv_13: int = 40, cltv_23: int = 40, cap: int = 10_000,
-            htlc_max_13: int | None = None) -> tuple[Net, dict[str, str]]:
+def diamond(
+    *,
+    fee_13: tuple[int, int] = (1000, 100),
+    fee_23: tuple[int, int] = (2000, 500),
+    cltv_13: int = 40,
+    cltv_23: int = 40,
+    cap: int = 10_000,
+    htlc_max_13: int | None = None,
+) -> tuple[Net, dict[str, str]]:
     """0 -> 1 -> 3 (cheap) and 0 -> 2 -> 3 (dear); node 0 pays; capacities in sat."""
     net = Net()
     ch = {
         "01": net.channel(0, 1, cap),
         "02": net.channel(0, 2, cap),
-        "13": net.channel(1, 3, cap, base=fee_13[0], ppm=fee_13[1], cltv=cltv_13,
-                          htlc_max=htlc_max_13),
+        "13": net.channel(
+            1, 3, cap, base=fee_13[0], ppm=fee_13[1], cltv=cltv_13, htlc_max=htlc_max_13
+        ),
         "23": net.channel(2, 3, cap, base=fee_23[0], ppm=fee_23[1], cltv=cltv_23),
     }
     return net, ch
@@ -70,8 +77,10 @@ def test_htlc_max_and_liquidity_and_exclusions_divert() -> None:
     routes = DijkstraStrategy().find_routes(r, ctx)
     check_contract(r, ctx, routes)
     assert channels(routes) == [ch["02"], ch["23"]]
-    for r2 in (req(0, 3, 1000 * SAT, exclude_channels=frozenset({sd(g, ch["13"], 1)})),
-               req(0, 3, 1000 * SAT, exclude_nodes=frozenset({N[1]}))):
+    for r2 in (
+        req(0, 3, 1000 * SAT, exclude_channels=frozenset({sd(g, ch["13"], 1)})),
+        req(0, 3, 1000 * SAT, exclude_nodes=frozenset({N[1]})),
+    ):
         routes = DijkstraStrategy().find_routes(r2, uninformed(g))
         check_contract(r2, uninformed(g), routes)
         assert channels(routes) == [ch["02"], ch["23"]]
@@ -86,8 +95,9 @@ def test_exact_amount_with_fees_is_verified() -> None:
     net, ch = diamond()
     g = net.graph()
     amount = 1000 * SAT
-    ctx = with_liquidity(uninformed(g), g, {(ch["01"], 0): (amount, amount),
-                                           (ch["02"], 0): (5000 * SAT, 5000 * SAT)})
+    ctx = with_liquidity(
+        uninformed(g), g, {(ch["01"], 0): (amount, amount), (ch["02"], 0): (5000 * SAT, 5000 * SAT)}
+    )
     r = req(0, 3, amount)
     routes = DijkstraStrategy().find_routes(r, ctx)
     check_contract(r, ctx, routes)
@@ -105,8 +115,7 @@ def test_too_expensive_versus_not_found() -> None:
         DijkstraStrategy().find_routes(req(0, 3, 1000 * SAT, maxfee_msat=1099), uninformed(g))
     assert ei.value.data["cheapest_fee_msat"] == 1100
     # exactly the cheapest fee is fine
-    routes = DijkstraStrategy().find_routes(req(0, 3, 1000 * SAT, maxfee_msat=1100),
-                                            uninformed(g))
+    routes = DijkstraStrategy().find_routes(req(0, 3, 1000 * SAT, maxfee_msat=1100), uninformed(g))
     assert routes[0].fee_msat == 1100
     with pytest.raises(RouteNotFound):  # more than any channel holds: not "too expensive"
         DijkstraStrategy().find_routes(req(0, 3, 20_000 * SAT, maxfee_msat=0), uninformed(g))
@@ -115,12 +124,12 @@ def test_too_expensive_versus_not_found() -> None:
 def test_fee_budget_reweights_toward_fees() -> None:
     # by fee + CLTV risk path 2 wins (path 1's 1000 blocks on 50k sat weigh ~95,000 msat),
     # but its fee (3000) is over the budget: the search must weigh fees more -> path 1
-    net, ch = diamond(fee_13=(1000, 0), fee_23=(3000, 0), cltv_13=1000, cltv_23=18,
-                      cap=100_000)
+    net, ch = diamond(fee_13=(1000, 0), fee_23=(3000, 0), cltv_13=1000, cltv_23=18, cap=100_000)
     g = net.graph()
     amount = 50_000 * SAT
-    unconstrained = DijkstraStrategy().find_routes(req(0, 3, amount, maxfee_msat=10**9),
-                                                   uninformed(g))
+    unconstrained = DijkstraStrategy().find_routes(
+        req(0, 3, amount, maxfee_msat=10**9), uninformed(g)
+    )
     assert channels(unconstrained) == [ch["02"], ch["23"]]
     r = req(0, 3, amount, maxfee_msat=2000)
     routes = DijkstraStrategy().find_routes(r, uninformed(g))
@@ -145,8 +154,9 @@ def test_disconnected_destination() -> None:
     with pytest.raises(RouteNotFound, match="unreachable"):
         DijkstraStrategy().find_routes(req(0, 5, 1000), uninformed(g))
     with pytest.raises(RouteNotFound, match="excluded"):
-        DijkstraStrategy().find_routes(req(0, 3, 1000, exclude_nodes=frozenset({N[3]})),
-                                       uninformed(g))
+        DijkstraStrategy().find_routes(
+            req(0, 3, 1000, exclude_nodes=frozenset({N[3]})), uninformed(g)
+        )
 
 
 def test_zero_fee_graph_and_parallel_channels() -> None:

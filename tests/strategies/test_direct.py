@@ -11,18 +11,21 @@ from barq.strategies.direct import DirectStrategy
 
 def _net() -> tuple[Net, list[str]]:
     net = Net()
-    chans = [net.channel(0, 1, 1000, base=1000, ppm=1000),
-             net.channel(0, 1, 2000),
-             net.channel(0, 2, 5000),
-             net.channel(2, 1, 5000)]
+    chans = [
+        net.channel(0, 1, 1000, base=1000, ppm=1000),
+        net.channel(0, 1, 2000),
+        net.channel(0, 2, 5000),
+        net.channel(2, 1, 5000),
+    ]
     return net, chans
 
 
 def test_picks_channel_with_most_spendable_that_fits() -> None:
     net, (small, big, _, _) = _net()
     g = net.graph()
-    ctx = with_liquidity(uninformed(g), g, {(small, 0): (900 * SAT, 900 * SAT),
-                                           (big, 0): (300 * SAT, 300 * SAT)})
+    ctx = with_liquidity(
+        uninformed(g), g, {(small, 0): (900 * SAT, 900 * SAT), (big, 0): (300 * SAT, 300 * SAT)}
+    )
     r = req(0, 1, 200 * SAT)
     routes = DirectStrategy().find_routes(r, ctx)
     check_contract(r, ctx, routes)
@@ -41,8 +44,9 @@ def test_picks_channel_with_most_spendable_that_fits() -> None:
 def test_not_enough_spendable() -> None:
     net, (small, big, _, _) = _net()
     g = net.graph()
-    ctx = with_liquidity(uninformed(g), g, {(small, 0): (100 * SAT, 100 * SAT),
-                                           (big, 0): (300 * SAT, 300 * SAT)})
+    ctx = with_liquidity(
+        uninformed(g), g, {(small, 0): (100 * SAT, 100 * SAT), (big, 0): (300 * SAT, 300 * SAT)}
+    )
     with pytest.raises(RouteNotFound, match="no direct channel with enough spendable"):
         DirectStrategy().find_routes(req(0, 1, 301 * SAT), ctx)
 

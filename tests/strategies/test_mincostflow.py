@@ -24,8 +24,9 @@ from barq.strategies import RoutingContext
 from barq.strategies.mincostflow import MinCostFlowStrategy, _Problem
 
 
-def parallel(n: int, cap_sat: int, *, own_sat: int | None = None, ppm: int = 0,
-             cltv: int = 40) -> tuple[Net, list[str], list[str]]:
+def parallel(
+    n: int, cap_sat: int, *, own_sat: int | None = None, ppm: int = 0, cltv: int = 40
+) -> tuple[Net, list[str], list[str]]:
     """``n`` disjoint paths 0 -> k -> 50; our first hops hold ``own_sat`` (exact)."""
     net = Net()
     firsts, seconds = [], []
@@ -80,7 +81,8 @@ def test_unreachable_and_excluded_destination() -> None:
         MinCostFlowStrategy().find_routes(req(0, 61, 1000 * SAT, maxparts=4), uninformed(g))
     with pytest.raises(RouteNotFound, match="excluded"):
         MinCostFlowStrategy().find_routes(
-            req(0, 50, 1000 * SAT, maxparts=4, exclude_nodes=frozenset({N[50]})), uninformed(g))
+            req(0, 50, 1000 * SAT, maxparts=4, exclude_nodes=frozenset({N[50]})), uninformed(g)
+        )
 
 
 def test_certain_liquidity_is_preferred() -> None:
@@ -126,8 +128,9 @@ def test_fees_are_weighed_and_budget_enforced() -> None:
     g = net.graph()
     ctx = own(uninformed(g), net, firsts, 10_000)
     amount = 12_000 * SAT  # first halves of paths 1 and 2, then path 3 (before 2nd pieces)
-    loose = MinCostFlowStrategy().find_routes(req(0, 50, amount, maxparts=8,
-                                                  maxfee_msat=10_000_000), ctx)
+    loose = MinCostFlowStrategy().find_routes(
+        req(0, 50, amount, maxparts=8, maxfee_msat=10_000_000), ctx
+    )
     assert len(loose) == 3
     loose_fee = sum(rt.fee_msat for rt in loose)
     budget = loose_fee * 3 // 4
@@ -147,18 +150,39 @@ def test_exclusions_unusable_and_delay_are_honoured() -> None:
     g = net.graph()
     ctx = own(uninformed(g), net, [*firsts, slow], 50_000)
     ctx.usable[row(g, seconds[3], 4)] = False
-    r = req(0, 50, 20_000 * SAT, maxparts=8, maxfee_msat=1000,
-            exclude_channels=frozenset({sd(g, seconds[0], 1)}), exclude_nodes=frozenset({N[2]}))
+    r = req(
+        0,
+        50,
+        20_000 * SAT,
+        maxparts=8,
+        maxfee_msat=1000,
+        exclude_channels=frozenset({sd(g, seconds[0], 1)}),
+        exclude_nodes=frozenset({N[2]}),
+    )
     # only path 3 (10k) and the slow one remain; the slow one is beyond maxdelay: the
     # amount could flow but not within maxdelay -> 206, not 205
     with pytest.raises(RouteTooExpensive, match="maxdelay"):
         MinCostFlowStrategy().find_routes(r, ctx)
-    r = req(0, 50, 65_000 * SAT, maxparts=8, maxfee_msat=1000,
-            exclude_channels=frozenset({sd(g, seconds[0], 1)}), exclude_nodes=frozenset({N[2]}))
+    r = req(
+        0,
+        50,
+        65_000 * SAT,
+        maxparts=8,
+        maxfee_msat=1000,
+        exclude_channels=frozenset({sd(g, seconds[0], 1)}),
+        exclude_nodes=frozenset({N[2]}),
+    )
     with pytest.raises(RouteNotFound):  # more than even the slow path could add
         MinCostFlowStrategy().find_routes(r, ctx)
-    r = req(0, 50, 9_000 * SAT, maxparts=8, maxfee_msat=1000,
-            exclude_channels=frozenset({sd(g, seconds[0], 1)}), exclude_nodes=frozenset({N[2]}))
+    r = req(
+        0,
+        50,
+        9_000 * SAT,
+        maxparts=8,
+        maxfee_msat=1000,
+        exclude_channels=frozenset({sd(g, seconds[0], 1)}),
+        exclude_nodes=frozenset({N[2]}),
+    )
     routes = MinCostFlowStrategy().find_routes(r, ctx)
     check_contract(r, ctx, routes)
     assert Counter(h.channel for rt in routes for h in rt.hops[1:]) == {seconds[2]: 1}
@@ -186,10 +210,18 @@ def test_maxparts_keeps_the_widest_paths_when_the_largest_flows_cannot_merge() -
     c1, c2 = net.channel(0, 3, 30_000), net.channel(3, 1, 20_000)
     d1, d2 = net.channel(0, 2, 30_000), net.channel(2, 1, 17_000)
     g = net.graph()
-    ctx = with_liquidity(uninformed(g), g, {
-        (a, 0): (20_000 * SAT, 20_000 * SAT), (b, 0): (2_000 * SAT, 2_000 * SAT),
-        (c1, 0): (30_000 * SAT, 30_000 * SAT), (d1, 0): (30_000 * SAT, 30_000 * SAT),
-        (c2, 3): (5_000 * SAT, 9_000 * SAT), (d2, 2): (0, 17_000 * SAT)})
+    ctx = with_liquidity(
+        uninformed(g),
+        g,
+        {
+            (a, 0): (20_000 * SAT, 20_000 * SAT),
+            (b, 0): (2_000 * SAT, 2_000 * SAT),
+            (c1, 0): (30_000 * SAT, 30_000 * SAT),
+            (d1, 0): (30_000 * SAT, 30_000 * SAT),
+            (c2, 3): (5_000 * SAT, 9_000 * SAT),
+            (d2, 2): (0, 17_000 * SAT),
+        },
+    )
     # the flow: a 20k + c 5k + b 2k certain, 3k more over d (the flattest uncertainty);
     # a + c can hold only 29k, a + d (the widest) can take all 30k
     wide = MinCostFlowStrategy().find_routes(req(0, 1, 30_000 * SAT, maxparts=4), ctx)
@@ -198,7 +230,8 @@ def test_maxparts_keeps_the_widest_paths_when_the_largest_flows_cannot_merge() -
     routes = MinCostFlowStrategy().find_routes(r, ctx)
     check_contract(r, ctx, routes)
     assert sorted((rt.hops[0].channel, rt.amount_msat) for rt in routes) == sorted(
-        [(a, 20_000 * SAT), (d1, 10_000 * SAT)])
+        [(a, 20_000 * SAT), (d1, 10_000 * SAT)]
+    )
 
 
 def test_channel_exactly_as_big_as_the_amount_is_usable() -> None:
@@ -224,8 +257,9 @@ def test_fees_pushing_a_hop_over_its_liquidity_are_repaired() -> None:
     net.channel(1, 2, 50_000, ppm=10_000)
     g = net.graph()
     amount = 10_000 * SAT
-    ctx = with_liquidity(uninformed(g), g, {(a, 0): (amount, amount),
-                                           (b, 0): (amount // 10, amount // 10)})
+    ctx = with_liquidity(
+        uninformed(g), g, {(a, 0): (amount, amount), (b, 0): (amount // 10, amount // 10)}
+    )
     r = req(0, 2, amount, maxparts=4, maxfee_msat=amount // 50)
     routes = MinCostFlowStrategy().find_routes(r, ctx)
     check_contract(r, ctx, routes)
@@ -234,12 +268,26 @@ def test_fees_pushing_a_hop_over_its_liquidity_are_repaired() -> None:
 
 def test_decomposition_follows_largest_flows_and_cancels_cycles() -> None:
     # 0 -> 1 -> 2 -> 3 with a 1 -> 2 -> 1 cycle the walk runs into (ties: lowest arc)
-    p = _Problem(edges=np.arange(4), node_of=np.arange(4), tails=np.array([0, 1, 2, 2]),
-                 heads=np.array([1, 2, 1, 3]), num_nodes=4, s=0, t=3)
+    p = _Problem(
+        edges=np.arange(4),
+        node_of=np.arange(4),
+        tails=np.array([0, 1, 2, 2]),
+        heads=np.array([1, 2, 1, 3]),
+        num_nodes=4,
+        s=0,
+        t=3,
+    )
     assert MinCostFlowStrategy._decompose(p, np.array([1, 2, 1, 1])) == [([0, 1, 3], 1)]
     # two routes out of the source, the larger first
-    p = _Problem(edges=np.arange(6), node_of=np.arange(5), tails=np.array([0, 0, 1, 2, 1, 3]),
-                 heads=np.array([1, 2, 3, 3, 2, 4]), num_nodes=5, s=0, t=4)
+    p = _Problem(
+        edges=np.arange(6),
+        node_of=np.arange(5),
+        tails=np.array([0, 0, 1, 2, 1, 3]),
+        heads=np.array([1, 2, 3, 3, 2, 4]),
+        num_nodes=5,
+        s=0,
+        t=4,
+    )
     paths = MinCostFlowStrategy._decompose(p, np.array([3, 1, 2, 2, 1, 4]))
     assert sorted(u for _, u in paths) == [1, 1, 2] and paths[0] == ([0, 2, 5], 2)
 
@@ -265,8 +313,9 @@ def test_several_parts_share_a_channel_capped_by_htlc_max() -> None:
     assert sorted(rt.hops[0].amount_msat for rt in routes) == [10_100 * SAT] * 2
     # 3 parts are needed: 2 are not enough
     with pytest.raises(RouteNotFound):
-        MinCostFlowStrategy().find_routes(req(0, 2, 25_000 * SAT, maxparts=2,
-                                              maxfee_msat=1_000 * SAT), ctx)
+        MinCostFlowStrategy().find_routes(
+            req(0, 2, 25_000 * SAT, maxparts=2, maxfee_msat=1_000 * SAT), ctx
+        )
 
 
 def test_a_near_certain_single_path_is_taken_without_solving_the_flow() -> None:

@@ -22,13 +22,19 @@ def _pairs(g: Graph, k: int, seed: int) -> list[tuple[int, int]]:
     return [tuple(int(x) for x in rng.choice(scc, 2, replace=False)) for _ in range(k)]  # type: ignore[misc]
 
 
-def _run(g: Graph, ctx: RoutingContext, pairs: list[tuple[int, int]], amount: int,
-         name: str) -> int:
+def _run(
+    g: Graph, ctx: RoutingContext, pairs: list[tuple[int, int]], amount: int, name: str
+) -> int:
     ok = 0
     strategy = get_strategy(name)
     for s, t in pairs:
-        request = RouteInput(source=g.nodes[s], destination=g.nodes[t], amount_msat=amount,
-                             maxfee_msat=max(5000, amount // 100), maxparts=16)
+        request = RouteInput(
+            source=g.nodes[s],
+            destination=g.nodes[t],
+            amount_msat=amount,
+            maxfee_msat=max(5000, amount // 100),
+            maxparts=16,
+        )
         try:
             routes = strategy.find_routes(request, ctx)
         except (RouteNotFound, RouteTooExpensive):
@@ -59,8 +65,9 @@ def mainnet() -> Graph:
     return load_compressed(p)
 
 
-@pytest.mark.parametrize("name", ["dijkstra", "probabilistic", "presplit", "mincostflow",
-                                  "cheapflow"])
+@pytest.mark.parametrize(
+    "name", ["dijkstra", "probabilistic", "presplit", "mincostflow", "cheapflow"]
+)
 def test_mainnet_smoke(mainnet: Graph, name: str) -> None:
     ctx = RoutingContext.uninformed(mainnet)
     ok = _run(mainnet, ctx, _pairs(mainnet, 4, seed=3), 10_000_000, name)

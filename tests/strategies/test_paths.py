@@ -92,11 +92,11 @@ def test_allowed_edges_masks() -> None:
     assert not m[row(g, c, 0)]  # disabled
     m = _paths.allowed_edges(req(0, 2, 700 * SAT), ctx, 700 * SAT)
     assert not m[row(g, a, 0)]  # above htlc_max
-    m = _paths.allowed_edges(req(0, 2, 10_000, exclude_channels=frozenset({sd(g, b, 1)})),
-                             ctx, 10_000)
+    m = _paths.allowed_edges(
+        req(0, 2, 10_000, exclude_channels=frozenset({sd(g, b, 1)})), ctx, 10_000
+    )
     assert m[row(g, a, 0)] and not m[row(g, b, 1)] and m[row(g, b, 2)]
-    m = _paths.allowed_edges(req(0, 2, 10_000, exclude_nodes=frozenset({N[1], N[0]})),
-                             ctx, 10_000)
+    m = _paths.allowed_edges(req(0, 2, 10_000, exclude_nodes=frozenset({N[1], N[0]})), ctx, 10_000)
     # node 1 cut out both ways; the source itself is never excluded
     assert not m[row(g, a, 0)] and not m[row(g, b, 1)] and not m[row(g, a, 1)]
     assert not m[row(g, c, 0)] and not m[row(g, c, 3)]  # disabled both ways

@@ -46,8 +46,7 @@ def test_known_liquidity_beats_bigger_uncertain_channel() -> None:
     ctx = with_liquidity(uninformed(g), g, {(ch["13"], 1): (1_200 * SAT, 1_500 * SAT)})
     routes = ProbabilisticStrategy().find_routes(req(0, 3, 1000 * SAT), ctx)
     assert [h.channel for h in routes[0].hops] == [ch["01"], ch["13"]]
-    assert routes[0].probability == pytest.approx(
-        success_probability(1000 * SAT, 0, 10_000 * SAT))
+    assert routes[0].probability == pytest.approx(success_probability(1000 * SAT, 0, 10_000 * SAT))
 
 
 def test_small_fee_does_not_outweigh_probability_but_big_fee_does() -> None:
@@ -56,8 +55,9 @@ def test_small_fee_does_not_outweigh_probability_but_big_fee_does() -> None:
     routes = ProbabilisticStrategy().find_routes(req(0, 3, amount), uninformed(net.graph()))
     assert routes[0].hops[0].channel == ch["02"]
     net, ch = two_paths(fee_2=5_000_000)  # 5,000 sat more: not worth it
-    routes = ProbabilisticStrategy().find_routes(req(0, 3, amount, maxfee_msat=10**7),
-                                                 uninformed(net.graph()))
+    routes = ProbabilisticStrategy().find_routes(
+        req(0, 3, amount, maxfee_msat=10**7), uninformed(net.graph())
+    )
     assert routes[0].hops[0].channel == ch["01"]
 
 

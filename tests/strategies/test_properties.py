@@ -14,8 +14,15 @@ from barq.errors import RouteNotFound, RouteTooExpensive
 from barq.model import RouteInput
 from barq.strategies import RoutingContext, get_strategy
 
-NAMES = ["direct", "dijkstra", "probabilistic", "singlepath", "presplit", "mincostflow",
-         "cheapflow"]
+NAMES = [
+    "direct",
+    "dijkstra",
+    "probabilistic",
+    "singlepath",
+    "presplit",
+    "mincostflow",
+    "cheapflow",
+]
 
 
 @st.composite
@@ -49,32 +56,41 @@ def scenarios(draw: st.DrawFn) -> tuple[RoutingContext, RouteInput]:
     if src is not None:  # our own channels: exact
         own = g.src == src
         lo[own] = hi[own]
-    usable = g.enabled & np.array(draw(st.lists(st.sampled_from([True] * 7 + [False]),
-                                                min_size=e, max_size=e)), dtype=bool)
-    ctx = RoutingContext(graph=g, min_msat=lo, max_msat=hi, usable=usable,
-                         inflight_msat=np.zeros(e, dtype=np.int64))
+    usable = g.enabled & np.array(
+        draw(st.lists(st.sampled_from([True] * 7 + [False]), min_size=e, max_size=e)), dtype=bool
+    )
+    ctx = RoutingContext(
+        graph=g, min_msat=lo, max_msat=hi, usable=usable, inflight_msat=np.zeros(e, dtype=np.int64)
+    )
     nodes = sorted(g.node_index)
     dest = draw(st.sampled_from([x for x in nodes if x != N[0]] or [N[1]]))
     excl_ch = draw(st.sets(st.sampled_from([g.scid_dir(i) for i in range(e)]), max_size=2))
     excl_nodes = draw(st.sets(st.sampled_from(nodes), max_size=1)) - {dest}
     request = RouteInput(
-        source=N[0], destination=dest,
+        source=N[0],
+        destination=dest,
         amount_msat=draw(st.sampled_from([1, 999, 50_000, 1_000_000, 3_333_333, 30_000_000])),
         maxfee_msat=draw(st.sampled_from([0, 10, 5_000, 10**7])),
         maxdelay=draw(st.sampled_from([50, 200, 2016])),
         final_cltv=draw(st.sampled_from([9, 18])),
         maxparts=draw(st.integers(1, 5)),
-        exclude_channels=frozenset(excl_ch), exclude_nodes=frozenset(excl_nodes),
+        exclude_channels=frozenset(excl_ch),
+        exclude_nodes=frozenset(excl_nodes),
     )
     return ctx, request
 
 
 @pytest.mark.parametrize("name", NAMES)
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 @given(case=scenarios())
-def test_every_answer_meets_the_contract(name: str, case: tuple[RoutingContext, RouteInput]
-                                         ) -> None:
+def test_every_answer_meets_the_contract(
+    name: str, case: tuple[RoutingContext, RouteInput]
+) -> None:
     ctx, request = case
     strategy = get_strategy(name)
     if request.source not in ctx.graph.node_index:

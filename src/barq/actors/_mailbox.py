@@ -20,8 +20,9 @@ __all__ = ["ask", "reply"]
 R = TypeVar("R")
 
 
-async def ask(outbox: MemoryObjectSendStream[Any],
-              build: Callable[[MemoryObjectSendStream[R]], Any]) -> R:
+async def ask(
+    outbox: MemoryObjectSendStream[Any], build: Callable[[MemoryObjectSendStream[R]], Any]
+) -> R:
     """Send ``build(reply_stream)`` to ``outbox`` and wait for the one reply.
 
     Raises:

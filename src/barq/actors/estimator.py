@@ -130,8 +130,9 @@ def moved(lo: int, hi: int, capacity_msat: int | None, delta_msat: int) -> tuple
     return lo2, max(lo2, hi2)
 
 
-def decayed(lo: int, hi: int, capacity_msat: int | None, elapsed_s: float,
-            half_life_s: float) -> tuple[int, int]:
+def decayed(
+    lo: int, hi: int, capacity_msat: int | None, elapsed_s: float, half_life_s: float
+) -> tuple[int, int]:
     """Bounds relaxed toward the prior ``[0, capacity]`` after ``elapsed_s``.
 
     Each bound moves halfway to its prior value every ``half_life_s``, in
@@ -154,8 +155,9 @@ def decayed(lo: int, hi: int, capacity_msat: int | None, elapsed_s: float,
     return lo2, max(lo2, hi2)
 
 
-def decayed_arrays(lo: I64, hi: I64, capacity: I64, elapsed_s: F64,
-                   half_life_s: float) -> tuple[I64, I64]:
+def decayed_arrays(
+    lo: I64, hi: I64, capacity: I64, elapsed_s: F64, half_life_s: float
+) -> tuple[I64, I64]:
     """:func:`decayed` for many half-channels at once (``capacity`` 0: unknown)."""
     if half_life_s <= 0:
         return lo, hi
@@ -239,9 +241,15 @@ class LiquidityKnowledge:
     Invariant: for every entry ``0 <= lo <= hi <= capacity`` (capacity when known).
     """
 
-    def __init__(self, *, half_life_s: float, clock: Callable[[], float],
-                 temporary_disable_s: float = 600.0, permanent_disable_s: float = 86_400.0,
-                 forget_after_half_lives: float = 8.0) -> None:
+    def __init__(
+        self,
+        *,
+        half_life_s: float,
+        clock: Callable[[], float],
+        temporary_disable_s: float = 600.0,
+        permanent_disable_s: float = 86_400.0,
+        forget_after_half_lives: float = 8.0,
+    ) -> None:
         self.half_life_s = half_life_s
         self.clock = clock
         self.temporary_disable_s = temporary_disable_s
@@ -260,8 +268,9 @@ class LiquidityKnowledge:
             sd = scid_dir(hop.channel, hop.direction)
             self._inflight[sd] = self._inflight.get(sd, 0) + hop.amount_msat
 
-    def part_resolved(self, route: Route, capacities_msat: Sequence[int],
-                      outcome: PartOutcome) -> None:
+    def part_resolved(
+        self, route: Route, capacities_msat: Sequence[int], outcome: PartOutcome
+    ) -> None:
         """Stop counting the part in flight (if it was sent), then learn from ``outcome``."""
         if outcome.sent and not outcome.lost:
             for hop in route.hops:
@@ -287,24 +296,31 @@ class LiquidityKnowledge:
             self._forwarded(scid_dir(hop.channel, hop.direction), cap, hop.amount_msat)
             self._moved(scid_dir(hop.channel, 1 - hop.direction), cap, hop.amount_msat)
 
-    def learn_failure(self, route: Route, capacities_msat: Sequence[int],
-                      failure: RouteFailure) -> None:
+    def learn_failure(
+        self, route: Route, capacities_msat: Sequence[int], failure: RouteFailure
+    ) -> None:
         """Apply the module's rules for one failed part."""
         v = classify(route, failure)
         for i in range(1, min(v.forwarded_hops, len(route.hops))):
             hop = route.hops[i]
-            self._forwarded(scid_dir(hop.channel, hop.direction), _capacity(capacities_msat, i),
-                            hop.amount_msat)
+            self._forwarded(
+                scid_dir(hop.channel, hop.direction), _capacity(capacities_msat, i), hop.amount_msat
+            )
         if v.local or (v.channel is None and v.node is None):
             return  # our own channel: the router refreshes it from the node
         now = self.clock()
         if v.kind is FailureKind.LIQUIDITY and v.channel is not None:
-            self._not_forwarded(v.channel, _capacity(capacities_msat, v.index),
-                                route.hops[v.index].amount_msat)
+            self._not_forwarded(
+                v.channel, _capacity(capacities_msat, v.index), route.hops[v.index].amount_msat
+            )
         elif v.kind is FailureKind.CHANNEL and v.channel is not None:
             self.disable_channel(v.channel, now + self.permanent_disable_s, failure.failcodename)
-        elif (v.kind is FailureKind.POLICY and v.channel is not None
-              and failure.failcode == FailCode.CHANNEL_DISABLED and v.update is None):
+        elif (
+            v.kind is FailureKind.POLICY
+            and v.channel is not None
+            and failure.failcode == FailCode.CHANNEL_DISABLED
+            and v.update is None
+        ):
             self.disable_channel(v.channel, now + self.temporary_disable_s, failure.failcodename)
         elif v.kind is FailureKind.NODE_PERMANENT and v.node is not None:
             self.disable_node(v.node, now + self.permanent_disable_s, failure.failcodename)
@@ -335,8 +351,12 @@ class LiquidityKnowledge:
         """``delta_msat`` settled into (positive) or out of (negative) ``sd``'s direction."""
         self._observe(sd, capacity, lambda lo, hi, cap: moved(lo, hi, cap, delta_msat))
 
-    def _observe(self, sd: ScidDir, capacity: int | None,
-                 rule: Callable[[int, int, int | None], tuple[int, int]]) -> None:
+    def _observe(
+        self,
+        sd: ScidDir,
+        capacity: int | None,
+        rule: Callable[[int, int, int | None], tuple[int, int]],
+    ) -> None:
         """Decay ``sd``'s bounds to now, apply ``rule``, clamp, stamp."""
         now = self.clock()
         old = self._table.get(sd)
@@ -387,8 +407,10 @@ class LiquidityKnowledge:
         names = t.names
         self._expire(now)
         return KnowledgeSnapshot(
-            taken_at=now, channels=tuple([names[i] for i in sel.tolist()]),
-            lo_msat=tuple(lo[informative].tolist()), hi_msat=tuple(hi[informative].tolist()),
+            taken_at=now,
+            channels=tuple([names[i] for i in sel.tolist()]),
+            lo_msat=tuple(lo[informative].tolist()),
+            hi_msat=tuple(hi[informative].tolist()),
             disabled_channels=frozenset(self._disabled_channels),
             disabled_nodes=frozenset(self._disabled_nodes),
             updated_at=tuple(t.at[sel].tolist()),
@@ -410,8 +432,15 @@ class LiquidityKnowledge:
             b = self._table.get(sd)
             assert b is not None
             lo, hi, cap, at = b
-            out.append(ChannelKnowledge(scid_dir=sd, lo_msat=lo, hi_msat=min(hi, _cap(cap)),
-                                        updated_at=at, capacity_msat=cap))
+            out.append(
+                ChannelKnowledge(
+                    scid_dir=sd,
+                    lo_msat=lo,
+                    hi_msat=min(hi, _cap(cap)),
+                    updated_at=at,
+                    capacity_msat=cap,
+                )
+            )
         out.extend(self._disabled_channels[k] for k in sorted(self._disabled_channels))
         out.extend(self._disabled_nodes[k] for k in sorted(self._disabled_nodes))
         return out
@@ -430,14 +459,19 @@ class LiquidityKnowledge:
                     try:
                         parse_scid_dir(e.scid_dir)
                     except ValueError:
-                        log.warning("estimator: skipping knowledge for %r: not scid/dir",
-                                    e.scid_dir)
+                        log.warning(
+                            "estimator: skipping knowledge for %r: not scid/dir", e.scid_dir
+                        )
                         continue
                     cap = e.capacity_msat
                     hi = min(e.hi_msat, _cap(cap))
                     if e.lo_msat < 0 or hi < e.lo_msat:
-                        log.warning("estimator: skipping knowledge for %s: bounds [%d, %d]",
-                                    e.scid_dir, e.lo_msat, e.hi_msat)
+                        log.warning(
+                            "estimator: skipping knowledge for %s: bounds [%d, %d]",
+                            e.scid_dir,
+                            e.lo_msat,
+                            e.hi_msat,
+                        )
                         continue
                     old = self._table.get(e.scid_dir)
                     if old is not None and old[3] >= e.updated_at:

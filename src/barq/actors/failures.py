@@ -106,8 +106,14 @@ def classify(route: Route, failure: RouteFailure) -> Verdict:
     if k == n:
         return Verdict(kind=FailureKind.DESTINATION, index=k, node=node)
     if code == FailCode.TEMPORARY_CHANNEL_FAILURE:
-        return Verdict(kind=FailureKind.LIQUIDITY, index=k, channel=channel, node=node,
-                       update=failure.channel_update, local=local)
+        return Verdict(
+            kind=FailureKind.LIQUIDITY,
+            index=k,
+            channel=channel,
+            node=node,
+            update=failure.channel_update,
+            local=local,
+        )
     if code in _CHANNEL_PERMANENT:
         return Verdict(kind=FailureKind.CHANNEL, index=k, channel=channel, node=node, local=local)
     if code in _NODE_PERMANENT and node is not None:
@@ -115,6 +121,12 @@ def classify(route: Route, failure: RouteFailure) -> Verdict:
     if code == FailCode.TEMPORARY_NODE_FAILURE and node is not None:
         return Verdict(kind=FailureKind.NODE_TEMPORARY, index=k, channel=channel, node=node)
     if code & UPDATE and not code & (PERM | BADONION):
-        return Verdict(kind=FailureKind.POLICY, index=k, channel=channel, node=node,
-                       update=failure.channel_update, local=local)
+        return Verdict(
+            kind=FailureKind.POLICY,
+            index=k,
+            channel=channel,
+            node=node,
+            update=failure.channel_update,
+            local=local,
+        )
     return Verdict(kind=FailureKind.OTHER, index=k, channel=channel, node=node, local=local)

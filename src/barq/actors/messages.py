@@ -155,11 +155,14 @@ class KnowledgeSnapshot(msgspec.Struct, frozen=True, kw_only=True, tag=True):
             return self
         keep = [i for i, t in enumerate(self.updated_at) if t >= since]
         return KnowledgeSnapshot(
-            taken_at=self.taken_at, channels=tuple(self.channels[i] for i in keep),
+            taken_at=self.taken_at,
+            channels=tuple(self.channels[i] for i in keep),
             lo_msat=tuple(self.lo_msat[i] for i in keep),
             hi_msat=tuple(self.hi_msat[i] for i in keep),
-            disabled_channels=self.disabled_channels, disabled_nodes=self.disabled_nodes,
-            updated_at=tuple(self.updated_at[i] for i in keep))
+            disabled_channels=self.disabled_channels,
+            disabled_nodes=self.disabled_nodes,
+            updated_at=tuple(self.updated_at[i] for i in keep),
+        )
 
 
 class ChannelKnowledge(msgspec.Struct, frozen=True, kw_only=True, tag=True):

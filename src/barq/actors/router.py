@@ -108,7 +108,8 @@ class _GraphIndex:
         self.graph = graph
         dirs = graph.direction.tolist()
         self.row_of: dict[ScidDir, int] = {
-            f"{s}/{d}": e for e, (s, d) in enumerate(zip(graph.scid, dirs, strict=True))}
+            f"{s}/{d}": e for e, (s, d) in enumerate(zip(graph.scid, dirs, strict=True))
+        }
         self._learnt: tuple[ScidDir, ...] = ()
         self._learnt_rows = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         self._spendable: dict[ScidDir, int] | None = None
@@ -121,8 +122,10 @@ class _GraphIndex:
         if channels != self._learnt:
             pairs = [(i, e) for i, e in enumerate(map(self.row_of.get, channels)) if e is not None]
             self._learnt = channels
-            self._learnt_rows = (np.asarray([e for _, e in pairs], dtype=np.int64),
-                                 np.asarray([i for i, _ in pairs], dtype=np.int64))
+            self._learnt_rows = (
+                np.asarray([e for _, e in pairs], dtype=np.int64),
+                np.asarray([i for i, _ in pairs], dtype=np.int64),
+            )
         return self._learnt_rows
 
     def use_local(self, spendable: dict[ScidDir, int]) -> None:
@@ -209,8 +212,19 @@ class RouterBook:
             spendable[sd] = ch.spendable_msat if ch.usable else 0
         self._spendable = spendable
         self._delta = {}
-        key = tuple((c.scid, c.direction, c.peer_id, c.usable, c.capacity_msat, c.htlc_min_msat,
-                     c.htlc_max_msat, c.private) for c in channels)
+        key = tuple(
+            (
+                c.scid,
+                c.direction,
+                c.peer_id,
+                c.usable,
+                c.capacity_msat,
+                c.htlc_min_msat,
+                c.htlc_max_msat,
+                c.private,
+            )
+            for c in channels
+        )
         if key != self._channels_key:
             self._channels_key = key
             self._channels = list(channels)
@@ -233,8 +247,9 @@ class RouterBook:
 
     # -- contexts -------------------------------------------------------------------------
 
-    def context(self, graph: Graph, snapshot: KnowledgeSnapshot,
-                destination: NodeId | None = None) -> RoutingContext:
+    def context(
+        self, graph: Graph, snapshot: KnowledgeSnapshot, destination: NodeId | None = None
+    ) -> RoutingContext:
         """The :class:`RoutingContext` for one request on ``graph``.
 
         ``min``/``max`` are the estimator's bounds (clamped to capacity) minus
@@ -259,8 +274,11 @@ class RouterBook:
         off = [e for e in map(index.row_of.get, snapshot.disabled_channels) if e is not None]
         if off:
             usable[np.asarray(off, dtype=np.int64)] = False
-        bad = [graph.node_index[x] for x in snapshot.disabled_nodes
-               if x in graph.node_index and x not in (destination, self.our_id)]
+        bad = [
+            graph.node_index[x]
+            for x in snapshot.disabled_nodes
+            if x in graph.node_index and x not in (destination, self.our_id)
+        ]
         if bad:
             node_off = np.zeros(graph.num_nodes, dtype=np.bool_)
             node_off[np.asarray(bad, dtype=np.int64)] = True
@@ -282,8 +300,9 @@ class RouterBook:
             exact = np.minimum(np.maximum(exact, 0), cap[rows])
             mn[rows] = exact
             mx[rows] = exact
-        return RoutingContext(graph=graph, min_msat=mn, max_msat=mx, usable=usable,
-                              inflight_msat=inflight)
+        return RoutingContext(
+            graph=graph, min_msat=mn, max_msat=mx, usable=usable, inflight_msat=inflight
+        )
 
     def _index(self, graph: Graph) -> _GraphIndex:
         """The row index of ``graph`` (kept for the base graph and the last few hint graphs)."""
@@ -364,8 +383,9 @@ class RouterBook:
 
     def reserved_by_others(self, payment_hash: str) -> int:
         """What reservations of payments other than ``payment_hash`` hold (first hops)."""
-        return sum(r.route.sent_msat for r in self._reservations.values()
-                   if r.payment_hash != payment_hash)
+        return sum(
+            r.route.sent_msat for r in self._reservations.values() if r.payment_hash != payment_hash
+        )
 
     @property
     def reservations(self) -> int:
@@ -388,14 +408,23 @@ def _apply_updates(graph: Graph, updates: Iterable[ChannelUpdate], our_id: NodeI
         h = graph.half_channel(e)
         if h.source == our_id:
             continue
-        hmax = h.htlc_max_msat if u.htlc_max_msat is None else min(u.htlc_max_msat,
-                                                                    h.capacity_msat)
-        extra.append(HalfChannel(
-            scid=h.scid, direction=h.direction, source=h.source, destination=h.destination,
-            capacity_msat=h.capacity_msat, fee_base_msat=u.fee_base_msat, fee_ppm=u.fee_ppm,
-            cltv_delta=u.cltv_delta, htlc_min_msat=u.htlc_min_msat, htlc_max_msat=hmax,
-            enabled=not u.disabled, private=h.private,
-        ))
+        hmax = h.htlc_max_msat if u.htlc_max_msat is None else min(u.htlc_max_msat, h.capacity_msat)
+        extra.append(
+            HalfChannel(
+                scid=h.scid,
+                direction=h.direction,
+                source=h.source,
+                destination=h.destination,
+                capacity_msat=h.capacity_msat,
+                fee_base_msat=u.fee_base_msat,
+                fee_ppm=u.fee_ppm,
+                cltv_delta=u.cltv_delta,
+                htlc_min_msat=u.htlc_min_msat,
+                htlc_max_msat=hmax,
+                enabled=not u.disabled,
+                private=h.private,
+            )
+        )
     return graph.with_half_channels(extra)
 
 
@@ -435,8 +464,9 @@ async def router(
     """
     if info is None:
         info = await node.get_info()
-    book = RouterBook(our_id=info.id, gossip=await node.gossip_graph(),
-                      channels=await node.list_peer_channels())
+    book = RouterBook(
+        our_id=info.id, gossip=await node.gossip_graph(), channels=await node.list_peer_channels()
+    )
     book.graph  # noqa: B018  (build the base graph before reporting ready)
     gossip_loaded_at = time.monotonic()
     strategies: dict[str, Strategy] = {}
@@ -454,8 +484,14 @@ async def router(
                         await _refresh_graph(book, node, None)
                         gossip_loaded_at = time.monotonic()
                         known = dest in book.payment_graph(dest, hints).node_index
-                    await reply(r, PaymentOpened(our_id=book.our_id, destination_known=known,
-                                                 usable_channels=book.usable_channels))
+                    await reply(
+                        r,
+                        PaymentOpened(
+                            our_id=book.our_id,
+                            destination_known=known,
+                            usable_channels=book.usable_channels,
+                        ),
+                    )
                 case FindRoutes():
                     await _find_routes(book, msg, estimator, strategies, config)
                 case ReleaseRoute(reservation=rid, outcome=outcome):
@@ -467,9 +503,13 @@ async def router(
                     await _refresh_graph(book, node, r)
 
 
-async def _find_routes(book: RouterBook, msg: FindRoutes,
-                       estimator: MemoryObjectSendStream[EstimatorMsg],
-                       strategies: dict[str, Strategy], config: EngineConfig) -> None:
+async def _find_routes(
+    book: RouterBook,
+    msg: FindRoutes,
+    estimator: MemoryObjectSendStream[EstimatorMsg],
+    strategies: dict[str, Strategy],
+    config: EngineConfig,
+) -> None:
     request: RouteInput = msg.request
     try:
         strategy = strategies.get(msg.strategy) or get_strategy(msg.strategy)
@@ -491,39 +531,60 @@ async def _find_routes(book: RouterBook, msg: FindRoutes,
             # the bounds learnt before this payment may be stale (liquidity comes back):
             # try once more with only what this payment observed itself
             fresh = snapshot.learnt_since(msg.since)
-            log.info("router: payment %s: no route with %d learnt bounds (%s); retrying with "
-                     "the %d observed since the payment started", msg.payment_hash,
-                     len(snapshot.channels), exc.message, len(fresh.channels))
-            routes = await _run(strategy, request, book.context(graph, fresh,
-                                                                request.destination), config)
+            log.info(
+                "router: payment %s: no route with %d learnt bounds (%s); retrying with "
+                "the %d observed since the payment started",
+                msg.payment_hash,
+                len(snapshot.channels),
+                exc.message,
+                len(fresh.channels),
+            )
+            routes = await _run(
+                strategy, request, book.context(graph, fresh, request.destination), config
+            )
             relaxed = True
     except BarqError as exc:
-        await reply(msg.reply, NoRoutes(
-            code=exc.code, message=exc.message, data=exc.data,
-            compute_s=time.perf_counter() - t0,
-            others_reserved_msat=book.reserved_by_others(msg.payment_hash)))
+        await reply(
+            msg.reply,
+            NoRoutes(
+                code=exc.code,
+                message=exc.message,
+                data=exc.data,
+                compute_s=time.perf_counter() - t0,
+                others_reserved_msat=book.reserved_by_others(msg.payment_hash),
+            ),
+        )
         return
     except Exception as exc:  # a broken (third-party) strategy must not take the router down
         log.exception("router: strategy %r crashed", msg.strategy)
-        await reply(msg.reply, NoRoutes(code=BarqError.cln_code,
-                                        message=f"strategy {msg.strategy!r} crashed: {exc!r}",
-                                        compute_s=time.perf_counter() - t0))
+        await reply(
+            msg.reply,
+            NoRoutes(
+                code=BarqError.cln_code,
+                message=f"strategy {msg.strategy!r} crashed: {exc!r}",
+                compute_s=time.perf_counter() - t0,
+            ),
+        )
         return
     compute_s = time.perf_counter() - t0
     if msg.reserve:
         planned = tuple(book.reserve(msg.payment_hash, graph, r) for r in routes)
     else:
         planned = tuple(PlannedRoute(reservation=0, route=r, capacities_msat=()) for r in routes)
-    delivered = await reply(msg.reply, RoutesFound(routes=planned, compute_s=compute_s,
-                                                   relaxed=relaxed))
+    delivered = await reply(
+        msg.reply, RoutesFound(routes=planned, compute_s=compute_s, relaxed=relaxed)
+    )
     if not delivered and msg.reserve:
         for p in planned:
-            book.release(p.reservation, PartOutcome(state=PartState.FAILED, sent=False,
-                                                    reason="requester went away"))
+            book.release(
+                p.reservation,
+                PartOutcome(state=PartState.FAILED, sent=False, reason="requester went away"),
+            )
 
 
-async def _run(strategy: Strategy, request: RouteInput, ctx: RoutingContext,
-               config: EngineConfig) -> list[Route]:
+async def _run(
+    strategy: Strategy, request: RouteInput, ctx: RoutingContext, config: EngineConfig
+) -> list[Route]:
     """``strategy.find_routes`` (in a worker thread when ``config.strategies_in_thread``)."""
     if config.strategies_in_thread:
         return await anyio.to_thread.run_sync(strategy.find_routes, request, ctx)
@@ -537,15 +598,20 @@ async def _refresh_channels(book: RouterBook, node: NodeInterface) -> None:
         log.warning("router: listpeerchannels failed, keeping the old balances: %s", exc)
 
 
-async def _refresh_graph(book: RouterBook, node: NodeInterface,
-                         r: MemoryObjectSendStream[GraphRefreshed] | None) -> None:
+async def _refresh_graph(
+    book: RouterBook, node: NodeInterface, r: MemoryObjectSendStream[GraphRefreshed] | None
+) -> None:
     try:
         book.set_gossip(await node.gossip_graph())
         g = book.graph
         answer = GraphRefreshed(nodes=g.num_nodes, half_channels=g.num_edges)
     except BarqError as exc:
         log.warning("router: reloading the gossip graph failed, keeping the old one: %s", exc)
-        answer = GraphRefreshed(nodes=book.graph.num_nodes, half_channels=book.graph.num_edges,
-                                error=exc.message, error_code=exc.code)
+        answer = GraphRefreshed(
+            nodes=book.graph.num_nodes,
+            half_channels=book.graph.num_edges,
+            error=exc.message,
+            error_code=exc.code,
+        )
     if r is not None:
         await reply(r, answer)

@@ -93,10 +93,17 @@ class _Payment:
 class Runtime:
     """Handle on a running engine; get one from :func:`open_runtime` (no public constructor use)."""
 
-    def __init__(self, *, node: NodeInterface, config: EngineConfig, clock: Callable[[], float],
-                 tg: anyio.abc.TaskGroup, router_tx: MemoryObjectSendStream[RouterMsg],
-                 estimator_tx: MemoryObjectSendStream[EstimatorMsg],
-                 info: NodeInfo) -> None:
+    def __init__(
+        self,
+        *,
+        node: NodeInterface,
+        config: EngineConfig,
+        clock: Callable[[], float],
+        tg: anyio.abc.TaskGroup,
+        router_tx: MemoryObjectSendStream[RouterMsg],
+        estimator_tx: MemoryObjectSendStream[EstimatorMsg],
+        info: NodeInfo,
+    ) -> None:
         self._node = node
         self._config = config
         self._info = info  # our id and network never change while lightningd runs
@@ -113,10 +120,14 @@ class Runtime:
     def config(self) -> EngineConfig:
         return self._config
 
-    async def pay(self, params: PayParams, *,
-                  on_event: Callable[[PaymentEvent], None] | None = None,
-                  invoice: Invoice | None = None,
-                  sendpays: Sequence[PartStatus] | None = None) -> PaymentView:
+    async def pay(
+        self,
+        params: PayParams,
+        *,
+        on_event: Callable[[PaymentEvent], None] | None = None,
+        invoice: Invoice | None = None,
+        sendpays: Sequence[PartStatus] | None = None,
+    ) -> PaymentView:
         """Pay ``params.invstring``.
 
         Concurrent calls for the same payment hash do not send twice: the
@@ -160,8 +171,16 @@ class Runtime:
         if mine is None:
             mine = self._live[h] = _Payment()
             try:
-                await self._tg.start(partial(self._run_payment, params, invoice, mine, on_event,
-                                             None if sendpays is None else list(sendpays)))
+                await self._tg.start(
+                    partial(
+                        self._run_payment,
+                        params,
+                        invoice,
+                        mine,
+                        on_event,
+                        None if sendpays is None else list(sendpays),
+                    )
+                )
             except BaseException as exc:
                 if isinstance(exc, BarqError):
                     mine.error = exc
@@ -174,10 +193,16 @@ class Runtime:
         assert mine.view is not None
         return copy.deepcopy(mine.view)
 
-    async def _run_payment(self, params: PayParams, invoice: Invoice, mine: _Payment,
-                           on_event: Callable[[PaymentEvent], None] | None,
-                           sendpays: list[PartStatus] | None, *,
-                           task_status: anyio.abc.TaskStatus[None]) -> None:
+    async def _run_payment(
+        self,
+        params: PayParams,
+        invoice: Invoice,
+        mine: _Payment,
+        on_event: Callable[[PaymentEvent], None] | None,
+        sendpays: list[PartStatus] | None,
+        *,
+        task_status: anyio.abc.TaskStatus[None],
+    ) -> None:
         """The payment's task in the runtime group: runs its supervisor, records the result.
 
         Errors before the supervisor is ready propagate to :meth:`pay` (through
@@ -202,10 +227,19 @@ class Runtime:
 
         try:
             view = await payment_supervisor(
-                params=params, invoice=invoice, node=self._node, router=self._router,
-                estimator=self._estimator, config=self._config, clock=self._clock,
-                publish=publish, task_status=status, info=self._info,
-                previous=sendpays, strategies=self._strategy)
+                params=params,
+                invoice=invoice,
+                node=self._node,
+                router=self._router,
+                estimator=self._estimator,
+                config=self._config,
+                clock=self._clock,
+                publish=publish,
+                task_status=status,
+                info=self._info,
+                previous=sendpays,
+                strategies=self._strategy,
+            )
             mine.view = view
         except BarqError as exc:
             if not started:
@@ -218,19 +252,29 @@ class Runtime:
             mine.error = BarqError(f"internal error while paying: {exc!r}")
         finally:
             if started:
-                if mine.error is None and (mine.view is None
-                                           or mine.view.status is PaymentStatus.PENDING):
-                    mine.error = BarqError("the payment engine shut down during the payment; "
-                                           "parts in flight stay with the node (pay again to "
-                                           "adopt them)")
+                if mine.error is None and (
+                    mine.view is None or mine.view.status is PaymentStatus.PENDING
+                ):
+                    mine.error = BarqError(
+                        "the payment engine shut down during the payment; "
+                        "parts in flight stay with the node (pay again to "
+                        "adopt them)"
+                    )
                 if mine.view is not None:
                     self._recent.append(mine.view)
                 self._live.pop(invoice.payment_hash, None)
                 mine.done.set()
 
-    async def route(self, destination: NodeId, amount_msat: int, *, strategy: str | None = None,
-                    maxparts: int | None = None, maxfee_msat: int | None = None,
-                    final_cltv: int = 18) -> list[Route]:
+    async def route(
+        self,
+        destination: NodeId,
+        amount_msat: int,
+        *,
+        strategy: str | None = None,
+        maxparts: int | None = None,
+        maxfee_msat: int | None = None,
+        final_cltv: int = 18,
+    ) -> list[Route]:
         """Plan routes to ``destination`` without paying (nothing is reserved).
 
         Defaults as :meth:`pay` (engine strategy, ``maxparts``, fee budget).
@@ -249,12 +293,22 @@ class Runtime:
         fee = cfg.default_maxfee_msat(amount_msat) if maxfee_msat is None else maxfee_msat
         if fee < 0:
             raise InvalidParams(f"maxfee_msat must be >= 0, got {fee}")
-        request = RouteInput(source=self._info.id, destination=destination, amount_msat=amount_msat,
-                             final_cltv=final_cltv, maxfee_msat=fee, maxdelay=cfg.maxdelay,
-                             maxparts=parts)
+        request = RouteInput(
+            source=self._info.id,
+            destination=destination,
+            amount_msat=amount_msat,
+            final_cltv=final_cltv,
+            maxfee_msat=fee,
+            maxdelay=cfg.maxdelay,
+            maxparts=parts,
+        )
         name = strategy or cfg.default_strategy
-        answer: FindRoutesReply = await ask(self._router, lambda r: FindRoutes(
-            payment_hash="", strategy=name, request=request, reply=r, reserve=False))
+        answer: FindRoutesReply = await ask(
+            self._router,
+            lambda r: FindRoutes(
+                payment_hash="", strategy=name, request=request, reply=r, reserve=False
+            ),
+        )
         match answer:
             case RoutesFound(routes=planned):
                 return [p.route for p in planned]
@@ -275,7 +329,8 @@ class Runtime:
         """Everything the estimator knows (persist it; hand it back to :func:`open_runtime`)."""
         self._check_open()
         entries: list[KnowledgeEntry] = await ask(
-            self._estimator, lambda r: ExportKnowledge(reply=r))
+            self._estimator, lambda r: ExportKnowledge(reply=r)
+        )
         return entries
 
     async def import_knowledge(self, entries: Sequence[KnowledgeEntry]) -> None:
@@ -347,11 +402,13 @@ def _no_routes_error(no: NoRoutes) -> BarqError:
 
 
 @asynccontextmanager
-async def open_runtime(node: NodeInterface, config: EngineConfig = EngineConfig(),  # noqa: B008 (frozen)
-                       *,
-                       clock: Callable[[], float] | None = None,
-                       knowledge: Sequence[KnowledgeEntry] | None = None,
-                       ) -> AsyncIterator[Runtime]:
+async def open_runtime(
+    node: NodeInterface,
+    config: EngineConfig = EngineConfig(),  # noqa: B008 (frozen)
+    *,
+    clock: Callable[[], float] | None = None,
+    knowledge: Sequence[KnowledgeEntry] | None = None,
+) -> AsyncIterator[Runtime]:
     """Start the engine on ``node``: the estimator, then the router (which loads the graph).
 
     Args:
@@ -380,10 +437,25 @@ async def open_runtime(node: NodeInterface, config: EngineConfig = EngineConfig(
             try:
                 info = await node.get_info()
                 await tg.start(partial(liquidity_estimator, inbox=est_rx, knowledge=book))
-                await tg.start(partial(router, inbox=rt_rx, estimator=est_tx.clone(),
-                                       node=node, config=config, info=info))
-                runtime = Runtime(node=node, config=config, clock=now, tg=tg,
-                                  router_tx=rt_tx, estimator_tx=est_tx, info=info)
+                await tg.start(
+                    partial(
+                        router,
+                        inbox=rt_rx,
+                        estimator=est_tx.clone(),
+                        node=node,
+                        config=config,
+                        info=info,
+                    )
+                )
+                runtime = Runtime(
+                    node=node,
+                    config=config,
+                    clock=now,
+                    tg=tg,
+                    router_tx=rt_tx,
+                    estimator_tx=est_tx,
+                    info=info,
+                )
                 yield runtime
             except BaseException as exc:
                 alone = exc

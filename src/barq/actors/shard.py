@@ -84,39 +84,73 @@ async def shard_worker(
         outcome = await _wait(node, order, config)
     else:
         outcome = await _send_and_wait(node, order, estimator, config, send_before)
-        await estimator.send(PartResolved(route=planned.route,
-                                          capacities_msat=planned.capacities_msat,
-                                          outcome=outcome))
+        await estimator.send(
+            PartResolved(
+                route=planned.route, capacities_msat=planned.capacities_msat, outcome=outcome
+            )
+        )
         if not outcome.lost:
             await router.send(ReleaseRoute(reservation=planned.reservation, outcome=outcome))
-    await supervisor.send(ShardResult(partid=order.partid, groupid=order.groupid,
-                                      amount_msat=order.amount_msat, outcome=outcome))
+    await supervisor.send(
+        ShardResult(
+            partid=order.partid,
+            groupid=order.groupid,
+            amount_msat=order.amount_msat,
+            outcome=outcome,
+        )
+    )
 
 
-async def _send_and_wait(node: NodeInterface, order: ShardOrder,
-                         estimator: MemoryObjectSendStream[EstimatorMsg], config: EngineConfig,
-                         send_before: float | None) -> PartOutcome:
+async def _send_and_wait(
+    node: NodeInterface,
+    order: ShardOrder,
+    estimator: MemoryObjectSendStream[EstimatorMsg],
+    config: EngineConfig,
+    send_before: float | None,
+) -> PartOutcome:
     assert order.planned is not None
     route = order.planned.route
     if send_before is not None and anyio.current_time() >= send_before:
-        return PartOutcome(state=PartState.FAILED, sent=False,
-                           reason="not sent: the payment's retry_for deadline passed first")
+        return PartOutcome(
+            state=PartState.FAILED,
+            sent=False,
+            reason="not sent: the payment's retry_for deadline passed first",
+        )
     with anyio.CancelScope(shield=True):
         try:
-            await node.sendpay(route, order.payment_hash, partid=order.partid,
-                               groupid=order.groupid, total_msat=order.total_msat,
-                               payment_secret=order.payment_secret, bolt11=order.bolt11,
-                               label=order.label)
+            await node.sendpay(
+                route,
+                order.payment_hash,
+                partid=order.partid,
+                groupid=order.groupid,
+                total_msat=order.total_msat,
+                payment_secret=order.payment_secret,
+                bolt11=order.bolt11,
+                label=order.label,
+            )
         except PartFailed as exc:
-            return PartOutcome(state=PartState.FAILED, sent=False, failure=exc.failure,
-                               reason=f"sendpay refused: {exc.message}", rpc_code=exc.rpc_code)
+            return PartOutcome(
+                state=PartState.FAILED,
+                sent=False,
+                failure=exc.failure,
+                reason=f"sendpay refused: {exc.message}",
+                rpc_code=exc.rpc_code,
+            )
         except RpcConnectionError as exc:
             # we cannot tell whether it left: treat it as sent and ask about it
-            log.warning("part %d/%d: sendpay lost the connection (%s); waiting for it",
-                        order.groupid, order.partid, exc)
+            log.warning(
+                "part %d/%d: sendpay lost the connection (%s); waiting for it",
+                order.groupid,
+                order.partid,
+                exc,
+            )
         except RpcError as exc:
-            return PartOutcome(state=PartState.FAILED, sent=False,
-                               reason=f"sendpay refused: {exc.message}", rpc_code=exc.rpc_code)
+            return PartOutcome(
+                state=PartState.FAILED,
+                sent=False,
+                reason=f"sendpay refused: {exc.message}",
+                rpc_code=exc.rpc_code,
+            )
     await estimator.send(PartSent(route=route, capacities_msat=order.planned.capacities_msat))
     return await _wait(node, order, config)
 
@@ -126,18 +160,30 @@ async def _wait(node: NodeInterface, order: ShardOrder, config: EngineConfig) ->
     errors = 0
     while True:
         try:
-            st = await node.waitsendpay(order.payment_hash, partid=order.partid,
-                                        groupid=order.groupid,
-                                        timeout_s=config.waitsendpay_timeout_s)
+            st = await node.waitsendpay(
+                order.payment_hash,
+                partid=order.partid,
+                groupid=order.groupid,
+                timeout_s=config.waitsendpay_timeout_s,
+            )
         except PartFailed as exc:
-            return PartOutcome(state=PartState.FAILED, sent=True, failure=exc.failure,
-                               reason=exc.message, rpc_code=exc.rpc_code)
+            return PartOutcome(
+                state=PartState.FAILED,
+                sent=True,
+                failure=exc.failure,
+                reason=exc.message,
+                rpc_code=exc.rpc_code,
+            )
         except RpcError as exc:
             if exc.rpc_code == PAY_IN_PROGRESS:
                 continue  # waitsendpay's own timeout: still pending
             if exc.rpc_code == PAY_NO_SUCH_PAYMENT:
-                return PartOutcome(state=PartState.FAILED, sent=True, rpc_code=exc.rpc_code,
-                                   reason=f"the node knows no such part: {exc.message}")
+                return PartOutcome(
+                    state=PartState.FAILED,
+                    sent=True,
+                    rpc_code=exc.rpc_code,
+                    reason=f"the node knows no such part: {exc.message}",
+                )
             errors += 1
             last: NodeError = exc
         except NodeError as exc:
@@ -145,15 +191,22 @@ async def _wait(node: NodeInterface, order: ShardOrder, config: EngineConfig) ->
             last = exc
         else:
             if st.status is SendpayStatus.COMPLETE:
-                return PartOutcome(state=PartState.SUCCEEDED, sent=True,
-                                   preimage=st.payment_preimage)
+                return PartOutcome(
+                    state=PartState.SUCCEEDED, sent=True, preimage=st.payment_preimage
+                )
             if st.status is SendpayStatus.FAILED:
-                return PartOutcome(state=PartState.FAILED, sent=True,
-                                   reason="waitsendpay reported the part failed (no details)")
+                return PartOutcome(
+                    state=PartState.FAILED,
+                    sent=True,
+                    reason="waitsendpay reported the part failed (no details)",
+                )
             await anyio.sleep(_WAIT_BACKOFF_S)  # still pending
             continue
         if errors >= WAIT_ATTEMPTS:
-            return PartOutcome(state=PartState.FAILED, sent=True, lost=True,
-                               reason=f"lost track of the part after {errors} waitsendpay "
-                                      f"errors: {last.message}")
+            return PartOutcome(
+                state=PartState.FAILED,
+                sent=True,
+                lost=True,
+                reason=f"lost track of the part after {errors} waitsendpay errors: {last.message}",
+            )
         await anyio.sleep(_WAIT_BACKOFF_S)

@@ -181,8 +181,15 @@ async def decode_invoice(node: NodeInterface, invstring: str) -> Invoice:
         raise InvalidInvoice(f"cannot decode invoice {invstring[:24]!r}...: {exc}") from exc
 
 
-def validate(params: PayParams, invoice: Invoice, info: NodeInfo, config: EngineConfig,
-             now: float, *, strategies: Callable[[str], Strategy] = get_strategy) -> PaymentPlan:
+def validate(
+    params: PayParams,
+    invoice: Invoice,
+    info: NodeInfo,
+    config: EngineConfig,
+    now: float,
+    *,
+    strategies: Callable[[str], Strategy] = get_strategy,
+) -> PaymentPlan:
     """Check ``params`` against the invoice and our node; fix every limit (pure).
 
     Args:
@@ -200,12 +207,14 @@ def validate(params: PayParams, invoice: Invoice, info: NodeInfo, config: Engine
         UnknownStrategy: no strategy has that name.
     """
     if invoice.network != info.network:
-        raise InvalidInvoice(f"invoice is for network {invoice.network!r} but this node runs "
-                             f"on {info.network!r}")
+        raise InvalidInvoice(
+            f"invoice is for network {invoice.network!r} but this node runs on {info.network!r}"
+        )
     if invoice.expires_at <= now:
-        raise InvoiceExpired(f"invoice expired at UNIX {invoice.expires_at} "
-                             f"({int(now - invoice.expires_at)} s ago)",
-                             data={"expires_at": invoice.expires_at})
+        raise InvoiceExpired(
+            f"invoice expired at UNIX {invoice.expires_at} ({int(now - invoice.expires_at)} s ago)",
+            data={"expires_at": invoice.expires_at},
+        )
     if invoice.payee == info.id:
         raise InvalidParams("this invoice is our own: a node cannot pay itself")
     if invoice.amount_msat is None:
@@ -214,8 +223,10 @@ def validate(params: PayParams, invoice: Invoice, info: NodeInfo, config: Engine
         amount = params.amount_msat
     else:
         if params.amount_msat is not None and params.amount_msat != invoice.amount_msat:
-            raise InvalidParams(f"amount_msat {params.amount_msat} differs from the invoice's "
-                                f"amount {invoice.amount_msat} msat; leave it out")
+            raise InvalidParams(
+                f"amount_msat {params.amount_msat} differs from the invoice's "
+                f"amount {invoice.amount_msat} msat; leave it out"
+            )
         amount = invoice.amount_msat
     if amount <= 0:
         raise InvalidParams(f"amount must be positive, got {amount} msat")
@@ -233,8 +244,9 @@ def validate(params: PayParams, invoice: Invoice, info: NodeInfo, config: Engine
         raise InvalidParams(f"retry_for must be > 0 seconds, got {retry_for}")
     maxdelay = config.maxdelay if params.maxdelay is None else params.maxdelay
     if maxdelay < invoice.min_final_cltv_expiry:
-        raise InvalidParams(f"maxdelay {maxdelay} is below the invoice's final CLTV "
-                            f"{invoice.min_final_cltv_expiry}")
+        raise InvalidParams(
+            f"maxdelay {maxdelay} is below the invoice's final CLTV {invoice.min_final_cltv_expiry}"
+        )
     channels: set[ScidDir] = set()
     nodes: set[NodeId] = set()
     for entry in params.exclude:
@@ -246,7 +258,8 @@ def validate(params: PayParams, invoice: Invoice, info: NodeInfo, config: Engine
         except ValueError:
             raise InvalidParams(
                 f"exclude entry {entry!r} is neither a short_channel_id/direction "
-                f"(like 103x1x0/1) nor a node id (66 hex characters)") from None
+                f"(like 103x1x0/1) nor a node id (66 hex characters)"
+            ) from None
         channels.add(entry)
     name = params.strategy or config.default_strategy
     strategy = strategies(name)
@@ -254,10 +267,19 @@ def validate(params: PayParams, invoice: Invoice, info: NodeInfo, config: Engine
     if floor is not None:
         floor = max(floor, config.min_part_msat)
     return PaymentPlan(
-        invoice=invoice, our_id=info.id, amount_msat=amount, maxfee_msat=maxfee,
-        maxdelay=maxdelay, maxparts=maxparts, retry_for_s=retry_for, strategy_name=name,
-        strategy=strategy, min_part_msat=floor, exclude_channels=frozenset(channels),
-        exclude_nodes=frozenset(nodes), label=params.label,
+        invoice=invoice,
+        our_id=info.id,
+        amount_msat=amount,
+        maxfee_msat=maxfee,
+        maxdelay=maxdelay,
+        maxparts=maxparts,
+        retry_for_s=retry_for,
+        strategy_name=name,
+        strategy=strategy,
+        min_part_msat=floor,
+        exclude_channels=frozenset(channels),
+        exclude_nodes=frozenset(nodes),
+        label=params.label,
     )
 
 
@@ -301,9 +323,14 @@ class PaymentBook:
     def __post_init__(self) -> None:
         inv = self.plan.invoice
         self.view = PaymentView(
-            payment_hash=inv.payment_hash, destination=inv.payee, amount_msat=self.plan.amount_msat,
-            status=PaymentStatus.PENDING, strategy=self.plan.strategy_name,
-            created_at=self.clock(), bolt11=inv.bolt11, label=self.plan.label,
+            payment_hash=inv.payment_hash,
+            destination=inv.payee,
+            amount_msat=self.plan.amount_msat,
+            status=PaymentStatus.PENDING,
+            strategy=self.plan.strategy_name,
+            created_at=self.clock(),
+            bolt11=inv.bolt11,
+            label=self.plan.label,
             maxfee_msat=self.plan.maxfee_msat,
         )
         self.pool = [self.plan.amount_msat]
@@ -383,8 +410,9 @@ class PaymentBook:
             v = self.view
             v.groupid = g
             v.status = PaymentStatus.COMPLETE
-            v.payment_preimage = next((p.payment_preimage for p in group
-                                       if p.payment_preimage), None)
+            v.payment_preimage = next(
+                (p.payment_preimage for p in group if p.payment_preimage), None
+            )
             v.delivered_msat = sum(p.amount_msat for p in group)
             v.amount_sent_msat = sum(p.amount_sent_msat for p in group)
             v.fee_msat = v.amount_sent_msat - v.delivered_msat
@@ -399,12 +427,17 @@ class PaymentBook:
             for p in sorted(pending, key=lambda p: p.partid):
                 if p.groupid != g:
                     continue
-                pv = PartView(partid=p.partid, groupid=g, amount_msat=p.amount_msat,
-                              amount_sent_msat=p.amount_sent_msat,
-                              fee_msat=p.amount_sent_msat - p.amount_msat,
-                              route=Route(hops=()), state=PartState.INFLIGHT,
-                              started_at=float(p.created_at) or self.clock(),
-                              reason="adopted: sent by an earlier run (route unknown)")
+                pv = PartView(
+                    partid=p.partid,
+                    groupid=g,
+                    amount_msat=p.amount_msat,
+                    amount_sent_msat=p.amount_sent_msat,
+                    fee_msat=p.amount_sent_msat - p.amount_msat,
+                    route=Route(hops=()),
+                    state=PartState.INFLIGHT,
+                    started_at=float(p.created_at) or self.clock(),
+                    reason="adopted: sent by an earlier run (route unknown)",
+                )
                 self.parts[p.partid] = _Part(view=pv, planned=None)
                 self.adopted.append(pv)
             self._take_from_pool(sum(p.amount_msat for p in self.adopted))
@@ -473,15 +506,21 @@ class PaymentBook:
     def route_input(self, amount: int, maxparts: int, maxfee: int) -> RouteInput:
         inv = self.plan.invoice
         return RouteInput(
-            source=self.plan.our_id, destination=inv.payee, amount_msat=amount,
-            final_cltv=inv.min_final_cltv_expiry, maxfee_msat=maxfee,
-            maxdelay=self.plan.maxdelay, maxparts=maxparts,
+            source=self.plan.our_id,
+            destination=inv.payee,
+            amount_msat=amount,
+            final_cltv=inv.min_final_cltv_expiry,
+            maxfee_msat=maxfee,
+            maxdelay=self.plan.maxdelay,
+            maxparts=maxparts,
             exclude_channels=frozenset(self.exclude_channels),
-            exclude_nodes=frozenset(self.exclude_nodes), route_hints=inv.route_hints,
+            exclude_nodes=frozenset(self.exclude_nodes),
+            route_hints=inv.route_hints,
         )
 
-    def check_routes(self, planned: Sequence[PlannedRoute], amount: int, maxparts: int,
-                     maxfee: int) -> str | None:
+    def check_routes(
+        self, planned: Sequence[PlannedRoute], amount: int, maxparts: int, maxfee: int
+    ) -> str | None:
         """Why these routes break the money rules (``None``: they are fine).
 
         Guards against a strategy that breaks its contract; the rules are the
@@ -519,26 +558,53 @@ class PaymentBook:
         partid = self.next_partid
         self.next_partid += 1
         now = self.clock()
-        pv = PartView(partid=partid, groupid=self.groupid, amount_msat=r.amount_msat,
-                      amount_sent_msat=r.sent_msat, fee_msat=r.fee_msat, route=r,
-                      state=PartState.INFLIGHT, started_at=now)
+        pv = PartView(
+            partid=partid,
+            groupid=self.groupid,
+            amount_msat=r.amount_msat,
+            amount_sent_msat=r.sent_msat,
+            fee_msat=r.fee_msat,
+            route=r,
+            state=PartState.INFLIGHT,
+            started_at=now,
+        )
         self.parts[partid] = _Part(view=pv, planned=planned)
         self.view.attempts += 1
         self._sync()
-        self.publish(PartStarted(payment_hash=self.plan.payment_hash, partid=partid,
-                                 groupid=self.groupid, amount_msat=r.amount_msat, route=r,
-                                 at=now), self.view)
+        self.publish(
+            PartStarted(
+                payment_hash=self.plan.payment_hash,
+                partid=partid,
+                groupid=self.groupid,
+                amount_msat=r.amount_msat,
+                route=r,
+                at=now,
+            ),
+            self.view,
+        )
         inv = self.plan.invoice
-        return ShardOrder(payment_hash=inv.payment_hash, partid=partid, groupid=self.groupid,
-                          amount_msat=r.amount_msat, total_msat=self.plan.amount_msat,
-                          planned=planned, payment_secret=inv.payment_secret, bolt11=inv.bolt11,
-                          label=self.plan.label)
+        return ShardOrder(
+            payment_hash=inv.payment_hash,
+            partid=partid,
+            groupid=self.groupid,
+            amount_msat=r.amount_msat,
+            total_msat=self.plan.amount_msat,
+            planned=planned,
+            payment_secret=inv.payment_secret,
+            bolt11=inv.bolt11,
+            label=self.plan.label,
+        )
 
     def adopted_order(self, pv: PartView) -> ShardOrder:
         inv = self.plan.invoice
-        return ShardOrder(payment_hash=inv.payment_hash, partid=pv.partid, groupid=pv.groupid,
-                          amount_msat=pv.amount_msat, total_msat=self.plan.amount_msat,
-                          planned=None)
+        return ShardOrder(
+            payment_hash=inv.payment_hash,
+            partid=pv.partid,
+            groupid=pv.groupid,
+            amount_msat=pv.amount_msat,
+            total_msat=self.plan.amount_msat,
+            planned=None,
+        )
 
     def part_ended(self, result: ShardResult) -> None:
         """Book a worker's result and decide what it means for the payment."""
@@ -555,15 +621,25 @@ class PaymentBook:
             pv.state = PartState.FAILED
             self.lost_msat += pv.amount_msat
             self.lost_parts += 1
-            self.stop(NodeError(f"lost track of part {pv.partid} ({pv.amount_msat} msat): "
-                                f"{out.reason}"))
+            self.stop(
+                NodeError(f"lost track of part {pv.partid} ({pv.amount_msat} msat): {out.reason}")
+            )
         else:
             pv.state = self._failed(pv, out)
         self._sync()
-        self.publish(PartEnded(payment_hash=self.plan.payment_hash, partid=pv.partid,
-                               groupid=pv.groupid, amount_msat=pv.amount_msat, state=pv.state,
-                               at=pv.finished_at, failure=out.failure, reason=out.reason),
-                     self.view)
+        self.publish(
+            PartEnded(
+                payment_hash=self.plan.payment_hash,
+                partid=pv.partid,
+                groupid=pv.groupid,
+                amount_msat=pv.amount_msat,
+                state=pv.state,
+                at=pv.finished_at,
+                failure=out.failure,
+                reason=out.reason,
+            ),
+            self.view,
+        )
 
     def _failed(self, pv: PartView, out: PartOutcome) -> PartState:
         """A failed part: its amount goes back to the pool; learn what to avoid (or stop)."""
@@ -576,16 +652,24 @@ class PaymentBook:
         v = classify(route, out.failure)
         if v.final:
             self.pool.append(pv.amount_msat)
-            self.stop(DestinationPermanentFailure(
-                f"the destination refused part {pv.partid}: {out.failure.failcodename}",
-                data={"failcode": out.failure.failcode,
-                      "failcodename": out.failure.failcodename}))
+            self.stop(
+                DestinationPermanentFailure(
+                    f"the destination refused part {pv.partid}: {out.failure.failcodename}",
+                    data={
+                        "failcode": out.failure.failcode,
+                        "failcodename": out.failure.failcodename,
+                    },
+                )
+            )
             return PartState.FAILED
         self._avoid(v)
-        if (v.kind is FailureKind.LIQUIDITY and self.plan.strategy.halve_on_failure
-                and self.plan.min_part_msat is not None
-                and pv.amount_msat // 2 >= self.plan.min_part_msat
-                and self.parts_in_use + len(self.pool) + 2 <= self.plan.maxparts):
+        if (
+            v.kind is FailureKind.LIQUIDITY
+            and self.plan.strategy.halve_on_failure
+            and self.plan.min_part_msat is not None
+            and pv.amount_msat // 2 >= self.plan.min_part_msat
+            and self.parts_in_use + len(self.pool) + 2 <= self.plan.maxparts
+        ):
             half = pv.amount_msat // 2
             self.pool.extend([pv.amount_msat - half, half])
             return PartState.RESPLIT
@@ -622,11 +706,16 @@ class PaymentBook:
         """``sendpay`` refused the part without a failure message."""
         self.refusals += 1
         if out.rpc_code == PAY_RHASH_ALREADY_USED:
-            self.stop(AlreadyPaid(f"the node says this payment hash was already paid: "
-                                  f"{out.reason}"))
+            self.stop(
+                AlreadyPaid(f"the node says this payment hash was already paid: {out.reason}")
+            )
         elif self.refusals >= MAX_REFUSALS:
-            self.stop(NodeError(f"the node refused {self.refusals} parts; last: {out.reason}",
-                                data={"rpc_code": out.rpc_code}))
+            self.stop(
+                NodeError(
+                    f"the node refused {self.refusals} parts; last: {out.reason}",
+                    data={"rpc_code": out.rpc_code},
+                )
+            )
         if pv.route.hops:
             first = pv.route.channels()[0]
             self.strikes[first] += 1
@@ -657,15 +746,20 @@ class PaymentBook:
         self._sync()
         if self.complete:
             v.status = PaymentStatus.COMPLETE
-            self.publish(PaymentEnded(payment_hash=v.payment_hash, status=v.status,
-                                      at=v.completed_at), v)
+            self.publish(
+                PaymentEnded(payment_hash=v.payment_hash, status=v.status, at=v.completed_at), v
+            )
             return v
         err = self.stop_error or self.routing_error or StoppedRetrying("gave up")
         v.status = PaymentStatus.FAILED
         v.error = err.message
         v.error_code = err.code
-        self.publish(PaymentEnded(payment_hash=v.payment_hash, status=v.status,
-                                  at=v.completed_at, error=err.message), v)
+        self.publish(
+            PaymentEnded(
+                payment_hash=v.payment_hash, status=v.status, at=v.completed_at, error=err.message
+            ),
+            v,
+        )
         data: dict[str, Any] = msgspec.to_builtins(v)
         data["attempts"] = [attempt_detail(p) for p in v.parts]
         data.update({k: val for k, val in err.data.items() if k not in data})
@@ -680,8 +774,11 @@ def attempt_detail(p: PartView) -> dict[str, Any]:
     f = p.failure
     erring_channel: str | None = None
     if f is not None and f.erring_channel is not None:
-        erring_channel = (f"{f.erring_channel}/{f.erring_direction}"
-                          if f.erring_direction is not None else f.erring_channel)
+        erring_channel = (
+            f"{f.erring_channel}/{f.erring_direction}"
+            if f.erring_direction is not None
+            else f.erring_channel
+        )
     elif f is not None and p.route.hops and f.erring_index < len(p.route.hops):
         erring_channel = p.route.channels()[max(f.erring_index, 0)]
     return {
@@ -775,29 +872,52 @@ async def payment_supervisor(
         previous = await node.listsendpays(plan.payment_hash)
     if book.adopt(previous):
         task_status.started()
-        book.publish(PaymentEnded(payment_hash=plan.payment_hash, status=PaymentStatus.COMPLETE,
-                                  at=clock()), book.view)
+        book.publish(
+            PaymentEnded(payment_hash=plan.payment_hash, status=PaymentStatus.COMPLETE, at=clock()),
+            book.view,
+        )
         return book.view
 
     # 3. open at the router
-    opened: PaymentOpened = await ask(router, lambda r: OpenPayment(
-        payment_hash=plan.payment_hash, destination=plan.destination,
-        route_hints=invoice.route_hints, reply=r))
+    opened: PaymentOpened = await ask(
+        router,
+        lambda r: OpenPayment(
+            payment_hash=plan.payment_hash,
+            destination=plan.destination,
+            route_hints=invoice.route_hints,
+            reply=r,
+        ),
+    )
     if not opened.destination_known and not book.adopted:
         await router.send(ClosePayment(payment_hash=plan.payment_hash))
         raise RouteNotFound(
             f"destination {plan.destination} is unknown: not in the gossip graph, not one of "
             f"our peers, and the invoice carries no usable route hint",
-            data={"destination": plan.destination})
+            data={"destination": plan.destination},
+        )
     task_status.started()
-    publish(PaymentStarted(payment_hash=plan.payment_hash, destination=plan.destination,
-                           amount_msat=plan.amount_msat, strategy=plan.strategy_name,
-                           at=clock()), book.view)
+    publish(
+        PaymentStarted(
+            payment_hash=plan.payment_hash,
+            destination=plan.destination,
+            amount_msat=plan.amount_msat,
+            strategy=plan.strategy_name,
+            at=clock(),
+        ),
+        book.view,
+    )
 
     # 4. send until delivered, stopped or the deadline; then wait for what is in flight
     results_tx, inbox = anyio.create_memory_object_stream[SupervisorMsg](0)
-    spawn = partial(_spawn, node=node, router=router, estimator=estimator, results=results_tx,
-                    config=config, send_before=deadline)
+    spawn = partial(
+        _spawn,
+        node=node,
+        router=router,
+        estimator=estimator,
+        results=results_tx,
+        config=config,
+        send_before=deadline,
+    )
     try:
         with inbox, results_tx:
             async with anyio.create_task_group() as workers:
@@ -806,20 +926,30 @@ async def payment_supervisor(
                 with anyio.CancelScope(deadline=deadline) as sending:
                     await _send_until_done(book, workers, spawn, inbox, router)
                 if sending.cancelled_caught:
-                    why = (f"retry_for ({plan.retry_for_s:g} s) reached"
-                           if window_s == plan.retry_for_s else "the invoice expired")
-                    book.stop(StoppedRetrying(
-                        f"{why} after {book.view.attempts} attempt(s); "
-                        f"{book.delivered_msat} of {plan.amount_msat} msat delivered"
-                        + (f"; last routing error: {book.routing_error.message}"
-                           if book.routing_error else ""),
-                    ))
+                    why = (
+                        f"retry_for ({plan.retry_for_s:g} s) reached"
+                        if window_s == plan.retry_for_s
+                        else "the invoice expired"
+                    )
+                    book.stop(
+                        StoppedRetrying(
+                            f"{why} after {book.view.attempts} attempt(s); "
+                            f"{book.delivered_msat} of {plan.amount_msat} msat delivered"
+                            + (
+                                f"; last routing error: {book.routing_error.message}"
+                                if book.routing_error
+                                else ""
+                            ),
+                        )
+                    )
                 await _wait_for_parts_in_flight(book, inbox)
     finally:
         # final bookkeeping, even when cancelled (the runtime may be shutting down: the
         # router may be gone, and must not be waited for long)
-        with anyio.move_on_after(1.0, shield=True), contextlib.suppress(
-                anyio.BrokenResourceError, anyio.ClosedResourceError):
+        with (
+            anyio.move_on_after(1.0, shield=True),
+            contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError),
+        ):
             await router.send(ClosePayment(payment_hash=plan.payment_hash))
 
     # 5. report
@@ -829,20 +959,39 @@ async def payment_supervisor(
 Spawn = Callable[[TaskGroup, ShardOrder], None]
 
 
-def _spawn(workers: TaskGroup, order: ShardOrder, *, node: NodeInterface,
-           router: MemoryObjectSendStream[RouterMsg],
-           estimator: MemoryObjectSendStream[EstimatorMsg],
-           results: MemoryObjectSendStream[SupervisorMsg], config: EngineConfig,
-           send_before: float) -> None:
+def _spawn(
+    workers: TaskGroup,
+    order: ShardOrder,
+    *,
+    node: NodeInterface,
+    router: MemoryObjectSendStream[RouterMsg],
+    estimator: MemoryObjectSendStream[EstimatorMsg],
+    results: MemoryObjectSendStream[SupervisorMsg],
+    config: EngineConfig,
+    send_before: float,
+) -> None:
     # start_soon, not start: no checkpoint between receiving a route and owning it
-    workers.start_soon(partial(shard_worker, order=order, node=node, router=router,
-                               estimator=estimator, supervisor=results, config=config,
-                               send_before=send_before))
+    workers.start_soon(
+        partial(
+            shard_worker,
+            order=order,
+            node=node,
+            router=router,
+            estimator=estimator,
+            supervisor=results,
+            config=config,
+            send_before=send_before,
+        )
+    )
 
 
-async def _send_until_done(book: PaymentBook, workers: TaskGroup, spawn: Spawn,
-                           inbox: MemoryObjectReceiveStream[SupervisorMsg],
-                           router: MemoryObjectSendStream[RouterMsg]) -> None:
+async def _send_until_done(
+    book: PaymentBook,
+    workers: TaskGroup,
+    spawn: Spawn,
+    inbox: MemoryObjectReceiveStream[SupervisorMsg],
+    router: MemoryObjectSendStream[RouterMsg],
+) -> None:
     """Plan, send, learn, until delivered or stopped (the deadline cancels it from outside)."""
     while book.sending:
         if book.view.attempts >= MAX_ATTEMPTS:
@@ -858,17 +1007,22 @@ async def _send_until_done(book: PaymentBook, workers: TaskGroup, spawn: Spawn,
             continue
         if book.parts_in_flight == 0:
             # nothing in flight, something unassigned, and planning made no progress
-            book.stop(book.routing_error or RouteNotFound(
-                f"maxparts ({book.plan.maxparts}) reached with "
-                f"{book.unassigned_msat} msat unassigned"))
+            book.stop(
+                book.routing_error
+                or RouteNotFound(
+                    f"maxparts ({book.plan.maxparts}) reached with "
+                    f"{book.unassigned_msat} msat unassigned"
+                )
+            )
             return
         match await inbox.receive():
             case ShardResult() as result:
                 book.part_ended(result)
 
 
-async def _plan_and_send(book: PaymentBook, workers: TaskGroup, spawn: Spawn,
-                         router: MemoryObjectSendStream[RouterMsg]) -> None:
+async def _plan_and_send(
+    book: PaymentBook, workers: TaskGroup, spawn: Spawn, router: MemoryObjectSendStream[RouterMsg]
+) -> None:
     """Route the pool piece by piece; spawn a worker per route. Stops at the first piece
     that finds nothing (``book.routing_error`` says why) and leaves it in the pool."""
     widen = False  # ask again for the same piece with every free slot (its share was too few)
@@ -877,7 +1031,8 @@ async def _plan_and_send(book: PaymentBook, workers: TaskGroup, spawn: Spawn,
         if piece is None:
             book.routing_error = RouteNotFound(
                 f"maxparts ({book.plan.maxparts}) reached with {book.unassigned_msat} msat "
-                f"unassigned")
+                f"unassigned"
+            )
             return
         amount, maxparts, maxfee = piece
         if widen:
@@ -885,28 +1040,40 @@ async def _plan_and_send(book: PaymentBook, workers: TaskGroup, spawn: Spawn,
         request = book.route_input(amount, maxparts, maxfee)
 
         def find(r: MemoryObjectSendStream[FindRoutesReply], q: RouteInput = request) -> FindRoutes:
-            return FindRoutes(payment_hash=book.plan.payment_hash,
-                              strategy=book.plan.strategy_name, request=q, reply=r,
-                              since=book.view.created_at)
+            return FindRoutes(
+                payment_hash=book.plan.payment_hash,
+                strategy=book.plan.strategy_name,
+                request=q,
+                reply=r,
+                since=book.view.created_at,
+            )
 
         answer: FindRoutesReply = await ask(router, find)
         match answer:
             case RoutesFound(routes=planned, compute_s=dt, relaxed=relaxed):
                 book.view.compute_s += dt
                 if relaxed:
-                    log.info("payment %s: routes for %d msat found only once liquidity "
-                             "learnt before this payment was set aside",
-                             book.plan.payment_hash, amount)
+                    log.info(
+                        "payment %s: routes for %d msat found only once liquidity "
+                        "learnt before this payment was set aside",
+                        book.plan.payment_hash,
+                        amount,
+                    )
                 problem = book.check_routes(planned, amount, maxparts, maxfee)
                 if problem is not None:
                     for p in planned:
-                        await router.send(ReleaseRoute(reservation=p.reservation,
-                                                       outcome=_NOT_SENT))
-                    log.error("payment %s: strategy %r broke its contract: %s",
-                              book.plan.payment_hash, book.plan.strategy_name, problem)
+                        await router.send(
+                            ReleaseRoute(reservation=p.reservation, outcome=_NOT_SENT)
+                        )
+                    log.error(
+                        "payment %s: strategy %r broke its contract: %s",
+                        book.plan.payment_hash,
+                        book.plan.strategy_name,
+                        problem,
+                    )
                     book.routing_error = RouteNotFound(
-                        f"strategy {book.plan.strategy_name!r} returned unusable routes: "
-                        f"{problem}")
+                        f"strategy {book.plan.strategy_name!r} returned unusable routes: {problem}"
+                    )
                     return
                 book.pool.pop(0)
                 for p in planned:
@@ -928,12 +1095,14 @@ async def _plan_and_send(book: PaymentBook, workers: TaskGroup, spawn: Spawn,
                 return
 
 
-_NOT_SENT = PartOutcome(state=PartState.FAILED, sent=False,
-                        reason="not sent: the supervisor rejected the routes")
+_NOT_SENT = PartOutcome(
+    state=PartState.FAILED, sent=False, reason="not sent: the supervisor rejected the routes"
+)
 
 
-async def _wait_for_parts_in_flight(book: PaymentBook,
-                                    inbox: MemoryObjectReceiveStream[SupervisorMsg]) -> None:
+async def _wait_for_parts_in_flight(
+    book: PaymentBook, inbox: MemoryObjectReceiveStream[SupervisorMsg]
+) -> None:
     """Sending is over; every part already sent is awaited before the payment reports."""
     while book.parts_in_flight:
         match await inbox.receive():

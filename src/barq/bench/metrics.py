@@ -60,13 +60,13 @@ def rounds(parts: Sequence[PartView]) -> int:
     Parts still ``PLANNED`` (never sent) do not count. A part that has not
     finished cannot be followed. ``0`` when nothing was sent.
     """
-    sent = sorted((p for p in parts if p.state != PartState.PLANNED),
-                  key=lambda p: (p.started_at, p.partid))
+    sent = sorted(
+        (p for p in parts if p.state != PartState.PLANNED), key=lambda p: (p.started_at, p.partid)
+    )
     level: list[tuple[float | None, int]] = []  # (finished_at, round) of parts seen so far
     best = 0
     for p in sent:
-        r = 1 + max((lv for fin, lv in level if fin is not None and fin <= p.started_at),
-                    default=0)
+        r = 1 + max((lv for fin, lv in level if fin is not None and fin <= p.started_at), default=0)
         level.append((p.finished_at, r))
         best = max(best, r)
     return best
@@ -160,26 +160,31 @@ def summarize(records: Iterable[PaymentRecord]) -> list[BenchRow]:
         ratios = [fee_ratio(r.fee_msat, r.oracle_fee_msat or 0) for r in with_oracle]
         oracle_sum = sum(r.oracle_fee_msat or 0 for r in with_oracle)
         fee_sum = sum(r.fee_msat for r in with_oracle)
-        total = (fee_sum / oracle_sum if oracle_sum > 0
-                 else (1.0 if with_oracle and fee_sum == 0 else None))
-        rows.append(BenchRow(
-            strategy=strategy,
-            amount_sat=amount_msat // 1000,
-            payments=len(rs),
-            feasible=len(feas),
-            succeeded=len(ok),
-            succeeded_feasible=len(ok_feas),
-            success_rate=len(ok) / len(rs) if rs else None,
-            success_rate_feasible=len(ok_feas) / len(feas) if feas else None,
-            attempts_p50=percentile((r.attempts for r in ok), 50),
-            attempts_p90=percentile((r.attempts for r in ok), 90),
-            rounds_p50=percentile((r.rounds for r in ok), 50),
-            rounds_max=max((r.rounds for r in ok), default=None),
-            fee_msat_p50=percentile((r.fee_msat for r in ok), 50),
-            fee_ratio_p50=_finite(percentile(ratios, 50)),
-            fee_ratio_total=_finite(total),
-            sim_time_s_p50=percentile((r.sim_time_s for r in ok), 50),
-            compute_ms_p50=percentile((r.compute_s * 1000 for r in rs), 50),
-            compute_ms_p95=percentile((r.compute_s * 1000 for r in rs), 95),
-        ))
+        total = (
+            fee_sum / oracle_sum
+            if oracle_sum > 0
+            else (1.0 if with_oracle and fee_sum == 0 else None)
+        )
+        rows.append(
+            BenchRow(
+                strategy=strategy,
+                amount_sat=amount_msat // 1000,
+                payments=len(rs),
+                feasible=len(feas),
+                succeeded=len(ok),
+                succeeded_feasible=len(ok_feas),
+                success_rate=len(ok) / len(rs) if rs else None,
+                success_rate_feasible=len(ok_feas) / len(feas) if feas else None,
+                attempts_p50=percentile((r.attempts for r in ok), 50),
+                attempts_p90=percentile((r.attempts for r in ok), 90),
+                rounds_p50=percentile((r.rounds for r in ok), 50),
+                rounds_max=max((r.rounds for r in ok), default=None),
+                fee_msat_p50=percentile((r.fee_msat for r in ok), 50),
+                fee_ratio_p50=_finite(percentile(ratios, 50)),
+                fee_ratio_total=_finite(total),
+                sim_time_s_p50=percentile((r.sim_time_s for r in ok), 50),
+                compute_ms_p50=percentile((r.compute_s * 1000 for r in rs), 50),
+                compute_ms_p95=percentile((r.compute_s * 1000 for r in rs), 95),
+            )
+        )
     return rows

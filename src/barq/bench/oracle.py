@@ -136,8 +136,9 @@ def _node(graph: Graph, node: NodeId, what: str) -> int:
     return i
 
 
-def max_flow_msat(graph: Graph, capacity_msat: npt.ArrayLike, source: NodeId,
-                  destination: NodeId) -> int:
+def max_flow_msat(
+    graph: Graph, capacity_msat: npt.ArrayLike, source: NodeId, destination: NodeId
+) -> int:
     """Maximum flow (msat) from ``source`` to ``destination`` over ``capacity_msat``.
 
     Uses OR-Tools ``SimpleMaxFlow`` on int64 capacities; half-channels with zero
@@ -166,8 +167,9 @@ def max_flow_msat(graph: Graph, capacity_msat: npt.ArrayLike, source: NodeId,
     return int(mf.optimal_flow())
 
 
-def _solve_mcf(graph: Graph, keep: I64, cap_sat: I64, s: int, t: int, amount_msat: int,
-               scale: int) -> tuple[int, I64, float] | None:
+def _solve_mcf(
+    graph: Graph, keep: I64, cap_sat: I64, s: int, t: int, amount_msat: int, scale: int
+) -> tuple[int, I64, float] | None:
     """``(status, flows per kept row, optimal cost in msat)``; ``None`` when an end is isolated."""
     amount_sat = -(-amount_msat // 1000)
     tails = graph.src[keep].astype(np.int32)
@@ -198,8 +200,9 @@ def _edge_fees(graph: Graph, edges: I64, flow_msat: npt.ArrayLike, s: int) -> in
     return int(np.sum(np.where(charged, fee, 0)))
 
 
-def _cheapest_single_path(graph: Graph, cap_msat: I64, s: int, t: int,
-                          amount_msat: int) -> int | None:
+def _cheapest_single_path(
+    graph: Graph, cap_msat: I64, s: int, t: int, amount_msat: int
+) -> int | None:
     """Fee of the cheapest single path that can carry the whole amount (``None``: none)."""
     ok = np.flatnonzero(cap_msat >= amount_msat)
     if ok.size == 0:
@@ -216,20 +219,28 @@ def _cheapest_single_path(graph: Graph, cap_msat: I64, s: int, t: int,
     _, pred = dijkstra(m, directed=True, indices=s, return_predecessors=True)
     if pred[t] < 0:
         return None
-    row_of = {(int(a), int(b)): int(r) for a, b, r in
-              zip(u[first].tolist(), v[first].tolist(), rows[first].tolist(), strict=True)}
+    row_of = {
+        (int(a), int(b)): int(r)
+        for a, b, r in zip(u[first].tolist(), v[first].tolist(), rows[first].tolist(), strict=True)
+    }
     path: list[int] = []
     x = t
     while x != s:
         p = int(pred[x])
         path.append(row_of[(p, x)])
         x = p
-    return _edge_fees(graph, np.asarray(path, dtype=np.int64),
-                      np.full(len(path), amount_msat, dtype=np.int64), s)
+    return _edge_fees(
+        graph, np.asarray(path, dtype=np.int64), np.full(len(path), amount_msat, dtype=np.int64), s
+    )
 
 
-def min_cost_fee(graph: Graph, capacity_msat: npt.ArrayLike, source: NodeId,
-                 destination: NodeId, amount_msat: int) -> MinCostFee | None:
+def min_cost_fee(
+    graph: Graph,
+    capacity_msat: npt.ArrayLike,
+    source: NodeId,
+    destination: NodeId,
+    amount_msat: int,
+) -> MinCostFee | None:
     """The cheapest way found to deliver ``amount_msat`` over ``capacity_msat`` (module doc).
 
     ``fee_msat`` is the smaller of the fee (base in full) of the optimal
@@ -267,12 +278,19 @@ def min_cost_fee(graph: Graph, capacity_msat: npt.ArrayLike, source: NodeId,
     single = _cheapest_single_path(graph, cap, s, t, amount_msat)
     best = fee if single is None else min(fee, single)
     lower = min(math.ceil(optimum - 1e-9), best)
-    return MinCostFee(fee_msat=best, fee_lower_bound_msat=lower,
-                      channels_used=int(used.size))
+    return MinCostFee(fee_msat=best, fee_lower_bound_msat=lower, channels_used=int(used.size))
 
 
-def oracle(graph: Graph, liquidity_msat: npt.ArrayLike, source: NodeId, destination: NodeId,
-           amount_msat: int, *, maxparts: int, maxfee_msat: int | None = None) -> OracleResult:
+def oracle(
+    graph: Graph,
+    liquidity_msat: npt.ArrayLike,
+    source: NodeId,
+    destination: NodeId,
+    amount_msat: int,
+    *,
+    maxparts: int,
+    maxfee_msat: int | None = None,
+) -> OracleResult:
     """Max-flow feasibility and (when the flow exists) the min-cost fee, with the true liquidity.
 
     Args:
@@ -288,8 +306,7 @@ def oracle(graph: Graph, liquidity_msat: npt.ArrayLike, source: NodeId, destinat
     if flow < amount_msat:
         return OracleResult(max_flow_msat=flow, feasible=False)
     mc = min_cost_fee(graph, cap, source, destination, amount_msat)
-    over = (mc is not None and maxfee_msat is not None
-            and mc.fee_lower_bound_msat > maxfee_msat)
+    over = mc is not None and maxfee_msat is not None and mc.fee_lower_bound_msat > maxfee_msat
     return OracleResult(
         max_flow_msat=flow,
         feasible=not over,

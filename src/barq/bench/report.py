@@ -34,14 +34,32 @@ def _num(x: float | None, fmt: str = "{:.0f}") -> str:
 
 def bench_table(rows: Sequence[BenchRow], *, title: str | None = None) -> Table:
     """A rich table with one line per (strategy, amount), amounts grouped together."""
-    t = Table(title=title, header_style="bold", show_lines=False,
-              caption="ok%: success over all payments; ok/feas: over feasible ones; "
-                      "att/rnd/fee/sim: medians (p90) over succeeded payments; "
-                      "fee/orc: median fee ratio to the oracle (total ratio); "
-                      "cpu: ms in strategies per payment")
+    t = Table(
+        title=title,
+        header_style="bold",
+        show_lines=False,
+        caption="ok%: success over all payments; ok/feas: over feasible ones; "
+        "att/rnd/fee/sim: medians (p90) over succeeded payments; "
+        "fee/orc: median fee ratio to the oracle (total ratio); "
+        "cpu: ms in strategies per payment",
+    )
     t.add_column("strategy", no_wrap=True)
-    for name in ("sat", "n", "feas", "ok", "ok%", "ok/feas", "att", "att p90", "rnd",
-                 "fee msat", "fee/orc", "sim s", "cpu p50", "cpu p95"):
+    for name in (
+        "sat",
+        "n",
+        "feas",
+        "ok",
+        "ok%",
+        "ok/feas",
+        "att",
+        "att p90",
+        "rnd",
+        "fee msat",
+        "fee/orc",
+        "sim s",
+        "cpu p50",
+        "cpu p95",
+    ):
         t.add_column(name, justify="right", no_wrap=True)
     last_amount: int | None = None
     for r in sorted(rows, key=lambda r: r.amount_sat):
@@ -49,12 +67,20 @@ def bench_table(rows: Sequence[BenchRow], *, title: str | None = None) -> Table:
             t.add_section()
         last_amount = r.amount_sat
         t.add_row(
-            r.strategy, f"{r.amount_sat:,}", str(r.payments), str(r.feasible), str(r.succeeded),
-            _pct(r.success_rate), _pct(r.success_rate_feasible), _num(r.attempts_p50, "{:.1f}"),
-            _num(r.attempts_p90, "{:.1f}"), _num(r.rounds_p50, "{:.1f}"),
+            r.strategy,
+            f"{r.amount_sat:,}",
+            str(r.payments),
+            str(r.feasible),
+            str(r.succeeded),
+            _pct(r.success_rate),
+            _pct(r.success_rate_feasible),
+            _num(r.attempts_p50, "{:.1f}"),
+            _num(r.attempts_p90, "{:.1f}"),
+            _num(r.rounds_p50, "{:.1f}"),
             _num(r.fee_msat_p50, "{:,.0f}"),
             f"{_num(r.fee_ratio_p50, '{:.2f}')} ({_num(r.fee_ratio_total, '{:.2f}')})",
-            _num(r.sim_time_s_p50, "{:.2f}"), _num(r.compute_ms_p50, "{:.1f}"),
+            _num(r.sim_time_s_p50, "{:.2f}"),
+            _num(r.compute_ms_p50, "{:.1f}"),
             _num(r.compute_ms_p95, "{:.1f}"),
         )
     return t
@@ -65,8 +91,12 @@ def rows_to_json(rows: Sequence[BenchRow]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for r in rows:
         d = msgspec.to_builtins(r)
-        out.append({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                    for k, v in d.items()})
+        out.append(
+            {
+                k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in d.items()
+            }
+        )
     return out
 
 
@@ -136,12 +166,21 @@ def write_plot(rows: Sequence[BenchRow], path: Path, *, title: str = "") -> None
         markers = ("o", "s", "^", "D", "v", "P", "X", "*")
         styles = ("-", "--", "-.", ":")
         for k, (name, rs) in enumerate(by_strategy.items()):
-            pts = sorted((r.amount_sat, 100 * r.success_rate_feasible)
-                         for r in rs if r.success_rate_feasible is not None)
+            pts = sorted(
+                (r.amount_sat, 100 * r.success_rate_feasible)
+                for r in rs
+                if r.success_rate_feasible is not None
+            )
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], label=name,
-                        marker=markers[k % len(markers)], linestyle=styles[k % len(styles)],
-                        markersize=7 - (k % 3), alpha=0.85)
+                ax.plot(
+                    [p[0] for p in pts],
+                    [p[1] for p in pts],
+                    label=name,
+                    marker=markers[k % len(markers)],
+                    linestyle=styles[k % len(styles)],
+                    markersize=7 - (k % 3),
+                    alpha=0.85,
+                )
         ax.set_xscale("log")
         amounts = sorted({r.amount_sat for r in rows})
         if amounts:
@@ -175,12 +214,14 @@ def best_strategy(rows: Sequence[BenchRow]) -> str | None:
     for r in rows:
         if r.success_rate_feasible is None:
             continue
-        scores.setdefault(r.strategy, []).append((
-            -r.success_rate_feasible,
-            r.rounds_p50 if r.rounds_p50 is not None else 0.0,
-            r.fee_ratio_total if r.fee_ratio_total is not None else 0.0,
-            r.attempts_p50 if r.attempts_p50 is not None else 0.0,
-        ))
+        scores.setdefault(r.strategy, []).append(
+            (
+                -r.success_rate_feasible,
+                r.rounds_p50 if r.rounds_p50 is not None else 0.0,
+                r.fee_ratio_total if r.fee_ratio_total is not None else 0.0,
+                r.attempts_p50 if r.attempts_p50 is not None else 0.0,
+            )
+        )
     if not scores:
         return None
 

@@ -134,8 +134,9 @@ SOURCE_TRIES = 100
 DESTINATION_TRIES = 20
 
 
-def plan_sessions(nodes: Sequence[NodeId], cfg: BenchConfig,
-                  feasible: FeasibleFn | None = None) -> list[Session]:
+def plan_sessions(
+    nodes: Sequence[NodeId], cfg: BenchConfig, feasible: FeasibleFn | None = None
+) -> list[Session]:
     """The sessions of a run, from the candidate ``nodes`` (the largest SCC).
 
     Each session draws its payer, then its liquidity seed, then its
@@ -153,8 +154,10 @@ def plan_sessions(nodes: Sequence[NodeId], cfg: BenchConfig,
         InvalidParams: fewer than 2 candidate nodes.
     """
     if len(nodes) < 2:
-        raise InvalidParams(f"the graph's largest strongly connected component has "
-                            f"{len(nodes)} node(s): nothing to pay between")
+        raise InvalidParams(
+            f"the graph's largest strongly connected component has "
+            f"{len(nodes)} node(s): nothing to pay between"
+        )
     out: list[Session] = []
     n, c = cfg.payments, cfg.concurrency
     sizes = [n] if cfg.warm else [min(c, n - i * c) for i in range(math.ceil(n / c))]
@@ -184,10 +187,15 @@ def plan_sessions(nodes: Sequence[NodeId], cfg: BenchConfig,
                 if ok:
                     break
             dests = [first] + [destination(src, seed)[0] for _ in range(k - 1)]
-            out.append(Session(
-                key=f"{amount}/{'warm' if cfg.warm else i}", amount_msat=amount, source=src,
-                batches=tuple(tuple(dests[j:j + c]) for j in range(0, len(dests), c)),
-                liquidity_seed=seed))
+            out.append(
+                Session(
+                    key=f"{amount}/{'warm' if cfg.warm else i}",
+                    amount_msat=amount,
+                    source=src,
+                    batches=tuple(tuple(dests[j : j + c]) for j in range(0, len(dests), c)),
+                    liquidity_seed=seed,
+                )
+            )
     return out
 
 
@@ -222,12 +230,22 @@ def _view_of(exc: BaseException) -> PaymentView | None:
     return None
 
 
-async def _pay_one(rt: Any, net: Any, *, strategy: str, amount_msat: int, source: NodeId,
-                   destination: NodeId, bolt11: str, orc: OracleResult,
-                   cfg: BenchConfig) -> PaymentRecord:
+async def _pay_one(
+    rt: Any,
+    net: Any,
+    *,
+    strategy: str,
+    amount_msat: int,
+    source: NodeId,
+    destination: NodeId,
+    bolt11: str,
+    orc: OracleResult,
+    cfg: BenchConfig,
+) -> PaymentRecord:
     payment_hash = net.decode(bolt11).payment_hash
-    params = PayParams(invstring=bolt11, strategy=strategy, maxparts=cfg.maxparts,
-                       retry_for_s=cfg.retry_for_s)
+    params = PayParams(
+        invstring=bolt11, strategy=strategy, maxparts=cfg.maxparts, retry_for_s=cfg.retry_for_s
+    )
     t0 = trio.current_time()
     view: PaymentView | None = None
     error: str | None = None
@@ -245,11 +263,18 @@ async def _pay_one(rt: Any, net: Any, *, strategy: str, amount_msat: int, source
     paid = bool(net.is_paid(payment_hash))
     ok = view is not None and view.status == PaymentStatus.COMPLETE
     if ok != paid:
-        error = (error or "") + f" [engine says {'complete' if ok else 'failed'}, network says " \
-                                f"{'paid' if paid else 'unpaid'}]"
+        error = (
+            (error or "") + f" [engine says {'complete' if ok else 'failed'}, network says "
+            f"{'paid' if paid else 'unpaid'}]"
+        )
     return PaymentRecord(
-        strategy=strategy, amount_msat=amount_msat, source=source, destination=destination,
-        feasible=orc.feasible, max_flow_msat=orc.max_flow_msat, oracle_fee_msat=orc.fee_msat,
+        strategy=strategy,
+        amount_msat=amount_msat,
+        source=source,
+        destination=destination,
+        feasible=orc.feasible,
+        max_flow_msat=orc.max_flow_msat,
+        oracle_fee_msat=orc.fee_msat,
         succeeded=ok and paid,
         attempts=0 if view is None else (view.attempts or len(view.parts)),
         rounds=0 if view is None else rounds(view.parts),
@@ -260,9 +285,14 @@ async def _pay_one(rt: Any, net: Any, *, strategy: str, amount_msat: int, source
     )
 
 
-async def run_session(graph: Graph, keys: Mapping[NodeId, bytes], session: Session,
-                      strategy: str, cfg: BenchConfig,
-                      oracle_cache: dict[tuple[str, int], OracleResult]) -> list[PaymentRecord]:
+async def run_session(
+    graph: Graph,
+    keys: Mapping[NodeId, bytes],
+    session: Session,
+    strategy: str,
+    cfg: BenchConfig,
+    oracle_cache: dict[tuple[str, int], OracleResult],
+) -> list[PaymentRecord]:
     """Pay ``session`` with ``strategy`` on a fresh simulated network (see the module doc).
 
     Must run under trio. ``oracle_cache`` holds the oracle answers of first
@@ -275,8 +305,9 @@ async def run_session(graph: Graph, keys: Mapping[NodeId, bytes], session: Sessi
     from barq.node.simulated import SimulatedNetwork
 
     records: list[PaymentRecord] = []
-    async with SimulatedNetwork.open(graph, seed=session.liquidity_seed, keys=keys,
-                                     epoch_s=EPOCH_S) as net:
+    async with SimulatedNetwork.open(
+        graph, seed=session.liquidity_seed, keys=keys, epoch_s=EPOCH_S
+    ) as net:
         node = net.node(session.source)
         engine = bench_engine_config(cfg, strategy)
         maxfee_msat = engine.default_maxfee_msat(session.amount_msat)
@@ -289,20 +320,39 @@ async def run_session(graph: Graph, keys: Mapping[NodeId, bytes], session: Sessi
                     ck = (session.key, pos + j)
                     hit = oracle_cache.get(ck) if b == 0 else None
                     if hit is None:
-                        hit = oracle(graph, liq, session.source, dest, session.amount_msat,
-                                     maxparts=engine.maxparts, maxfee_msat=maxfee_msat)
+                        hit = oracle(
+                            graph,
+                            liq,
+                            session.source,
+                            dest,
+                            session.amount_msat,
+                            maxparts=engine.maxparts,
+                            maxfee_msat=maxfee_msat,
+                        )
                         if b == 0:
                             oracle_cache[ck] = hit
                     orcs.append(hit)
                 invoices = [net.create_invoice(d, session.amount_msat) for d in batch]
                 out: list[PaymentRecord | None] = [None] * len(batch)
 
-                async def one(j: int, dest: NodeId, bolt11: str, orc: OracleResult,
-                              out: list[PaymentRecord | None] = out) -> None:
-                    out[j] = await _pay_one(rt, net, strategy=strategy,
-                                            amount_msat=session.amount_msat,
-                                            source=session.source, destination=dest,
-                                            bolt11=bolt11, orc=orc, cfg=cfg)
+                async def one(
+                    j: int,
+                    dest: NodeId,
+                    bolt11: str,
+                    orc: OracleResult,
+                    out: list[PaymentRecord | None] = out,
+                ) -> None:
+                    out[j] = await _pay_one(
+                        rt,
+                        net,
+                        strategy=strategy,
+                        amount_msat=session.amount_msat,
+                        source=session.source,
+                        destination=dest,
+                        bolt11=bolt11,
+                        orc=orc,
+                        cfg=cfg,
+                    )
 
                 async with trio.open_nursery() as nursery:
                     for j, (dest, inv, orc) in enumerate(zip(batch, invoices, orcs, strict=True)):
@@ -314,18 +364,33 @@ async def run_session(graph: Graph, keys: Mapping[NodeId, bytes], session: Sessi
     return records
 
 
-def _crashed(session: Session, strategy: str, exc: BaseException,
-             cache: Mapping[tuple[str, int], OracleResult]) -> list[PaymentRecord]:
+def _crashed(
+    session: Session,
+    strategy: str,
+    exc: BaseException,
+    cache: Mapping[tuple[str, int], OracleResult],
+) -> list[PaymentRecord]:
     msg = "".join(traceback.format_exception_only(exc)).strip().splitlines()[-1]
     dests = [d for batch in session.batches for d in batch]
     unknown = OracleResult(max_flow_msat=0, feasible=False)
     orcs = [cache.get((session.key, j), unknown) for j in range(len(dests))]
     return [
-        PaymentRecord(strategy=strategy, amount_msat=session.amount_msat, source=session.source,
-                      destination=d, feasible=o.feasible, max_flow_msat=o.max_flow_msat,
-                      oracle_fee_msat=o.fee_msat, succeeded=False, attempts=0, rounds=0,
-                      fee_msat=0, sim_time_s=0.0, compute_s=0.0,
-                      error=f"session crashed: {msg}")
+        PaymentRecord(
+            strategy=strategy,
+            amount_msat=session.amount_msat,
+            source=session.source,
+            destination=d,
+            feasible=o.feasible,
+            max_flow_msat=o.max_flow_msat,
+            oracle_fee_msat=o.fee_msat,
+            succeeded=False,
+            attempts=0,
+            rounds=0,
+            fee_msat=0,
+            sim_time_s=0.0,
+            compute_s=0.0,
+            error=f"session crashed: {msg}",
+        )
         for d, o in zip(dests, orcs, strict=True)
     ]
 
@@ -343,10 +408,13 @@ def _feasibility(graph: Graph, cfg: BenchConfig) -> FeasibleFn:
             caps.clear()  # sessions are drawn one after the other: keep the last only
             liq = SimulatedNetwork(graph, seed=seed, epoch_s=EPOCH_S).true_liquidity_msat()
             cap = caps[(seed, amount_msat)] = oracle_capacity_msat(
-                graph, liq, amount_msat=amount_msat, maxparts=maxparts)
+                graph, liq, amount_msat=amount_msat, maxparts=maxparts
+            )
         s, t = graph.node_index[source], graph.node_index[destination]
-        if (int(cap[graph.src == s].sum()) < amount_msat
-                or int(cap[graph.dst == t].sum()) < amount_msat):
+        if (
+            int(cap[graph.src == s].sum()) < amount_msat
+            or int(cap[graph.dst == t].sum()) < amount_msat
+        ):
             return False  # quick cut: the payer cannot send it, or the payee receive it
         if max_flow_msat(graph, cap, source, destination) < amount_msat:
             return False
@@ -383,10 +451,14 @@ async def guarded(fn: Callable[[], Awaitable[T]], *, wall_s: float, sim_s: float
     raise BarqError(f"session timed out (limit {wall_s:.0f} s wall, {sim_s:.0f} s simulated)")
 
 
-def run_bench(graph: Graph, cfg: BenchConfig, *, keys: Mapping[NodeId, bytes] | None = None,
-              progress: ProgressFn | None = None,
-              on_crash: Callable[[str, BaseException], None] | None = None,
-              ) -> list[PaymentRecord]:
+def run_bench(
+    graph: Graph,
+    cfg: BenchConfig,
+    *,
+    keys: Mapping[NodeId, bytes] | None = None,
+    progress: ProgressFn | None = None,
+    on_crash: Callable[[str, BaseException], None] | None = None,
+) -> list[PaymentRecord]:
     """Run the whole benchmark (blocking; starts its own ``trio.run`` per session).
 
     Args:
@@ -417,12 +489,17 @@ def run_bench(graph: Graph, cfg: BenchConfig, *, keys: Mapping[NodeId, bytes] | 
         for strategy in cfg.strategies:
             try:
                 retry = bench_engine_config(cfg, strategy).retry_for_s
-                got = trio.run(partial(
-                    guarded,
-                    partial(run_session, graph, dict(keys or {}), session, strategy, cfg, cache),
-                    wall_s=cfg.session_timeout_s,
-                    sim_s=len(session.batches) * (2 * retry + 180.0),
-                ), clock=trio.testing.MockClock(autojump_threshold=0))
+                got = trio.run(
+                    partial(
+                        guarded,
+                        partial(
+                            run_session, graph, dict(keys or {}), session, strategy, cfg, cache
+                        ),
+                        wall_s=cfg.session_timeout_s,
+                        sim_s=len(session.batches) * (2 * retry + 180.0),
+                    ),
+                    clock=trio.testing.MockClock(autojump_threshold=0),
+                )
             except Exception as exc:
                 if on_crash is not None:
                     on_crash(f"{strategy} session {session.key}", exc)

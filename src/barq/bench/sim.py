@@ -63,7 +63,14 @@ __all__ = [
 
 #: amounts (sat) paid in turn when none are given: small ones, and ones that need MPP
 DEFAULT_AMOUNTS_SAT: tuple[int, ...] = (
-    20_000, 400_000, 2_000, 1_500_000, 80_000, 3_000_000, 700_000, 5_000,
+    20_000,
+    400_000,
+    2_000,
+    1_500_000,
+    80_000,
+    3_000_000,
+    700_000,
+    5_000,
 )
 #: with a live display, idle waits longer than this (wall seconds) are skipped
 IDLE_JUMP_S = 0.4
@@ -132,13 +139,17 @@ class PaymentProgress:
                 self.strategy = ev.strategy
                 if self.started_at is None:
                     self.started_at = now
-                return (f"{short} started: {self.amount_msat // 1000:,} sat to "
-                        f"{self.destination[:10]}… ({ev.strategy})")
+                return (
+                    f"{short} started: {self.amount_msat // 1000:,} sat to "
+                    f"{self.destination[:10]}… ({ev.strategy})"
+                )
             case PartStarted():
                 self.inflight[ev.partid] = ev.amount_msat
                 self.attempts += 1
-                return (f"{short} part {ev.partid}: {ev.amount_msat // 1000:,} sat over "
-                        f"{len(ev.route.hops)} hop(s), fee {ev.route.fee_msat:,} msat")
+                return (
+                    f"{short} part {ev.partid}: {ev.amount_msat // 1000:,} sat over "
+                    f"{len(ev.route.hops)} hop(s), fee {ev.route.fee_msat:,} msat"
+                )
             case PartEnded():
                 self.inflight.pop(ev.partid, None)
                 if ev.state == PartState.SUCCEEDED:
@@ -147,12 +158,11 @@ class PaymentProgress:
                     return f"{short} part {ev.partid} succeeded"
                 self.parts_failed += 1
                 why = ev.failure.failcodename if ev.failure is not None else (ev.reason or "")
-                where = (f" at hop {ev.failure.erring_index}" if ev.failure is not None
-                         else "")
+                where = f" at hop {ev.failure.erring_index}" if ev.failure is not None else ""
                 verb = "failed, resplit" if ev.state == PartState.RESPLIT else "failed"
                 return f"{short} part {ev.partid} {verb}{where}: {why}"
             case PaymentEnded():
-                self.status = ("complete" if ev.status == PaymentStatus.COMPLETE else "failed")
+                self.status = "complete" if ev.status == PaymentStatus.COMPLETE else "failed"
                 self.ended_at = now
                 self.inflight.clear()
                 if ev.error:
@@ -216,13 +226,25 @@ def _bar(p: PaymentProgress, width: int = 14) -> Text:
 
 
 _LEFT = frozenset({"to", "progress", "status", "error"})
-_STATUS_STYLE = {"waiting": "dim", "pending": "yellow", "complete": "bold green",
-                 "failed": "bold red"}
+_STATUS_STYLE = {
+    "waiting": "dim",
+    "pending": "yellow",
+    "complete": "bold green",
+    "failed": "bold red",
+}
 
 
 def _table(title: str | None, columns: Sequence[str], caption: str | None = None) -> Table:
-    t = Table(title=title, caption=caption, header_style="bold", box=box.SIMPLE_HEAD,
-              padding=(0, 1), pad_edge=False, collapse_padding=True, expand=False)
+    t = Table(
+        title=title,
+        caption=caption,
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+        collapse_padding=True,
+        expand=False,
+    )
     for name in columns:
         t.add_column(name, justify="left" if name in _LEFT else "right", no_wrap=True)
     return t
@@ -234,13 +256,18 @@ def progress_table(payments: Sequence[PaymentProgress], now: float, title: str =
     ``now`` is the current clock time (elapsed times of running payments);
     the function reads only ``payments`` (safe from a refresh thread).
     """
-    t = _table(title or None, ("#", "sat", "progress", "fly", "ok", "fail", "fee msat",
-                               "sim s", "status"))
+    t = _table(
+        title or None, ("#", "sat", "progress", "fly", "ok", "fail", "fee msat", "sim s", "status")
+    )
     for p in list(payments):
         el = p.elapsed_s(now)
         t.add_row(
-            str(p.index + 1), f"{p.amount_msat // 1000:,}", _bar(p),
-            str(len(p.inflight)), str(p.parts_ok), str(p.parts_failed),
+            str(p.index + 1),
+            f"{p.amount_msat // 1000:,}",
+            _bar(p),
+            str(len(p.inflight)),
+            str(p.parts_ok),
+            str(p.parts_failed),
             f"{p.fee_msat:,}" if p.status == "complete" else "",
             "" if el is None else f"{el:.2f}",
             Text(p.status, style=_STATUS_STYLE.get(p.status, "")),
@@ -273,8 +300,12 @@ class LiveDisplay:
         self._payments = payments
         self._title = title
         self._now = self._t0 = trio.current_time()
-        self._live = Live(console=self.console, refresh_per_second=12, transient=False,
-                          get_renderable=self._render)
+        self._live = Live(
+            console=self.console,
+            refresh_per_second=12,
+            transient=False,
+            get_renderable=self._render,
+        )
         self._live.start()
 
     def event(self, now: float, line: str) -> None:
@@ -294,18 +325,37 @@ def summary_table(payments: Sequence[PaymentProgress]) -> Table:
     """The final table: one line per payment, the totals in the caption."""
     errors = any(p.error and p.status != "complete" for p in payments)
     n_ok = sum(p.status == "complete" for p in payments)
-    t = _table("barq sim: summary", ("#", "to", "sat", "status", "parts", "rnd", "fee msat",
-                                     "ppm", "sim s", "cpu ms", *(("error",) if errors else ())),
-               caption=f"{n_ok}/{len(payments)} payments succeeded")
+    t = _table(
+        "barq sim: summary",
+        (
+            "#",
+            "to",
+            "sat",
+            "status",
+            "parts",
+            "rnd",
+            "fee msat",
+            "ppm",
+            "sim s",
+            "cpu ms",
+            *(("error",) if errors else ()),
+        ),
+        caption=f"{n_ok}/{len(payments)} payments succeeded",
+    )
     for p in payments:
         ok = p.status == "complete"
         el = p.elapsed_s(p.ended_at or 0.0)
         cells: list[str | Text] = [
-            str(p.index + 1), p.destination[:7] + "…", f"{p.amount_msat // 1000:,}",
-            Text(p.status, style=_STATUS_STYLE.get(p.status, "")), str(p.attempts),
-            str(p.rounds), f"{p.fee_msat:,}" if ok else "-",
+            str(p.index + 1),
+            p.destination[:7] + "…",
+            f"{p.amount_msat // 1000:,}",
+            Text(p.status, style=_STATUS_STYLE.get(p.status, "")),
+            str(p.attempts),
+            str(p.rounds),
+            f"{p.fee_msat:,}" if ok else "-",
             f"{p.fee_msat * 1_000_000 // p.amount_msat:,}" if ok else "-",
-            "-" if el is None else f"{el:.2f}", f"{p.compute_s * 1000:.1f}",
+            "-" if el is None else f"{el:.2f}",
+            f"{p.compute_s * 1000:.1f}",
         ]
         if errors:
             cells.append("" if ok else (p.error or "")[:70])
@@ -324,8 +374,10 @@ def choose_source(graph: Graph, seed: int) -> NodeId:
     """
     scc = largest_scc(graph)
     if len(scc) < 2:
-        raise InvalidParams(f"the graph's largest strongly connected component has {len(scc)} "
-                            "node(s): nothing to pay between")
+        raise InvalidParams(
+            f"the graph's largest strongly connected component has {len(scc)} "
+            "node(s): nothing to pay between"
+        )
     outdeg = np.bincount(graph.src[graph.enabled], minlength=graph.num_nodes)[scc]
     floor = max(float(np.median(outdeg)), min(2.0, float(outdeg.max())))
     cands = [int(n) for n, d in zip(scc.tolist(), outdeg.tolist(), strict=True) if d >= floor]
@@ -340,9 +392,15 @@ def _destinations(graph: Graph, source: NodeId, n: int, seed: int) -> list[NodeI
     return [others[rng.randrange(len(others))] for _ in range(n)]
 
 
-def run_sim(graph: Graph, cfg: SimConfig, display: Display, *,
-            keys: Mapping[NodeId, bytes] | None = None, speed: float = 0.0,
-            title: str = "") -> list[PaymentProgress]:
+def run_sim(
+    graph: Graph,
+    cfg: SimConfig,
+    display: Display,
+    *,
+    keys: Mapping[NodeId, bytes] | None = None,
+    speed: float = 0.0,
+    title: str = "",
+) -> list[PaymentProgress]:
     """Run the demo (blocking: its own ``trio.run`` under a ``MockClock``).
 
     Args:
@@ -364,13 +422,15 @@ def run_sim(graph: Graph, cfg: SimConfig, display: Display, *,
     source = choose_source(graph, cfg.seed)
     dests = _destinations(graph, source, cfg.payments, cfg.seed)
     progress = [
-        PaymentProgress(index=i, destination=d,
-                        amount_msat=cfg.amounts_msat[i % len(cfg.amounts_msat)])
+        PaymentProgress(
+            index=i, destination=d, amount_msat=cfg.amounts_msat[i % len(cfg.amounts_msat)]
+        )
         for i, d in enumerate(dests)
     ]
     base = EngineConfig()
     engine_cfg = msgspec.structs.replace(
-        base, strategies_in_thread=False,
+        base,
+        strategies_in_thread=False,
         default_strategy=cfg.strategy or base.default_strategy,
         maxparts=cfg.maxparts if cfg.maxparts is not None else base.maxparts,
     )
@@ -384,12 +444,14 @@ def run_sim(graph: Graph, cfg: SimConfig, display: Display, *,
         def now() -> float:
             return trio.current_time() - t0
 
-        async with SimulatedNetwork.open(graph, seed=cfg.seed, keys=dict(keys or {}),
-                                         epoch_s=EPOCH_S) as net:
+        async with SimulatedNetwork.open(
+            graph, seed=cfg.seed, keys=dict(keys or {}), epoch_s=EPOCH_S
+        ) as net:
             node = net.node(source)
             async with open_runtime(node, engine_cfg, clock=net.now) as rt:
-                display.start(progress, title or f"barq sim: {len(progress)} payments from "
-                              f"{source[:10]}…")
+                display.start(
+                    progress, title or f"barq sim: {len(progress)} payments from {source[:10]}…"
+                )
 
                 async def pay(p: PaymentProgress) -> None:
                     await trio.sleep(p.index * cfg.interval_s)
@@ -402,8 +464,12 @@ def run_sim(graph: Graph, cfg: SimConfig, display: Display, *,
                         if line:
                             display.event(now(), line)
 
-                    params = PayParams(invstring=bolt11, strategy=cfg.strategy,
-                                       maxparts=cfg.maxparts, retry_for_s=cfg.retry_for_s)
+                    params = PayParams(
+                        invstring=bolt11,
+                        strategy=cfg.strategy,
+                        maxparts=cfg.maxparts,
+                        retry_for_s=cfg.retry_for_s,
+                    )
                     view: PaymentView | None = None
                     error: str | None = None
                     try:
@@ -413,10 +479,12 @@ def run_sim(graph: Graph, cfg: SimConfig, display: Display, *,
                     for v in rt.status(payment_hash):
                         view = v
                     p.finish(view, trio.current_time(), error)
-                    display.event(now(), f"pay#{p.index + 1} {p.status}: "
-                                         f"{p.attempts} part(s), fee {p.fee_msat:,} msat"
-                                  + (f" ({p.error})" if p.error and p.status != "complete"
-                                     else ""))
+                    display.event(
+                        now(),
+                        f"pay#{p.index + 1} {p.status}: "
+                        f"{p.attempts} part(s), fee {p.fee_msat:,} msat"
+                        + (f" ({p.error})" if p.error and p.status != "complete" else ""),
+                    )
 
                 try:
                     async with trio.open_nursery() as nursery:
@@ -425,8 +493,10 @@ def run_sim(graph: Graph, cfg: SimConfig, display: Display, *,
                 finally:
                     display.stop()
 
-    clock = (trio.testing.MockClock(autojump_threshold=0) if speed <= 0
-             else trio.testing.MockClock(rate=speed, autojump_threshold=IDLE_JUMP_S))
+    clock = (
+        trio.testing.MockClock(autojump_threshold=0)
+        if speed <= 0
+        else trio.testing.MockClock(rate=speed, autojump_threshold=IDLE_JUMP_S)
+    )
     trio.run(main, clock=clock)
     return progress
-

@@ -111,11 +111,23 @@ class Graph:
         self.private = (
             np.zeros(n, dtype=np.bool_) if private is None else np.asarray(private, dtype=np.bool_)
         )
-        for name in ("direction", "src", "dst", "capacity_msat", "fee_base_msat", "fee_ppm",
-                     "cltv_delta", "htlc_min_msat", "htlc_max_msat", "enabled", "private"):
+        for name in (
+            "direction",
+            "src",
+            "dst",
+            "capacity_msat",
+            "fee_base_msat",
+            "fee_ppm",
+            "cltv_delta",
+            "htlc_min_msat",
+            "htlc_max_msat",
+            "enabled",
+            "private",
+        ):
             if len(getattr(self, name)) != n:
-                raise ValueError(f"Graph: column {name} has {len(getattr(self, name))} rows, "
-                                 f"expected {n}")
+                raise ValueError(
+                    f"Graph: column {name} has {len(getattr(self, name))} rows, expected {n}"
+                )
         self._edge_of: dict[tuple[Scid, int], int] | None = None
 
     # -- construction -----------------------------------------------------------------
@@ -197,8 +209,9 @@ class Graph:
             fee_ppm=cat("fee_ppm", [h.fee_ppm for h in hs], np.int64),
             cltv_delta=cat("cltv_delta", [h.cltv_delta for h in hs], np.int64),
             htlc_min_msat=cat("htlc_min_msat", [h.htlc_min_msat for h in hs], np.int64),
-            htlc_max_msat=cat("htlc_max_msat",
-                              [min(h.htlc_max_msat, h.capacity_msat) for h in hs], np.int64),
+            htlc_max_msat=cat(
+                "htlc_max_msat", [min(h.htlc_max_msat, h.capacity_msat) for h in hs], np.int64
+            ),
             enabled=cat("enabled", [h.enabled for h in hs], np.bool_),
             private=cat("private", [h.private for h in hs], np.bool_),
         )

@@ -29,8 +29,7 @@ def largest_scc(graph: Graph) -> npt.NDArray[np.int64]:
     """
     if graph.num_nodes == 0:
         return np.zeros(0, dtype=np.int64)
-    _, labels = connected_components(_enabled_adjacency(graph), directed=True,
-                                     connection="strong")
+    _, labels = connected_components(_enabled_adjacency(graph), directed=True, connection="strong")
     sizes = np.bincount(labels)
     ties = np.flatnonzero(sizes == sizes.max())
     biggest = int(labels[np.flatnonzero(np.isin(labels, ties))[0]])

@@ -119,8 +119,9 @@ def parse_bigsizes(buf: bytes, start: int = 0) -> _U64:
         starts_mb = cand[reach[:ncand]]
         ends_mb = after[reach[:ncand]]
         if len(ends_mb) and ends_mb[-1] > size:
-            raise ValueError(f"truncated: the last number (at byte {int(starts_mb[-1])}) "
-                             "is cut short")
+            raise ValueError(
+                f"truncated: the last number (at byte {int(starts_mb[-1])}) is cut short"
+            )
         inside = np.zeros(size + 1, dtype=np.int64)
         inside[starts_mb + 1] = 1  # payload starts and ends are all distinct
         inside[ends_mb] -= 1
@@ -205,9 +206,11 @@ class _Reader:
 
     def take(self, count: int, what: str) -> _U64:
         if count < 0 or self.pos + count > len(self.vals):
-            raise _Corrupt(f"truncated in {what}: needs {count} numbers at #{self.pos}, "
-                           f"file has {len(self.vals)}")
-        out = self.vals[self.pos:self.pos + count]
+            raise _Corrupt(
+                f"truncated in {what}: needs {count} numbers at #{self.pos}, "
+                f"file has {len(self.vals)}"
+            )
+        out = self.vals[self.pos : self.pos + count]
         self.pos += count
         return out
 
@@ -221,8 +224,9 @@ class _Reader:
         template = self.take(k, f"{what} values")
         idx = self.take(count, f"{what} indexes")
         if count and (k == 0 or int(idx.max()) >= k):
-            raise _Corrupt(f"{what}: index {int(idx.max()) if count else 0} outside the "
-                           f"{k} template values")
+            raise _Corrupt(
+                f"{what}: index {int(idx.max()) if count else 0} outside the {k} template values"
+            )
         return template[idx.astype(np.int64)]
 
 
@@ -243,15 +247,17 @@ def _decode(data: bytes) -> tuple[_I64, _I64, npt.NDArray[np.bool_], _I64, dict[
         raise _Corrupt(f"channel count {n} is larger than the file")
     node1 = _to_i64(r.take(n, "channel node1 indexes"))
     node2 = _to_i64(r.take(n, "channel node2 indexes"))
-    rest = vals[r.pos:]
+    rest = vals[r.pos :]
     term = np.flatnonzero(rest >= np.uint64(2 * n))
     if not len(term):
         raise _Corrupt("truncated in the disabled list: no terminator")
     disabled = _to_i64(r.take(int(term[0]), "disabled list"))
     r.take(1, "disabled list terminator")
     capacity_sat = r.templated(n, "capacities")
-    fields = {name: r.templated(2 * n, name)
-              for name in ("htlc_min", "htlc_max", "base_fee", "ppm", "delay")}
+    fields = {
+        name: r.templated(2 * n, name)
+        for name in ("htlc_min", "htlc_max", "base_fee", "ppm", "delay")
+    }
     if r.pos != len(vals):
         raise _Corrupt(f"{len(vals) - r.pos} trailing numbers after the delays section")
     enabled = np.ones(2 * n, dtype=np.bool_)
@@ -260,17 +266,20 @@ def _decode(data: bytes) -> tuple[_I64, _I64, npt.NDArray[np.bool_], _I64, dict[
     cap_sat = np.minimum(capacity_sat, np.uint64(_INT64_MAX // 1000)).astype(np.int64)
     cap_msat = np.repeat(cap_sat * 1000, 2)
     hmax_raw = fields.pop("htlc_max")
-    hmax = np.where(hmax_raw == 0, cap_msat,
-                    np.where(hmax_raw == 1, cap_msat // 100 * 99 + cap_msat % 100 * 99 // 100,
-                             _to_i64(hmax_raw)))
+    hmax = np.where(
+        hmax_raw == 0,
+        cap_msat,
+        np.where(
+            hmax_raw == 1, cap_msat // 100 * 99 + cap_msat % 100 * 99 // 100, _to_i64(hmax_raw)
+        ),
+    )
     out = {name: _to_i64(v) for name, v in fields.items()}
     out["htlc_max"] = np.minimum(hmax, cap_msat)
     out["capacity_msat"] = cap_msat
     return node1, node2, enabled, cap_sat, out
 
 
-def load_compressed(path: StrPath, *,
-                    node_map: StrPath | Literal["auto"] | None = "auto") -> Graph:
+def load_compressed(path: StrPath, *, node_map: StrPath | Literal["auto"] | None = "auto") -> Graph:
     """Build the graph of a ``GOSSMAP_COMPRESSv1`` file (gzip or plain).
 
     Args:
@@ -313,8 +322,10 @@ def load_compressed(path: StrPath, *,
         ids = read_node_map(map_path)
         missing = [i for i in range(num_nodes) if i not in ids]
         if missing:
-            raise GraphLoadError(f"{map_path}: no node id for index {missing[0]} "
-                                 f"({len(missing)} missing) used by {path}")
+            raise GraphLoadError(
+                f"{map_path}: no node id for index {missing[0]} "
+                f"({len(missing)} missing) used by {path}"
+            )
         nodes = [ids[i] for i in range(num_nodes)]
         rank = np.empty(num_nodes, dtype=np.int64)
         rank[np.argsort(np.array(nodes))] = np.arange(num_nodes)
@@ -337,8 +348,9 @@ def load_compressed(path: StrPath, *,
     outs = (chan & 0xFFFF).tolist()
     scids = [f"{b}x{t}x{o}" for b, t, o in zip(blocks, txs, outs, strict=True)]
     if n > 0xFFFF and len(set(scids)) != n:
-        raise GraphLoadError(f"{path}: synthetic short channel ids collide "
-                             f"({n} channels); cannot number them")
+        raise GraphLoadError(
+            f"{path}: synthetic short channel ids collide ({n} channels); cannot number them"
+        )
     return Graph(
         nodes=nodes,
         scid=[s for s in scids for _ in (0, 1)],

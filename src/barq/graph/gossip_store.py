@@ -92,8 +92,9 @@ class _Channel:
         self.capacity_sat: int | None = None
 
 
-def _be(a: npt.NDArray[np.uint8], offs: npt.NDArray[np.int64],
-        width: int) -> npt.NDArray[np.uint64]:
+def _be(
+    a: npt.NDArray[np.uint8], offs: npt.NDArray[np.int64], width: int
+) -> npt.NDArray[np.uint64]:
     """Big-endian unsigned ints of ``width`` bytes at byte offsets ``offs``."""
     v = np.zeros(len(offs), dtype=np.uint64)
     for j in range(width):
@@ -118,8 +119,10 @@ def _walk(data: bytes) -> _Walk:
         raise _Corrupt("empty file (no version byte)")
     version = data[0]
     if version >> 5 != 0 or version & 0x1F < _MIN_MINOR_VERSION:
-        raise _Corrupt(f"unsupported gossip_store version 0x{version:02x} "
-                       f"(need major 0, minor >= {_MIN_MINOR_VERSION})")
+        raise _Corrupt(
+            f"unsupported gossip_store version 0x{version:02x} "
+            f"(need major 0, minor >= {_MIN_MINOR_VERSION})"
+        )
     size = len(data)
     channels: dict[int, _Channel] = {}
     last: _Channel | None = None
@@ -135,8 +138,9 @@ def _walk(data: bytes) -> _Walk:
         body = off + 12
         end = body + length
         if end > size:
-            raise _Corrupt(f"truncated record at offset {off}: {length} bytes announced, "
-                           f"{size - body} present")
+            raise _Corrupt(
+                f"truncated record at offset {off}: {length} bytes announced, {size - body} present"
+            )
         off = end
         if flags & FLAG_DELETED:
             continue
@@ -168,7 +172,7 @@ def _walk(data: bytes) -> _Walk:
             if scid in channels:
                 last = None  # duplicate: gossmap keeps the first one
                 continue
-            last = _Channel(data[p + 8:p + 41], data[p + 41:p + 74], ann, private)
+            last = _Channel(data[p + 8 : p + 41], data[p + 41 : p + 74], ann, private)
             last.capacity_sat = cap
             channels[scid] = last
         elif typ == STORE_CHANNEL_AMOUNT:
@@ -194,8 +198,9 @@ def _walk(data: bytes) -> _Walk:
     return channels, upd_offs, upd_private, False
 
 
-def _build(data: bytes, channels: dict[int, _Channel], upd_offs: list[int],
-           upd_private: list[bool]) -> Graph:
+def _build(
+    data: bytes, channels: dict[int, _Channel], upd_offs: list[int], upd_private: list[bool]
+) -> Graph:
     live = {s: c for s, c in channels.items() if c.capacity_sat is not None}
     a = np.frombuffer(data, dtype=np.uint8)
     offs = np.asarray(upd_offs, dtype=np.int64) + (2 + 64 + 32)  # at the scid
@@ -238,7 +243,9 @@ def _build(data: bytes, channels: dict[int, _Channel], upd_offs: list[int],
     n2 = np.fromiter((idx(c.node2) for c in row_chan), dtype=np.int32, count=len(row_chan))
     cap_msat = np.fromiter(
         (min(c.capacity_sat or 0, _INT64_MAX // 1000) * 1000 for c in row_chan),
-        dtype=np.int64, count=len(row_chan))
+        dtype=np.int64,
+        count=len(row_chan),
+    )
     private = np.fromiter((c.private for c in row_chan), dtype=np.bool_, count=len(row_chan))
     if len(rows):
         private |= np.asarray(upd_private, dtype=np.bool_)[rows]

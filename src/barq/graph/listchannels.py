@@ -78,14 +78,17 @@ def _build(doc: _ListChannels) -> Graph:
     rows: dict[tuple[str, int], int] = {}  # (scid, direction) -> position in doc.channels
     for i, c in enumerate(doc.channels):
         if not _SCID.fullmatch(c.short_channel_id):
-            raise _Bad(f"channels[{i}].short_channel_id: {c.short_channel_id!r} "
-                       "is not BLOCKxTXxOUT")
+            raise _Bad(
+                f"channels[{i}].short_channel_id: {c.short_channel_id!r} is not BLOCKxTXxOUT"
+            )
         if c.source == c.destination:
             raise _Bad(f"channels[{i}]: source and destination are the same node")
         d = direction_of(c.source, c.destination)
         if c.direction is not None and c.direction != d:
-            raise _Bad(f"channels[{i}] ({c.short_channel_id}): direction {c.direction} but "
-                       f"direction {d} goes from the {'smaller' if d == 0 else 'larger'} id")
+            raise _Bad(
+                f"channels[{i}] ({c.short_channel_id}): direction {c.direction} but "
+                f"direction {d} goes from the {'smaller' if d == 0 else 'larger'} id"
+            )
         rows[(c.short_channel_id, d)] = i  # a later entry replaces an earlier one
     chans = [doc.channels[i] for i in rows.values()]
     nodes: list[str] = []
@@ -102,9 +105,12 @@ def _build(doc: _ListChannels) -> Graph:
 
     pos = list(rows.values())
     cap = [_msat(c.amount_msat, "amount_msat", i) for c, i in zip(chans, pos, strict=True)]
-    hmax = [cp if c.htlc_maximum_msat is None
-            else min(_msat(c.htlc_maximum_msat, "htlc_maximum_msat", i), cp)
-            for c, i, cp in zip(chans, pos, cap, strict=True)]
+    hmax = [
+        cp
+        if c.htlc_maximum_msat is None
+        else min(_msat(c.htlc_maximum_msat, "htlc_maximum_msat", i), cp)
+        for c, i, cp in zip(chans, pos, cap, strict=True)
+    ]
     return Graph(
         nodes=nodes,
         scid=[k[0] for k in rows],
@@ -112,13 +118,19 @@ def _build(doc: _ListChannels) -> Graph:
         src=[idx(c.source) for c in chans],
         dst=[idx(c.destination) for c in chans],
         capacity_msat=cap,
-        fee_base_msat=[_u32(c.base_fee_millisatoshi, "base_fee_millisatoshi", i)
-                       for c, i in zip(chans, pos, strict=True)],
-        fee_ppm=[_u32(c.fee_per_millionth, "fee_per_millionth", i)
-                 for c, i in zip(chans, pos, strict=True)],
+        fee_base_msat=[
+            _u32(c.base_fee_millisatoshi, "base_fee_millisatoshi", i)
+            for c, i in zip(chans, pos, strict=True)
+        ],
+        fee_ppm=[
+            _u32(c.fee_per_millionth, "fee_per_millionth", i)
+            for c, i in zip(chans, pos, strict=True)
+        ],
         cltv_delta=[_u32(c.delay, "delay", i) for c, i in zip(chans, pos, strict=True)],
-        htlc_min_msat=[_msat(c.htlc_minimum_msat, "htlc_minimum_msat", i)
-                       for c, i in zip(chans, pos, strict=True)],
+        htlc_min_msat=[
+            _msat(c.htlc_minimum_msat, "htlc_minimum_msat", i)
+            for c, i in zip(chans, pos, strict=True)
+        ],
         htlc_max_msat=hmax,
         enabled=[c.active for c in chans],
         private=[not c.public for c in chans],
@@ -159,8 +171,9 @@ def load_listchannels(path_or_obj: StrPath | Mapping[str, Any]) -> Graph:
         except msgspec.DecodeError as e:
             raise GraphLoadError(f"{where}: invalid JSON: {e}") from None
     else:
-        raise GraphLoadError(f"load_listchannels: expected a path or a mapping, "
-                             f"got {type(path_or_obj).__name__}")
+        raise GraphLoadError(
+            f"load_listchannels: expected a path or a mapping, got {type(path_or_obj).__name__}"
+        )
     try:
         return _build(doc)
     except _Bad as e:

@@ -41,8 +41,10 @@ def sniff_format(path: StrPath) -> str:
         return "gossip_store"
     if not head:
         raise GraphLoadError(f"{p}: empty file")
-    raise GraphLoadError(f"{p}: unknown graph format (not a gossip_store, "
-                         f"GOSSMAP_COMPRESSv1 or listchannels JSON file)")
+    raise GraphLoadError(
+        f"{p}: unknown graph format (not a gossip_store, "
+        f"GOSSMAP_COMPRESSv1 or listchannels JSON file)"
+    )
 
 
 def load_graph(path: StrPath) -> Graph:

@@ -109,37 +109,76 @@ def overlay_local_channels(
         private = ch.private or (e_out is None and e_in is None)
         if e_out is not None:
             g = graph.half_channel(e_out)
-            extra.append(HalfChannel(
-                scid=scid, direction=out_dir, source=our_id, destination=ch.peer_id,
-                capacity_msat=cap, fee_base_msat=g.fee_base_msat, fee_ppm=g.fee_ppm,
-                cltv_delta=g.cltv_delta, htlc_min_msat=g.htlc_min_msat,
-                htlc_max_msat=min(g.htlc_max_msat, cap), enabled=usable, private=private,
-            ))
+            extra.append(
+                HalfChannel(
+                    scid=scid,
+                    direction=out_dir,
+                    source=our_id,
+                    destination=ch.peer_id,
+                    capacity_msat=cap,
+                    fee_base_msat=g.fee_base_msat,
+                    fee_ppm=g.fee_ppm,
+                    cltv_delta=g.cltv_delta,
+                    htlc_min_msat=g.htlc_min_msat,
+                    htlc_max_msat=min(g.htlc_max_msat, cap),
+                    enabled=usable,
+                    private=private,
+                )
+            )
         else:
-            extra.append(HalfChannel(
-                scid=scid, direction=out_dir, source=our_id, destination=ch.peer_id,
-                capacity_msat=cap, fee_base_msat=0, fee_ppm=0, cltv_delta=0,
-                htlc_min_msat=ch.htlc_min_msat, htlc_max_msat=cap, enabled=usable,
-                private=private,
-            ))
+            extra.append(
+                HalfChannel(
+                    scid=scid,
+                    direction=out_dir,
+                    source=our_id,
+                    destination=ch.peer_id,
+                    capacity_msat=cap,
+                    fee_base_msat=0,
+                    fee_ppm=0,
+                    cltv_delta=0,
+                    htlc_min_msat=ch.htlc_min_msat,
+                    htlc_max_msat=cap,
+                    enabled=usable,
+                    private=private,
+                )
+            )
         pol = policies.get(scid)
         if pol is not None:
             hmax = cap if pol.htlc_max_msat is None else min(pol.htlc_max_msat, cap)
-            extra.append(HalfChannel(
-                scid=scid, direction=in_dir, source=ch.peer_id, destination=our_id,
-                capacity_msat=cap, fee_base_msat=pol.fee_base_msat, fee_ppm=pol.fee_ppm,
-                cltv_delta=pol.cltv_delta, htlc_min_msat=pol.htlc_min_msat,
-                htlc_max_msat=hmax, enabled=usable and not pol.disabled, private=private,
-            ))
+            extra.append(
+                HalfChannel(
+                    scid=scid,
+                    direction=in_dir,
+                    source=ch.peer_id,
+                    destination=our_id,
+                    capacity_msat=cap,
+                    fee_base_msat=pol.fee_base_msat,
+                    fee_ppm=pol.fee_ppm,
+                    cltv_delta=pol.cltv_delta,
+                    htlc_min_msat=pol.htlc_min_msat,
+                    htlc_max_msat=hmax,
+                    enabled=usable and not pol.disabled,
+                    private=private,
+                )
+            )
         elif e_in is not None:
             g = graph.half_channel(e_in)
-            extra.append(HalfChannel(
-                scid=scid, direction=in_dir, source=ch.peer_id, destination=our_id,
-                capacity_msat=cap, fee_base_msat=g.fee_base_msat, fee_ppm=g.fee_ppm,
-                cltv_delta=g.cltv_delta, htlc_min_msat=g.htlc_min_msat,
-                htlc_max_msat=min(g.htlc_max_msat, cap), enabled=g.enabled and usable,
-                private=private,
-            ))
+            extra.append(
+                HalfChannel(
+                    scid=scid,
+                    direction=in_dir,
+                    source=ch.peer_id,
+                    destination=our_id,
+                    capacity_msat=cap,
+                    fee_base_msat=g.fee_base_msat,
+                    fee_ppm=g.fee_ppm,
+                    cltv_delta=g.cltv_delta,
+                    htlc_min_msat=g.htlc_min_msat,
+                    htlc_max_msat=min(g.htlc_max_msat, cap),
+                    enabled=g.enabled and usable,
+                    private=private,
+                )
+            )
     return graph.with_half_channels(extra)
 
 
@@ -182,22 +221,35 @@ def overlay_route_hints(
             e = graph.edge(hop.scid, d)
             if e is None:
                 extra[(hop.scid, d)] = HalfChannel(
-                    scid=hop.scid, direction=d, source=src, destination=nxt,
-                    capacity_msat=default_capacity_msat, fee_base_msat=hop.fee_base_msat,
-                    fee_ppm=hop.fee_ppm, cltv_delta=hop.cltv_delta, htlc_min_msat=0,
-                    htlc_max_msat=default_capacity_msat, enabled=True, private=True,
+                    scid=hop.scid,
+                    direction=d,
+                    source=src,
+                    destination=nxt,
+                    capacity_msat=default_capacity_msat,
+                    fee_base_msat=hop.fee_base_msat,
+                    fee_ppm=hop.fee_ppm,
+                    cltv_delta=hop.cltv_delta,
+                    htlc_min_msat=0,
+                    htlc_max_msat=default_capacity_msat,
+                    enabled=True,
+                    private=True,
                 )
                 continue
             g = graph.half_channel(e)
             if g.source != src or g.destination != nxt:
                 continue
             extra[(hop.scid, d)] = HalfChannel(
-                scid=hop.scid, direction=d, source=src, destination=nxt,
+                scid=hop.scid,
+                direction=d,
+                source=src,
+                destination=nxt,
                 capacity_msat=g.capacity_msat,
                 fee_base_msat=max(g.fee_base_msat, hop.fee_base_msat),
                 fee_ppm=max(g.fee_ppm, hop.fee_ppm),
                 cltv_delta=max(g.cltv_delta, hop.cltv_delta),
-                htlc_min_msat=g.htlc_min_msat, htlc_max_msat=g.htlc_max_msat,
-                enabled=g.enabled, private=g.private,
+                htlc_min_msat=g.htlc_min_msat,
+                htlc_max_msat=g.htlc_max_msat,
+                enabled=g.enabled,
+                private=g.private,
             )
     return graph.with_half_channels(extra.values())

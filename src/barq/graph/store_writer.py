@@ -115,21 +115,27 @@ def _node(node_id: NodeId) -> bytes:
     return raw
 
 
-def encode_channel_announcement(scid: Scid, node_id_1: NodeId, node_id_2: NodeId,
-                                *, features: bytes = b"") -> bytes:
+def encode_channel_announcement(
+    scid: Scid, node_id_1: NodeId, node_id_2: NodeId, *, features: bytes = b""
+) -> bytes:
     """BOLT 7 ``channel_announcement`` (type 256) with zero signatures.
 
     ``node_id_1`` must be the smaller id (BOLT 7); this function does not reorder.
     """
-    return b"".join((
-        struct.pack(">H", CHANNEL_ANNOUNCEMENT),
-        _ZERO_SIG * 4,
-        struct.pack(">H", len(features)), features,
-        _ZERO_HASH,
-        struct.pack(">Q", scid_to_int(scid)),
-        _node(node_id_1), _node(node_id_2),
-        _ZERO_POINT, _ZERO_POINT,
-    ))
+    return b"".join(
+        (
+            struct.pack(">H", CHANNEL_ANNOUNCEMENT),
+            _ZERO_SIG * 4,
+            struct.pack(">H", len(features)),
+            features,
+            _ZERO_HASH,
+            struct.pack(">Q", scid_to_int(scid)),
+            _node(node_id_1),
+            _node(node_id_2),
+            _ZERO_POINT,
+            _ZERO_POINT,
+        )
+    )
 
 
 def encode_channel_amount(capacity_sat: int) -> bytes:
@@ -137,32 +143,56 @@ def encode_channel_amount(capacity_sat: int) -> bytes:
     return struct.pack(">HQ", STORE_CHANNEL_AMOUNT, capacity_sat)
 
 
-def encode_channel_update(scid: Scid, direction: int, *, fee_base_msat: int = 1000,
-                          fee_ppm: int = 1, cltv_delta: int = 40, htlc_min_msat: int = 1000,
-                          htlc_max_msat: int = 0, disabled: bool = False,
-                          timestamp: int = 0) -> bytes:
+def encode_channel_update(
+    scid: Scid,
+    direction: int,
+    *,
+    fee_base_msat: int = 1000,
+    fee_ppm: int = 1,
+    cltv_delta: int = 40,
+    htlc_min_msat: int = 1000,
+    htlc_max_msat: int = 0,
+    disabled: bool = False,
+    timestamp: int = 0,
+) -> bytes:
     """BOLT 7 ``channel_update`` (type 258); ``channel_flags`` bit 0 direction, bit 1 disable."""
     channel_flags = (direction & 1) | (2 if disabled else 0)
-    return b"".join((
-        struct.pack(">H", CHANNEL_UPDATE),
-        _ZERO_SIG, _ZERO_HASH,
-        struct.pack(">QIBBHQIIQ", scid_to_int(scid), timestamp, 1, channel_flags, cltv_delta,
-                    htlc_min_msat, fee_base_msat, fee_ppm, htlc_max_msat),
-    ))
+    return b"".join(
+        (
+            struct.pack(">H", CHANNEL_UPDATE),
+            _ZERO_SIG,
+            _ZERO_HASH,
+            struct.pack(
+                ">QIBBHQIIQ",
+                scid_to_int(scid),
+                timestamp,
+                1,
+                channel_flags,
+                cltv_delta,
+                htlc_min_msat,
+                fee_base_msat,
+                fee_ppm,
+                htlc_max_msat,
+            ),
+        )
+    )
 
 
 def encode_node_announcement(node_id: NodeId, *, alias: str = "", timestamp: int = 0) -> bytes:
     """BOLT 7 ``node_announcement`` (type 257), no features, no addresses."""
     alias_b = alias.encode()[:32].ljust(32, b"\0")
-    return b"".join((
-        struct.pack(">H", NODE_ANNOUNCEMENT),
-        _ZERO_SIG,
-        struct.pack(">H", 0),
-        struct.pack(">I", timestamp),
-        _node(node_id),
-        b"\x00\x00\x00", alias_b,
-        struct.pack(">H", 0),
-    ))
+    return b"".join(
+        (
+            struct.pack(">H", NODE_ANNOUNCEMENT),
+            _ZERO_SIG,
+            struct.pack(">H", 0),
+            struct.pack(">I", timestamp),
+            _node(node_id),
+            b"\x00\x00\x00",
+            alias_b,
+            struct.pack(">H", 0),
+        )
+    )
 
 
 class GossipStoreWriter:
@@ -197,36 +227,61 @@ class GossipStoreWriter:
         """The ``gossip_store_uuid`` record gossipd writes first."""
         self.record(struct.pack(">H", STORE_UUID) + uuid)
 
-    def add_channel(self, scid: Scid, node_a: NodeId, node_b: NodeId, *, capacity_sat: int,
-                    flags: int = FLAG_COMPLETED) -> None:
+    def add_channel(
+        self,
+        scid: Scid,
+        node_a: NodeId,
+        node_b: NodeId,
+        *,
+        capacity_sat: int,
+        flags: int = FLAG_COMPLETED,
+    ) -> None:
         """``channel_announcement`` + ``channel_amount``; the ends are put in BOLT order."""
         n1, n2 = sorted((node_a, node_b))
         self._capacity_sat[scid] = capacity_sat
         self.record(encode_channel_announcement(scid, n1, n2), flags=flags)
         self.record(encode_channel_amount(capacity_sat), flags=flags & ~FLAG_DYING)
 
-    def add_private_channel(self, scid: Scid, node_a: NodeId, node_b: NodeId, *,
-                            capacity_sat: int) -> None:
+    def add_private_channel(
+        self, scid: Scid, node_a: NodeId, node_b: NodeId, *, capacity_sat: int
+    ) -> None:
         """Obsolete ``gossip_store_private_channel`` (4104) record (pre-24.02 stores)."""
         n1, n2 = sorted((node_a, node_b))
         self._capacity_sat[scid] = capacity_sat
         ann = encode_channel_announcement(scid, n1, n2)
         self.record(struct.pack(">HQH", STORE_PRIVATE_CHANNEL, capacity_sat, len(ann)) + ann)
 
-    def add_update(self, scid: Scid, direction: int, *, fee_base_msat: int = 1000,
-                   fee_ppm: int = 1, cltv_delta: int = 40, htlc_min_msat: int = 1000,
-                   htlc_max_msat: int | None = None, disabled: bool = False,
-                   timestamp: int = 0, private: bool = False,
-                   flags: int = FLAG_COMPLETED) -> None:
+    def add_update(
+        self,
+        scid: Scid,
+        direction: int,
+        *,
+        fee_base_msat: int = 1000,
+        fee_ppm: int = 1,
+        cltv_delta: int = 40,
+        htlc_min_msat: int = 1000,
+        htlc_max_msat: int | None = None,
+        disabled: bool = False,
+        timestamp: int = 0,
+        private: bool = False,
+        flags: int = FLAG_COMPLETED,
+    ) -> None:
         """A ``channel_update`` (see :func:`encode_channel_update`); ``private`` wraps
         it in the obsolete ``gossip_store_private_update`` (4102) record.
         ``htlc_max_msat`` defaults to the capacity given to :meth:`add_channel` (else 0)."""
         if htlc_max_msat is None:
             htlc_max_msat = self._capacity_sat.get(scid, 0) * 1000
-        upd = encode_channel_update(scid, direction, fee_base_msat=fee_base_msat,
-                                    fee_ppm=fee_ppm, cltv_delta=cltv_delta,
-                                    htlc_min_msat=htlc_min_msat, htlc_max_msat=htlc_max_msat,
-                                    disabled=disabled, timestamp=timestamp)
+        upd = encode_channel_update(
+            scid,
+            direction,
+            fee_base_msat=fee_base_msat,
+            fee_ppm=fee_ppm,
+            cltv_delta=cltv_delta,
+            htlc_min_msat=htlc_min_msat,
+            htlc_max_msat=htlc_max_msat,
+            disabled=disabled,
+            timestamp=timestamp,
+        )
         if private:
             upd = struct.pack(">HH", STORE_PRIVATE_UPDATE, len(upd)) + upd
         self.record(upd, flags=flags, timestamp=timestamp)

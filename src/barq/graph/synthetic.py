@@ -93,9 +93,22 @@ def network_from_channels(
     ids_keys = [node_key(seed, i) for i in range(n_nodes)]
     ids = [k[0] for k in ids_keys]
     scids: list[str] = []
-    cols: dict[str, list[int]] = {k: [] for k in (
-        "direction", "src", "dst", "capacity_msat", "fee_base_msat", "fee_ppm",
-        "cltv_delta", "htlc_min_msat", "htlc_max_msat", "enabled", "private")}
+    cols: dict[str, list[int]] = {
+        k: []
+        for k in (
+            "direction",
+            "src",
+            "dst",
+            "capacity_msat",
+            "fee_base_msat",
+            "fee_ppm",
+            "cltv_delta",
+            "htlc_min_msat",
+            "htlc_max_msat",
+            "enabled",
+            "private",
+        )
+    }
     seen: set[str] = set()
     for k, ch in enumerate(channels):
         if not (0 <= ch.a < n_nodes and 0 <= ch.b < n_nodes) or ch.a == ch.b:
@@ -112,13 +125,14 @@ def network_from_channels(
             cols["src"].append(s)
             cols["dst"].append(d)
             cols["capacity_msat"].append(cap)
-            cols["fee_base_msat"].append(fee_base_msat if ch.fee_base_msat is None
-                                         else ch.fee_base_msat[side])
+            cols["fee_base_msat"].append(
+                fee_base_msat if ch.fee_base_msat is None else ch.fee_base_msat[side]
+            )
             cols["fee_ppm"].append(fee_ppm if ch.fee_ppm is None else ch.fee_ppm[side])
-            cols["cltv_delta"].append(cltv_delta if ch.cltv_delta is None
-                                      else ch.cltv_delta[side])
-            cols["htlc_min_msat"].append(htlc_min_msat if ch.htlc_min_msat is None
-                                         else ch.htlc_min_msat[side])
+            cols["cltv_delta"].append(cltv_delta if ch.cltv_delta is None else ch.cltv_delta[side])
+            cols["htlc_min_msat"].append(
+                htlc_min_msat if ch.htlc_min_msat is None else ch.htlc_min_msat[side]
+            )
             cols["htlc_max_msat"].append(cap if hmax is None else min(hmax, cap))
             cols["enabled"].append(int(ch.enabled[side]))
             cols["private"].append(int(ch.private))
@@ -151,11 +165,19 @@ def line_network(
     htlc_min_msat: int = 1000,
 ) -> tuple[Graph, dict[NodeId, bytes]]:
     """Nodes ``0 - 1 - ... - n-1`` joined by one channel each (``{101+i}x1x0`` joins i, i+1)."""
-    chans = [ChannelSpec(a=i, b=i + 1, capacity_sat=capacity_sat, scid=f"{101 + i}x1x0")
-             for i in range(n - 1)]
-    return network_from_channels(n, chans, seed=seed, fee_base_msat=fee_base_msat,
-                                 fee_ppm=fee_ppm, cltv_delta=cltv_delta,
-                                 htlc_min_msat=htlc_min_msat)
+    chans = [
+        ChannelSpec(a=i, b=i + 1, capacity_sat=capacity_sat, scid=f"{101 + i}x1x0")
+        for i in range(n - 1)
+    ]
+    return network_from_channels(
+        n,
+        chans,
+        seed=seed,
+        fee_base_msat=fee_base_msat,
+        fee_ppm=fee_ppm,
+        cltv_delta=cltv_delta,
+        htlc_min_msat=htlc_min_msat,
+    )
 
 
 def grid_network(
@@ -178,9 +200,15 @@ def grid_network(
                 chans.append(ChannelSpec(a=i, b=i + 1, capacity_sat=capacity_sat))
             if r + 1 < rows:
                 chans.append(ChannelSpec(a=i, b=i + cols, capacity_sat=capacity_sat))
-    return network_from_channels(rows * cols, chans, seed=seed, fee_base_msat=fee_base_msat,
-                                 fee_ppm=fee_ppm, cltv_delta=cltv_delta,
-                                 htlc_min_msat=htlc_min_msat)
+    return network_from_channels(
+        rows * cols,
+        chans,
+        seed=seed,
+        fee_base_msat=fee_base_msat,
+        fee_ppm=fee_ppm,
+        cltv_delta=cltv_delta,
+        htlc_min_msat=htlc_min_msat,
+    )
 
 
 _CLTV_CHOICES = (18, 34, 40, 40, 40, 72, 80, 144)
@@ -243,17 +271,22 @@ def builtin_network(seed: int = 1, n_nodes: int = 40) -> tuple[Graph, dict[NodeI
 
     chans: list[ChannelSpec] = []
     for k, (a, b) in enumerate(pairs):
-        cap_sat = round(math.exp(rng.uniform(math.log(500_000), math.log(20_000_000)))
-                        / 1000) * 1000
+        cap_sat = (
+            round(math.exp(rng.uniform(math.log(500_000), math.log(20_000_000))) / 1000) * 1000
+        )
         pol = (_policy(rng, cap_sat * SAT), _policy(rng, cap_sat * SAT))
-        chans.append(ChannelSpec(
-            a=a, b=b, capacity_sat=cap_sat,
-            fee_base_msat=(pol[0][0], pol[1][0]),
-            fee_ppm=(pol[0][1], pol[1][1]),
-            cltv_delta=(pol[0][2], pol[1][2]),
-            htlc_min_msat=(pol[0][3], pol[1][3]),
-            htlc_max_msat=(pol[0][4], pol[1][4]),
-            scid=f"{100 + k}x{rng.randint(1, 2000)}x{rng.randint(0, 3)}",
-        ))
+        chans.append(
+            ChannelSpec(
+                a=a,
+                b=b,
+                capacity_sat=cap_sat,
+                fee_base_msat=(pol[0][0], pol[1][0]),
+                fee_ppm=(pol[0][1], pol[1][1]),
+                cltv_delta=(pol[0][2], pol[1][2]),
+                htlc_min_msat=(pol[0][3], pol[1][3]),
+                htlc_max_msat=(pol[0][4], pol[1][4]),
+                scid=f"{100 + k}x{rng.randint(1, 2000)}x{rng.randint(0, 3)}",
+            )
+        )
     graph, _ = network_from_channels(n_nodes, chans, seed=seed)
     return graph, {nid: priv for nid, priv in ids_keys}

@@ -168,7 +168,8 @@ def _bech32_decode(text: str) -> tuple[str, list[int]]:
         words = [_CHAR_VALUE[c] for c in data]
     except KeyError as e:
         raise InvalidInvoice(
-            f"bolt11: bad bech32 string (invalid character {e.args[0]!r})") from None
+            f"bolt11: bad bech32 string (invalid character {e.args[0]!r})"
+        ) from None
     if _polymod([*_hrp_expand(hrp), *words]) != 1:
         raise InvalidInvoice("bolt11: bad bech32 checksum")
     return hrp, words[:-6]
@@ -312,8 +313,9 @@ def encode(inv: InvoiceFields, privkey: bytes, *, signer_is_payee: bool = True) 
     """
     currency = CURRENCY_OF_NETWORK.get(inv.network)
     if currency is None:
-        raise InvalidParams(f"bolt11: unknown network {inv.network!r} "
-                            f"(one of {', '.join(CURRENCY_OF_NETWORK)})")
+        raise InvalidParams(
+            f"bolt11: unknown network {inv.network!r} (one of {', '.join(CURRENCY_OF_NETWORK)})"
+        )
     hrp = "ln" + currency + ("" if inv.amount_msat is None else _amount_to_hrp(inv.amount_msat))
     if not 0 <= inv.created_at < 1 << 35:
         raise InvalidParams(f"bolt11: timestamp out of range: {inv.created_at}")
@@ -332,7 +334,8 @@ def encode(inv: InvoiceFields, privkey: bytes, *, signer_is_payee: bool = True) 
     if inv.min_final_cltv_expiry is not None:
         if inv.min_final_cltv_expiry < 0:
             raise InvalidParams(
-                f"bolt11: negative min_final_cltv_expiry {inv.min_final_cltv_expiry}")
+                f"bolt11: negative min_final_cltv_expiry {inv.min_final_cltv_expiry}"
+            )
         words += _tagged(_T_C, _int_to_words(inv.min_final_cltv_expiry))
     signer = pubkey_of(privkey)
     if inv.payee is not None:
@@ -369,9 +372,13 @@ def _hint_bytes(h: RouteHintHop) -> bytes:
     if len(node) != 33:
         raise InvalidParams(f"bolt11: route hint node id must be 33 bytes: {h.node_id!r}")
     try:
-        return (node + _scid_to_int(h.scid).to_bytes(8, "big")
-                + h.fee_base_msat.to_bytes(4, "big") + h.fee_ppm.to_bytes(4, "big")
-                + h.cltv_delta.to_bytes(2, "big"))
+        return (
+            node
+            + _scid_to_int(h.scid).to_bytes(8, "big")
+            + h.fee_base_msat.to_bytes(4, "big")
+            + h.fee_ppm.to_bytes(4, "big")
+            + h.cltv_delta.to_bytes(2, "big")
+        )
     except OverflowError:
         raise InvalidParams(f"bolt11: route hint value out of range: {h}") from None
 
@@ -381,8 +388,9 @@ def _hint_bytes(h: RouteHintHop) -> bytes:
 
 def _parse_hrp(hrp: str) -> tuple[str, int | None]:
     if not hrp.startswith("ln"):
-        raise InvalidInvoice(f"bolt11: prefix {hrp!r} does not start with 'ln': "
-                             "not a lightning invoice")
+        raise InvalidInvoice(
+            f"bolt11: prefix {hrp!r} does not start with 'ln': not a lightning invoice"
+        )
     rest = hrp[2:]
     for cur in _CURRENCIES_LONGEST_FIRST:
         if rest.startswith(cur):
@@ -392,8 +400,10 @@ def _parse_hrp(hrp: str) -> tuple[str, int | None]:
             if tail[0].isdigit():
                 return NETWORK_OF_CURRENCY[cur], _amount_from_hrp(tail)
     cur = re.sub(r"[0-9].*$", "", rest)
-    raise InvalidInvoice(f"bolt11: unknown currency prefix {('ln' + cur)!r} "
-                         f"(known: {', '.join('ln' + c for c in NETWORK_OF_CURRENCY)})")
+    raise InvalidInvoice(
+        f"bolt11: unknown currency prefix {('ln' + cur)!r} "
+        f"(known: {', '.join('ln' + c for c in NETWORK_OF_CURRENCY)})"
+    )
 
 
 def _recover(sig: bytes, message: bytes) -> bytes | None:
@@ -494,7 +504,9 @@ def decode_fields(
     if payee_field is not None:
         ok = recovered.hex() == payee_field or any(
             _recover(sig[:64] + bytes([r]), message) == bytes.fromhex(payee_field)
-            for r in range(4) if r != sig[64])
+            for r in range(4)
+            if r != sig[64]
+        )
         if not ok and recovered.hex() not in trusted_signers:
             raise InvalidInvoice(f"bolt11: bad signature (does not verify for payee {payee_field})")
         payee = payee_field
@@ -520,18 +532,21 @@ def decode_fields(
 
 def _parse_hint(raw: bytes) -> tuple[RouteHintHop, ...]:
     if not raw or len(raw) % _HINT_BYTES:
-        raise InvalidInvoice(f"bolt11: route hint 'r' of {len(raw)} bytes is not a multiple "
-                             f"of {_HINT_BYTES}")
+        raise InvalidInvoice(
+            f"bolt11: route hint 'r' of {len(raw)} bytes is not a multiple of {_HINT_BYTES}"
+        )
     hops = []
     for k in range(0, len(raw), _HINT_BYTES):
         e = raw[k : k + _HINT_BYTES]
-        hops.append(RouteHintHop(
-            node_id=e[:33].hex(),
-            scid=_scid_from_int(int.from_bytes(e[33:41], "big")),
-            fee_base_msat=int.from_bytes(e[41:45], "big"),
-            fee_ppm=int.from_bytes(e[45:49], "big"),
-            cltv_delta=int.from_bytes(e[49:51], "big"),
-        ))
+        hops.append(
+            RouteHintHop(
+                node_id=e[:33].hex(),
+                scid=_scid_from_int(int.from_bytes(e[33:41], "big")),
+                fee_base_msat=int.from_bytes(e[41:45], "big"),
+                fee_ppm=int.from_bytes(e[45:49], "big"),
+                cltv_delta=int.from_bytes(e[49:51], "big"),
+            )
+        )
     return tuple(hops)
 
 
@@ -565,8 +580,9 @@ def decode(text: str, *, trusted_signers: Collection[NodeId] = ()) -> Invoice:
         amount_msat=f.amount_msat,
         created_at=f.created_at,
         expiry=DEFAULT_EXPIRY_S if f.expiry is None else f.expiry,
-        min_final_cltv_expiry=(DEFAULT_MIN_FINAL_CLTV if f.min_final_cltv_expiry is None
-                               else f.min_final_cltv_expiry),
+        min_final_cltv_expiry=(
+            DEFAULT_MIN_FINAL_CLTV if f.min_final_cltv_expiry is None else f.min_final_cltv_expiry
+        ),
         network=f.network,
         payment_secret=f.payment_secret,
         description=f.description,

@@ -227,8 +227,10 @@ class _Connection:
             return True  # its caller was cancelled
         if envelope.error is not None:
             err = envelope.error
-            data = err.data if isinstance(err.data, dict) else (
-                {} if err.data is None else {"data": err.data}
+            data = (
+                err.data
+                if isinstance(err.data, dict)
+                else ({} if err.data is None else {"data": err.data})
             )
             call.resolve(
                 error=RpcError(
@@ -273,8 +275,9 @@ class JsonRpcClient:
         self._connect_lock = anyio.Lock()
         self._closed = False
 
-    async def call_raw(self, method: str, params: dict[str, Any] | list[Any] | None = None
-                       ) -> msgspec.Raw:
+    async def call_raw(
+        self, method: str, params: dict[str, Any] | list[Any] | None = None
+    ) -> msgspec.Raw:
         """Call ``method`` and return its ``result`` as undecoded JSON.
 
         Raises:

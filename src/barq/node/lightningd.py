@@ -289,8 +289,9 @@ def _decode(method: str, raw: msgspec.Raw, shape: type[T]) -> T:
         ) from exc
 
 
-def _part_status(p: _Payment, *, partid: int = 0, groupid: int = 0,
-                 amount_msat: int | None = None) -> PartStatus:
+def _part_status(
+    p: _Payment, *, partid: int = 0, groupid: int = 0, amount_msat: int | None = None
+) -> PartStatus:
     """``partid``/``groupid``/``amount_msat``: what to use when lightningd omits them."""
     return PartStatus(
         payment_hash=p.payment_hash,
@@ -407,8 +408,13 @@ class LightningdNode:
     async def get_info(self) -> NodeInfo:
         """``getinfo``: id, network, blockheight, alias, lightning-dir."""
         r = await self._call_as("getinfo", {}, _Getinfo)
-        return NodeInfo(id=r.id, network=r.network, blockheight=r.blockheight, alias=r.alias,
-                        lightning_dir=r.lightning_dir)
+        return NodeInfo(
+            id=r.id,
+            network=r.network,
+            blockheight=r.blockheight,
+            alias=r.alias,
+            lightning_dir=r.lightning_dir,
+        )
 
     async def decode_invoice(self, invstring: str) -> Invoice:
         """Decode a bolt11 invoice with lightningd's ``decode``.
@@ -426,8 +432,7 @@ class LightningdNode:
             raw = await self._rpc.call_raw("decode", {"string": invstring})
         except RpcError as exc:
             if exc.rpc_code == JSONRPC2_INVALID_PARAMS:
-                raise InvalidInvoice(f"invalid invoice: {exc.message}",
-                                     data=exc.rpc_data) from exc
+                raise InvalidInvoice(f"invalid invoice: {exc.message}", data=exc.rpc_data) from exc
             raise
         kind = _decode("decode", raw, _DecodedKind)
         if kind.type.startswith("bolt12"):
@@ -493,15 +498,19 @@ class LightningdNode:
                     capacity_msat=_msat(c.total_msat),
                     private=c.private,
                     htlc_min_msat=_msat(c.minimum_htlc_out_msat),
-                    htlc_max_msat=(_msat(c.maximum_htlc_out_msat)
-                                   if c.maximum_htlc_out_msat is not None else None),
+                    htlc_max_msat=(
+                        _msat(c.maximum_htlc_out_msat)
+                        if c.maximum_htlc_out_msat is not None
+                        else None
+                    ),
                     max_accepted_htlcs=c.max_accepted_htlcs,
                 )
                 for c in r.channels
             ]
         except ValueError as exc:
-            raise RpcError(f"listpeerchannels: unexpected answer ({exc})",
-                           method="listpeerchannels") from exc
+            raise RpcError(
+                f"listpeerchannels: unexpected answer ({exc})", method="listpeerchannels"
+            ) from exc
 
     async def gossip_graph(self) -> Graph:
         """Load ``<lightning-dir>/gossip_store`` (in a worker thread).
@@ -566,8 +575,11 @@ class LightningdNode:
             "groupid": groupid,
             "amount_msat": total_msat,
         }
-        for key, value in (("payment_secret", payment_secret), ("bolt11", bolt11),
-                           ("label", label)):
+        for key, value in (
+            ("payment_secret", payment_secret),
+            ("bolt11", bolt11),
+            ("label", label),
+        ):
             if value is not None:
                 params[key] = value
         try:
@@ -576,8 +588,9 @@ class LightningdNode:
             if exc.rpc_code == PAY_TRY_OTHER_ROUTE:
                 raise _part_failed(exc) from exc
             raise
-        return self._status("sendpay", p, partid=partid, groupid=groupid,
-                            amount_msat=route.amount_msat)
+        return self._status(
+            "sendpay", p, partid=partid, groupid=groupid, amount_msat=route.amount_msat
+        )
 
     async def waitsendpay(
         self, payment_hash: str, *, partid: int, groupid: int, timeout_s: float | None = None
@@ -592,8 +605,11 @@ class LightningdNode:
             barq.errors.RpcError: 200 timed out with the part still pending, or
                 any other code (208 no such part...).
         """
-        params: dict[str, Any] = {"payment_hash": payment_hash, "partid": partid,
-                                  "groupid": groupid}
+        params: dict[str, Any] = {
+            "payment_hash": payment_hash,
+            "partid": partid,
+            "groupid": groupid,
+        }
         if timeout_s is not None:
             params["timeout"] = max(0, math.ceil(timeout_s))
         try:

@@ -337,8 +337,11 @@ class SimulatedNetwork:
                 raise body_error from None
             raise
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-                  ) -> None:
+    async def run(
+        self,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
         """Run the network's task group until cancelled (``await tg.start(net.run)``)."""
         async with anyio.create_task_group() as tg:
             self._attach(tg)
@@ -382,12 +385,19 @@ class SimulatedNetwork:
             else:
                 keep = np.flatnonzero(~g.private)
                 self._gossip = Graph(
-                    nodes=g.nodes, scid=[g.scid[int(e)] for e in keep],
-                    direction=g.direction[keep], src=g.src[keep], dst=g.dst[keep],
-                    capacity_msat=g.capacity_msat[keep], fee_base_msat=g.fee_base_msat[keep],
-                    fee_ppm=g.fee_ppm[keep], cltv_delta=g.cltv_delta[keep],
-                    htlc_min_msat=g.htlc_min_msat[keep], htlc_max_msat=g.htlc_max_msat[keep],
-                    enabled=g.enabled[keep], private=g.private[keep],
+                    nodes=g.nodes,
+                    scid=[g.scid[int(e)] for e in keep],
+                    direction=g.direction[keep],
+                    src=g.src[keep],
+                    dst=g.dst[keep],
+                    capacity_msat=g.capacity_msat[keep],
+                    fee_base_msat=g.fee_base_msat[keep],
+                    fee_ppm=g.fee_ppm[keep],
+                    cltv_delta=g.cltv_delta[keep],
+                    htlc_min_msat=g.htlc_min_msat[keep],
+                    htlc_max_msat=g.htlc_max_msat[keep],
+                    enabled=g.enabled[keep],
+                    private=g.private[keep],
                 )
         return self._gossip
 
@@ -440,8 +450,9 @@ class SimulatedNetwork:
         c = self._chan(scid)
         cap = self._cap[c]
         if not 0 <= msat <= cap:
-            raise InvalidParams(f"simulated network: balance {msat} msat outside [0, {cap}] "
-                                f"for {scid}")
+            raise InvalidParams(
+                f"simulated network: balance {msat} msat outside [0, {cap}] for {scid}"
+            )
         self._side_a[c] = msat if direction == 0 else cap - msat
 
     def true_liquidity_msat(self) -> npt.NDArray[np.int64]:
@@ -532,15 +543,17 @@ class SimulatedNetwork:
         if payee not in self.graph.node_index:
             raise InvalidParams(f"simulated network: unknown payee {payee}")
         if amount_msat is not None and amount_msat <= 0:
-            raise InvalidParams(f"simulated network: invoice amount must be positive: "
-                                f"{amount_msat}")
+            raise InvalidParams(
+                f"simulated network: invoice amount must be positive: {amount_msat}"
+            )
         k = self._invoice_count
         self._invoice_count += 1
         preimage = hashlib.sha256(f"barq-sim-preimage-{self.seed}-{k}".encode()).digest()
         payment_hash = hashlib.sha256(preimage).hexdigest()
         secret = hashlib.sha256(f"barq-sim-secret-{self.seed}-{k}".encode()).hexdigest()
-        hints = self._auto_hints(payee) if route_hints is None else tuple(
-            tuple(h) for h in route_hints)
+        hints = (
+            self._auto_hints(payee) if route_hints is None else tuple(tuple(h) for h in route_hints)
+        )
         created_at = int(self.now())
         key = self._keys.get(payee)
         fields = bolt11.InvoiceFields(
@@ -561,9 +574,15 @@ class SimulatedNetwork:
         else:
             text = bolt11.encode(fields, self._sim_key, signer_is_payee=False)
         self._invoices[payment_hash] = _InvoiceRecord(
-            payee=payee, payment_hash=payment_hash, preimage=preimage.hex(),
-            payment_secret=secret, amount_msat=amount_msat, min_final_cltv=min_final_cltv,
-            created_at=created_at, expiry_s=expiry_s, bolt11=text,
+            payee=payee,
+            payment_hash=payment_hash,
+            preimage=preimage.hex(),
+            payment_secret=secret,
+            amount_msat=amount_msat,
+            min_final_cltv=min_final_cltv,
+            created_at=created_at,
+            expiry_s=expiry_s,
+            bolt11=text,
         )
         return text
 
@@ -574,10 +593,17 @@ class SimulatedNetwork:
         p = g.node_index[payee]
         hints = []
         for e in np.flatnonzero(g.private & (g.dst == p)).tolist():
-            hints.append((RouteHintHop(
-                node_id=g.nodes[self._src[e]], scid=g.scid[e],
-                fee_base_msat=int(g.fee_base_msat[e]), fee_ppm=int(g.fee_ppm[e]),
-                cltv_delta=int(g.cltv_delta[e])),))
+            hints.append(
+                (
+                    RouteHintHop(
+                        node_id=g.nodes[self._src[e]],
+                        scid=g.scid[e],
+                        fee_base_msat=int(g.fee_base_msat[e]),
+                        fee_ppm=int(g.fee_ppm[e]),
+                        cltv_delta=int(g.cltv_delta[e]),
+                    ),
+                )
+            )
         return tuple(hints)
 
     def decode(self, invstring: str) -> Invoice:
@@ -609,8 +635,9 @@ class SimulatedNetwork:
         if self.latency_jitter_s <= 0:
             return self.hop_latency_s
         i = part.info
-        key = (f"{self.seed}|{i.payment_hash}|{i.partid}|{i.groupid}|{part.attempt}|{hop}|"
-               f"{int(back)}")
+        key = (
+            f"{self.seed}|{i.payment_hash}|{i.partid}|{i.groupid}|{part.attempt}|{hop}|{int(back)}"
+        )
         h = hashlib.blake2b(key.encode(), digest_size=8).digest()
         return self.hop_latency_s + self.latency_jitter_s * (int.from_bytes(h, "big") / 2**64)
 
@@ -623,64 +650,141 @@ class SimulatedNetwork:
                 return e
         return None
 
-    def _fail(self, code: FailCode, index: int, node: NodeId, scid: Scid, direction: int,
-              e: int | None, message: str) -> RouteFailure:
+    def _fail(
+        self,
+        code: FailCode,
+        index: int,
+        node: NodeId,
+        scid: Scid,
+        direction: int,
+        e: int | None,
+        message: str,
+    ) -> RouteFailure:
         upd = self.channel_update(e) if (e is not None and code.has_update) else None
-        return RouteFailure(failcode=int(code), erring_index=index, erring_node=node,
-                            erring_channel=scid, erring_direction=direction,
-                            channel_update=upd, message=message)
+        return RouteFailure(
+            failcode=int(code),
+            erring_index=index,
+            erring_node=node,
+            erring_channel=scid,
+            erring_direction=direction,
+            channel_update=upd,
+            message=message,
+        )
 
-    def _check_first_hop(self, payer: int, payer_id: NodeId, route: Route) -> tuple[
-            int | None, RouteFailure | None]:
+    def _check_first_hop(
+        self, payer: int, payer_id: NodeId, route: Route
+    ) -> tuple[int | None, RouteFailure | None]:
         hop = route.hops[0]
         e = self._out_row(payer, hop.channel)
         if e is None or self.graph.nodes[self._dst[e]] != hop.id:
-            return None, self._fail(FailCode.UNKNOWN_NEXT_PEER, 0, payer_id, hop.channel,
-                                    hop.direction, None, "First peer not ready")
+            return None, self._fail(
+                FailCode.UNKNOWN_NEXT_PEER,
+                0,
+                payer_id,
+                hop.channel,
+                hop.direction,
+                None,
+                "First peer not ready",
+            )
         d = self._dir[e]
         if not self._enabled[e]:
-            return None, self._fail(FailCode.CHANNEL_DISABLED, 0, payer_id, hop.channel, d, e,
-                                    "channel disabled")
+            return None, self._fail(
+                FailCode.CHANNEL_DISABLED, 0, payer_id, hop.channel, d, e, "channel disabled"
+            )
         if hop.amount_msat < self._htlc_min[e]:
-            return None, self._fail(FailCode.AMOUNT_BELOW_MINIMUM, 0, payer_id, hop.channel, d,
-                                    e, f"below htlc_minimum {self._htlc_min[e]}msat")
+            return None, self._fail(
+                FailCode.AMOUNT_BELOW_MINIMUM,
+                0,
+                payer_id,
+                hop.channel,
+                d,
+                e,
+                f"below htlc_minimum {self._htlc_min[e]}msat",
+            )
         if hop.amount_msat > self._available(e):
-            return None, self._fail(FailCode.TEMPORARY_CHANNEL_FAILURE, 0, payer_id,
-                                    hop.channel, d, e, "Capacity exceeded")
+            return None, self._fail(
+                FailCode.TEMPORARY_CHANNEL_FAILURE,
+                0,
+                payer_id,
+                hop.channel,
+                d,
+                e,
+                "Capacity exceeded",
+            )
         return e, None
 
-    def _check_forward(self, k: int, hops: Sequence[Hop]) -> tuple[int | None,
-                                                                   RouteFailure | None]:
+    def _check_forward(self, k: int, hops: Sequence[Hop]) -> tuple[int | None, RouteFailure | None]:
         """Node ``k`` (``hops[k-1].id``) forwards ``hops[k]``: its row or the failure."""
         node_id = hops[k - 1].id
         node = self.graph.node_index[node_id]
         hin, hop = hops[k - 1], hops[k]
         e = self._out_row(node, hop.channel)
         if e is None or self.graph.nodes[self._dst[e]] != hop.id:
-            return None, self._fail(FailCode.UNKNOWN_NEXT_PEER, k, node_id, hop.channel,
-                                    hop.direction, None, "unknown next peer")
+            return None, self._fail(
+                FailCode.UNKNOWN_NEXT_PEER,
+                k,
+                node_id,
+                hop.channel,
+                hop.direction,
+                None,
+                "unknown next peer",
+            )
         d = self._dir[e]
         if not self._enabled[e]:
-            return None, self._fail(FailCode.CHANNEL_DISABLED, k, node_id, hop.channel, d, e,
-                                    "channel disabled")
+            return None, self._fail(
+                FailCode.CHANNEL_DISABLED, k, node_id, hop.channel, d, e, "channel disabled"
+            )
         need = fee_msat(hop.amount_msat, self._fee_base[e], self._fee_ppm[e])
         if hin.amount_msat - hop.amount_msat < need:
-            return None, self._fail(FailCode.FEE_INSUFFICIENT, k, node_id, hop.channel, d, e,
-                                    f"fee {hin.amount_msat - hop.amount_msat} < {need}msat")
+            return None, self._fail(
+                FailCode.FEE_INSUFFICIENT,
+                k,
+                node_id,
+                hop.channel,
+                d,
+                e,
+                f"fee {hin.amount_msat - hop.amount_msat} < {need}msat",
+            )
         if hin.delay - hop.delay < self._cltv[e]:
-            return None, self._fail(FailCode.INCORRECT_CLTV_EXPIRY, k, node_id, hop.channel,
-                                    d, e, f"cltv delta {hin.delay - hop.delay} < "
-                                    f"{self._cltv[e]}")
+            return None, self._fail(
+                FailCode.INCORRECT_CLTV_EXPIRY,
+                k,
+                node_id,
+                hop.channel,
+                d,
+                e,
+                f"cltv delta {hin.delay - hop.delay} < {self._cltv[e]}",
+            )
         if hop.amount_msat < self._htlc_min[e]:
-            return None, self._fail(FailCode.AMOUNT_BELOW_MINIMUM, k, node_id, hop.channel,
-                                    d, e, f"below htlc_minimum {self._htlc_min[e]}msat")
+            return None, self._fail(
+                FailCode.AMOUNT_BELOW_MINIMUM,
+                k,
+                node_id,
+                hop.channel,
+                d,
+                e,
+                f"below htlc_minimum {self._htlc_min[e]}msat",
+            )
         if hop.amount_msat > self._htlc_max[e]:
-            return None, self._fail(FailCode.TEMPORARY_CHANNEL_FAILURE, k, node_id,
-                                    hop.channel, d, e,
-                                    f"above htlc_maximum {self._htlc_max[e]}msat")
+            return None, self._fail(
+                FailCode.TEMPORARY_CHANNEL_FAILURE,
+                k,
+                node_id,
+                hop.channel,
+                d,
+                e,
+                f"above htlc_maximum {self._htlc_max[e]}msat",
+            )
         if hop.amount_msat > self._available(e):
-            return None, self._fail(FailCode.TEMPORARY_CHANNEL_FAILURE, k, node_id,
-                                    hop.channel, d, e, "insufficient liquidity")
+            return None, self._fail(
+                FailCode.TEMPORARY_CHANNEL_FAILURE,
+                k,
+                node_id,
+                hop.channel,
+                d,
+                e,
+                "insufficient liquidity",
+            )
         return e, None
 
     def _lock(self, e: int, amount: int) -> None:
@@ -699,8 +803,10 @@ class SimulatedNetwork:
 
     def _check_running(self) -> anyio.abc.TaskGroup:
         if self._tg is None:
-            raise RpcConnectionError("simulated network is not running: use "
-                                     "`async with SimulatedNetwork.open(...)` or `net.run`")
+            raise RpcConnectionError(
+                "simulated network is not running: use "
+                "`async with SimulatedNetwork.open(...)` or `net.run`"
+            )
         return self._tg
 
     def _start(self, part: _Part) -> None:
@@ -718,8 +824,7 @@ class SimulatedNetwork:
             if hook is not None:
                 f = hook(k, hops[k - 1], part.info)
                 if f is not None:
-                    failure = msgspec.structs.replace(f, erring_index=k,
-                                                      erring_node=hops[k - 1].id)
+                    failure = msgspec.structs.replace(f, erring_index=k, erring_node=hops[k - 1].id)
                     break
             if k == n:
                 preimage, failure = await self._receive(part)
@@ -757,9 +862,14 @@ class SimulatedNetwork:
         d = self._dir[part.rows[-1]]
 
         def fail(code: FailCode, msg: str) -> tuple[None, RouteFailure]:
-            return None, RouteFailure(failcode=int(code), erring_index=n, erring_node=dest,
-                                      erring_channel=hops[-1].channel, erring_direction=d,
-                                      message=msg)
+            return None, RouteFailure(
+                failcode=int(code),
+                erring_index=n,
+                erring_node=dest,
+                erring_channel=hops[-1].channel,
+                erring_direction=d,
+                message=msg,
+            )
 
         unknown = FailCode.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS
         inv = self._invoices.get(info.payment_hash)
@@ -774,17 +884,24 @@ class SimulatedNetwork:
         if hops[-1].delay < inv.min_final_cltv:
             return fail(unknown, f"final cltv {hops[-1].delay} < {inv.min_final_cltv}")
         if inv.amount_msat is not None and not (
-                inv.amount_msat <= info.total_msat <= 2 * inv.amount_msat):
-            return fail(unknown, f"total_msat {info.total_msat} does not match invoice "
-                                 f"amount {inv.amount_msat}")
+            inv.amount_msat <= info.total_msat <= 2 * inv.amount_msat
+        ):
+            return fail(
+                unknown,
+                f"total_msat {info.total_msat} does not match invoice amount {inv.amount_msat}",
+            )
         s = self._mpp.get(info.payment_hash)
         if s is None:
             s = self._mpp[info.payment_hash] = _MppSet(
-                total_msat=info.total_msat, deadline=anyio.current_time() + self.mpp_timeout_s,
-                event=anyio.Event())
+                total_msat=info.total_msat,
+                deadline=anyio.current_time() + self.mpp_timeout_s,
+                event=anyio.Event(),
+            )
         elif s.total_msat != info.total_msat:
-            return fail(unknown, f"total_msat {info.total_msat} differs from the other parts' "
-                                 f"{s.total_msat}")
+            return fail(
+                unknown,
+                f"total_msat {info.total_msat} differs from the other parts' {s.total_msat}",
+            )
         s.sum_msat += hops[-1].amount_msat
         s.count += 1
         if s.sum_msat >= s.total_msat:
@@ -794,9 +911,14 @@ class SimulatedNetwork:
             inv.received_msat += s.sum_msat
             inv.parts_settled += s.count
             if inv.amount_msat is not None and s.sum_msat > inv.amount_msat:
-                self.overpayments.append(Overpayment(
-                    payment_hash=inv.payment_hash, invoice_msat=inv.amount_msat,
-                    total_msat=s.total_msat, received_msat=s.sum_msat))
+                self.overpayments.append(
+                    Overpayment(
+                        payment_hash=inv.payment_hash,
+                        invoice_msat=inv.amount_msat,
+                        total_msat=s.total_msat,
+                        received_msat=s.sum_msat,
+                    )
+                )
             s.event.set()
         else:
             with anyio.move_on_after(s.deadline - anyio.current_time()):
@@ -831,8 +953,12 @@ class SimulatedNode:
     # -- NodeInterface ------------------------------------------------------------------
 
     async def get_info(self) -> NodeInfo:
-        return NodeInfo(id=self.id, network=self.net.network, blockheight=self.net.blockheight,
-                        alias=f"sim-{self._index}")
+        return NodeInfo(
+            id=self.id,
+            network=self.net.network,
+            blockheight=self.net.blockheight,
+            alias=f"sim-{self._index}",
+        )
 
     async def decode_invoice(self, invstring: str) -> Invoice:
         return self.net.decode(invstring)
@@ -869,20 +995,22 @@ class SimulatedNode:
             spendable = net._side(c, d) - net._locked[e_out] if e_out is not None else 0
             receivable = net._side(c, 1 - d) - (net._locked[e_in] if e_in is not None else 0)
             any_row = rows[0]
-            out.append(LocalChannel(
-                peer_id=g.nodes[peer],
-                scid=g.scid[any_row],
-                direction=d,
-                state="CHANNELD_NORMAL",
-                peer_connected=net._enabled[e_out] if e_out is not None else True,
-                spendable_msat=spendable,
-                receivable_msat=receivable,
-                capacity_msat=net._cap[c],
-                private=bool(g.private[any_row]),
-                htlc_min_msat=net._htlc_min[e_out] if e_out is not None else 0,
-                htlc_max_msat=net._htlc_max[e_out] if e_out is not None else None,
-                max_accepted_htlcs=483,
-            ))
+            out.append(
+                LocalChannel(
+                    peer_id=g.nodes[peer],
+                    scid=g.scid[any_row],
+                    direction=d,
+                    state="CHANNELD_NORMAL",
+                    peer_connected=net._enabled[e_out] if e_out is not None else True,
+                    spendable_msat=spendable,
+                    receivable_msat=receivable,
+                    capacity_msat=net._cap[c],
+                    private=bool(g.private[any_row]),
+                    htlc_min_msat=net._htlc_min[e_out] if e_out is not None else 0,
+                    htlc_max_msat=net._htlc_max[e_out] if e_out is not None else None,
+                    max_accepted_htlcs=483,
+                )
+            )
         return out
 
     async def sendpay(
@@ -918,29 +1046,48 @@ class SimulatedNode:
         others = [self._parts[k] for k in self._by_hash.get(payment_hash, [])]
         for p in others:
             if p.status == SendpayStatus.COMPLETE:
-                raise _rpc(f"Already succeeded with amount {p.info.route.amount_msat}msat "
-                           f"(payment {payment_hash})", PAY_RHASH_ALREADY_USED)
+                raise _rpc(
+                    f"Already succeeded with amount {p.info.route.amount_msat}msat "
+                    f"(payment {payment_hash})",
+                    PAY_RHASH_ALREADY_USED,
+                )
         for p in others:
             if p.status != SendpayStatus.PENDING:
                 continue
             if p.info.groupid != groupid:
-                raise _rpc(f"Payment with groupid={p.info.groupid} still in progress, cannot "
-                           "retry before that completes.", PAY_IN_PROGRESS)
+                raise _rpc(
+                    f"Payment with groupid={p.info.groupid} still in progress, cannot "
+                    "retry before that completes.",
+                    PAY_IN_PROGRESS,
+                )
             if p.info.partid == partid:
-                raise _rpc(f"Payment part {partid} of group {groupid} already in flight",
-                           PAY_IN_PROGRESS)
+                raise _rpc(
+                    f"Payment part {partid} of group {groupid} already in flight", PAY_IN_PROGRESS
+                )
             if p.info.total_msat != total_msat:
-                raise _rpc(f"Already have parallel payment in progress with total "
-                           f"{p.info.total_msat}msat", PAY_DESTINATION_PERM_FAIL)
+                raise _rpc(
+                    f"Already have parallel payment in progress with total {p.info.total_msat}msat",
+                    PAY_DESTINATION_PERM_FAIL,
+                )
         net._check_running()
         attempt = self._attempts[key]
         self._attempts[key] += 1
         part = _Part(
             id=self._next_id,
-            info=PartInfo(payer=self.id, payment_hash=payment_hash, partid=partid,
-                          groupid=groupid, route=route, total_msat=total_msat),
-            payment_secret=payment_secret, bolt11=bolt11, label=label,
-            created_at=int(net.now()), attempt=attempt, done=anyio.Event(),
+            info=PartInfo(
+                payer=self.id,
+                payment_hash=payment_hash,
+                partid=partid,
+                groupid=groupid,
+                route=route,
+                total_msat=total_msat,
+            ),
+            payment_secret=payment_secret,
+            bolt11=bolt11,
+            label=label,
+            created_at=int(net.now()),
+            attempt=attempt,
+            done=anyio.Event(),
         )
         self._next_id += 1
         if key not in self._parts:
@@ -950,8 +1097,11 @@ class SimulatedNode:
         e, failure = net._check_first_hop(self._index, self.id, route)
         if e is None:
             if failure is None:  # pragma: no cover - _check_first_hop returns one of them
-                failure = RouteFailure(failcode=int(FailCode.TEMPORARY_CHANNEL_FAILURE),
-                                       erring_index=0, erring_node=self.id)
+                failure = RouteFailure(
+                    failcode=int(FailCode.TEMPORARY_CHANNEL_FAILURE),
+                    erring_index=0,
+                    erring_node=self.id,
+                )
             part.status = SendpayStatus.FAILED
             part.failure = failure
             part.completed_at = part.created_at
@@ -975,8 +1125,11 @@ class SimulatedNode:
         """
         part = self._parts.get((payment_hash, partid, groupid))
         if part is None:
-            raise _rpc(f"Never attempted payment part {partid} of group {groupid} for "
-                       f"{payment_hash}", PAY_NO_SUCH_PAYMENT, "waitsendpay")
+            raise _rpc(
+                f"Never attempted payment part {partid} of group {groupid} for {payment_hash}",
+                PAY_NO_SUCH_PAYMENT,
+                "waitsendpay",
+            )
         if timeout_s is None:
             await part.done.wait()
         else:
@@ -999,8 +1152,11 @@ class SimulatedNode:
 
     def _part_failed(self, part: _Part, f: RouteFailure, *, method: str) -> PartFailed:
         n = len(part.info.route.hops)
-        code = (PAY_DESTINATION_PERM_FAIL if f.erring_index == n and f.failcode & PERM
-                else PAY_TRY_OTHER_ROUTE)
+        code = (
+            PAY_DESTINATION_PERM_FAIL
+            if f.erring_index == n and f.failcode & PERM
+            else PAY_TRY_OTHER_ROUTE
+        )
         origin = "reply from remote" if f.erring_index > 0 else (f.message or "local failure")
         data: dict[str, Any] = {
             "id": part.id,
@@ -1019,5 +1175,10 @@ class SimulatedNode:
             "erring_channel": f.erring_channel,
             "erring_direction": f.erring_direction,
         }
-        return PartFailed(f"failed: {failcode_name(f.failcode)} ({origin})", failure=f,
-                          method=method, rpc_code=code, rpc_data=data)
+        return PartFailed(
+            f"failed: {failcode_name(f.failcode)} ({origin})",
+            failure=f,
+            method=method,
+            rpc_code=code,
+            rpc_data=data,
+        )

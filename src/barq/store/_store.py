@@ -142,8 +142,9 @@ def open_store(
             )
         mode = str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
         if mode != "wal":
-            raise StoreError(f"barq database {p}: cannot switch to WAL mode (got {mode!r})",
-                             data=data)
+            raise StoreError(
+                f"barq database {p}: cannot switch to WAL mode (got {mode!r})", data=data
+            )
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=NORMAL")
         ok = str(conn.execute("PRAGMA quick_check(1)").fetchone()[0])
@@ -251,8 +252,9 @@ class Store:
     def _submit(self, fn: Callable[[sqlite3.Connection], T], *, wait: bool) -> Future[T] | None:
         with self._lock:
             if self._closed:
-                raise StoreError(f"barq database {self.path} is closed",
-                                 data={"path": str(self.path)})
+                raise StoreError(
+                    f"barq database {self.path} is closed", data={"path": str(self.path)}
+                )
             fut: Future[T] | None = Future() if wait else None
             self._queue.put((fn, fut))
         return fut
@@ -288,8 +290,10 @@ class Store:
         Raises:
             StoreError: the store is closed.
         """
-        rows = [(r.kind, r.key, r.lo_msat, r.hi_msat, r.capacity_msat, r.updated_at, r.until,
-                 r.reason) for r in records]
+        rows = [
+            (r.kind, r.key, r.lo_msat, r.hi_msat, r.capacity_msat, r.updated_at, r.until, r.reason)
+            for r in records
+        ]
         self._submit(functools.partial(_write_knowledge, rows=rows, replace=replace), wait=False)
 
     # -- reads and barriers (blocking forms) ------------------------------------------------
@@ -317,8 +321,9 @@ class Store:
             StoreError: the read failed or the store is closed.
         """
         return self._call(
-            functools.partial(_read_payments, payment_hash=payment_hash, status=status,
-                              limit=limit),
+            functools.partial(
+                _read_payments, payment_hash=payment_hash, status=status, limit=limit
+            ),
             timeout_s,
         )
 
@@ -345,8 +350,11 @@ class Store:
         await anyio.to_thread.run_sync(self.flush)
 
     async def aget_payments(
-        self, payment_hash: str | None = None, status: str | None = None,
-        *, limit: int | None = None,
+        self,
+        payment_hash: str | None = None,
+        status: str | None = None,
+        *,
+        limit: int | None = None,
     ) -> list[PaymentView]:
         """:meth:`get_payments` without blocking the event loop."""
         return await anyio.to_thread.run_sync(
@@ -382,41 +390,101 @@ class Store:
 # -- SQL helpers (run on the store thread) ----------------------------------------------------
 
 _PAYMENT_COLS = (
-    "payment_hash", "groupid", "bolt11", "label", "destination", "amount_msat", "status",
-    "strategy", "created_at", "completed_at", "payment_preimage", "amount_sent_msat",
-    "delivered_msat", "inflight_msat", "fee_msat", "attempts", "maxfee_msat", "compute_s",
-    "error", "error_code",
+    "payment_hash",
+    "groupid",
+    "bolt11",
+    "label",
+    "destination",
+    "amount_msat",
+    "status",
+    "strategy",
+    "created_at",
+    "completed_at",
+    "payment_preimage",
+    "amount_sent_msat",
+    "delivered_msat",
+    "inflight_msat",
+    "fee_msat",
+    "attempts",
+    "maxfee_msat",
+    "compute_s",
+    "error",
+    "error_code",
 )
 _PART_COLS = (
-    "payment_hash", "groupid", "partid", "amount_msat", "amount_sent_msat", "fee_msat", "route",
-    "state", "started_at", "finished_at", "failcode", "failcodename", "erring_index",
-    "erring_node", "erring_channel", "erring_direction", "failure", "reason",
+    "payment_hash",
+    "groupid",
+    "partid",
+    "amount_msat",
+    "amount_sent_msat",
+    "fee_msat",
+    "route",
+    "state",
+    "started_at",
+    "finished_at",
+    "failcode",
+    "failcodename",
+    "erring_index",
+    "erring_node",
+    "erring_channel",
+    "erring_direction",
+    "failure",
+    "reason",
 )
 
 
 def _payment_row(v: PaymentView) -> tuple[Any, ...]:
     return (
-        v.payment_hash, v.groupid, v.bolt11, v.label, v.destination, v.amount_msat,
-        str(v.status), v.strategy, v.created_at, v.completed_at, v.payment_preimage,
-        v.amount_sent_msat, v.delivered_msat, v.inflight_msat, v.fee_msat, v.attempts,
-        v.maxfee_msat, v.compute_s, v.error, v.error_code,
+        v.payment_hash,
+        v.groupid,
+        v.bolt11,
+        v.label,
+        v.destination,
+        v.amount_msat,
+        str(v.status),
+        v.strategy,
+        v.created_at,
+        v.completed_at,
+        v.payment_preimage,
+        v.amount_sent_msat,
+        v.delivered_msat,
+        v.inflight_msat,
+        v.fee_msat,
+        v.attempts,
+        v.maxfee_msat,
+        v.compute_s,
+        v.error,
+        v.error_code,
     )
 
 
 def _part_row(v: PaymentView, p: PartView) -> tuple[Any, ...]:
     f = p.failure
     return (
-        v.payment_hash, v.groupid, p.partid, p.amount_msat, p.amount_sent_msat, p.fee_msat,
-        _route_encoder.encode(p.route).decode(), str(p.state), p.started_at, p.finished_at,
-        f.failcode if f else None, f.failcodename if f else None,
-        f.erring_index if f else None, f.erring_node if f else None,
-        f.erring_channel if f else None, f.erring_direction if f else None,
-        _route_encoder.encode(f).decode() if f else None, p.reason,
+        v.payment_hash,
+        v.groupid,
+        p.partid,
+        p.amount_msat,
+        p.amount_sent_msat,
+        p.fee_msat,
+        _route_encoder.encode(p.route).decode(),
+        str(p.state),
+        p.started_at,
+        p.finished_at,
+        f.failcode if f else None,
+        f.failcodename if f else None,
+        f.erring_index if f else None,
+        f.erring_node if f else None,
+        f.erring_channel if f else None,
+        f.erring_direction if f else None,
+        _route_encoder.encode(f).decode() if f else None,
+        p.reason,
     )
 
 
-def _write_payment(conn: sqlite3.Connection, *, row: tuple[Any, ...],
-                   parts: list[tuple[Any, ...]]) -> None:
+def _write_payment(
+    conn: sqlite3.Connection, *, row: tuple[Any, ...], parts: list[tuple[Any, ...]]
+) -> None:
     cols = ", ".join(_PAYMENT_COLS)
     marks = ", ".join("?" for _ in _PAYMENT_COLS)
     updates = ", ".join(f"{c} = excluded.{c}" for c in _PAYMENT_COLS[2:])
@@ -431,12 +499,21 @@ def _write_payment(conn: sqlite3.Connection, *, row: tuple[Any, ...],
         conn.executemany(f"INSERT OR REPLACE INTO parts ({pcols}) VALUES ({pmarks})", parts)
 
 
-_KNOWLEDGE_COLS = ("kind", "key", "lo_msat", "hi_msat", "capacity_msat", "updated_at", "until",
-                   "reason")
+_KNOWLEDGE_COLS = (
+    "kind",
+    "key",
+    "lo_msat",
+    "hi_msat",
+    "capacity_msat",
+    "updated_at",
+    "until",
+    "reason",
+)
 
 
-def _write_knowledge(conn: sqlite3.Connection, *, rows: list[tuple[Any, ...]],
-                     replace: bool) -> None:
+def _write_knowledge(
+    conn: sqlite3.Connection, *, rows: list[tuple[Any, ...]], replace: bool
+) -> None:
     if replace:
         conn.execute("DELETE FROM knowledge")
     cols = ", ".join(_KNOWLEDGE_COLS)
@@ -448,8 +525,9 @@ def _write_knowledge(conn: sqlite3.Connection, *, rows: list[tuple[Any, ...]],
     )
 
 
-def _read_payments(conn: sqlite3.Connection, *, payment_hash: str | None, status: str | None,
-                   limit: int | None) -> list[PaymentView]:
+def _read_payments(
+    conn: sqlite3.Connection, *, payment_hash: str | None, status: str | None, limit: int | None
+) -> list[PaymentView]:
     where: list[str] = []
     args: list[Any] = []
     if payment_hash is not None:
@@ -479,26 +557,45 @@ def _read_payments(conn: sqlite3.Connection, *, payment_hash: str | None, status
                 (d["payment_hash"], d["groupid"]),
             ).fetchall()
         ]
-        views.append(PaymentView(
-            payment_hash=d["payment_hash"], groupid=d["groupid"], bolt11=d["bolt11"],
-            label=d["label"], destination=d["destination"], amount_msat=d["amount_msat"],
-            status=PaymentStatus(d["status"]), strategy=d["strategy"],
-            created_at=d["created_at"], completed_at=d["completed_at"],
-            payment_preimage=d["payment_preimage"], amount_sent_msat=d["amount_sent_msat"],
-            delivered_msat=d["delivered_msat"], inflight_msat=d["inflight_msat"],
-            fee_msat=d["fee_msat"], attempts=d["attempts"], maxfee_msat=d["maxfee_msat"],
-            compute_s=d["compute_s"], error=d["error"], error_code=d["error_code"],
-            parts=parts,
-        ))
+        views.append(
+            PaymentView(
+                payment_hash=d["payment_hash"],
+                groupid=d["groupid"],
+                bolt11=d["bolt11"],
+                label=d["label"],
+                destination=d["destination"],
+                amount_msat=d["amount_msat"],
+                status=PaymentStatus(d["status"]),
+                strategy=d["strategy"],
+                created_at=d["created_at"],
+                completed_at=d["completed_at"],
+                payment_preimage=d["payment_preimage"],
+                amount_sent_msat=d["amount_sent_msat"],
+                delivered_msat=d["delivered_msat"],
+                inflight_msat=d["inflight_msat"],
+                fee_msat=d["fee_msat"],
+                attempts=d["attempts"],
+                maxfee_msat=d["maxfee_msat"],
+                compute_s=d["compute_s"],
+                error=d["error"],
+                error_code=d["error_code"],
+                parts=parts,
+            )
+        )
     return views
 
 
 def _part_from_row(d: dict[str, Any]) -> PartView:
     return PartView(
-        partid=d["partid"], groupid=d["groupid"], amount_msat=d["amount_msat"],
-        amount_sent_msat=d["amount_sent_msat"], fee_msat=d["fee_msat"],
-        route=_route_decoder.decode(d["route"]), state=PartState(d["state"]),
-        started_at=d["started_at"], finished_at=d["finished_at"],
+        partid=d["partid"],
+        groupid=d["groupid"],
+        amount_msat=d["amount_msat"],
+        amount_sent_msat=d["amount_sent_msat"],
+        fee_msat=d["fee_msat"],
+        route=_route_decoder.decode(d["route"]),
+        state=PartState(d["state"]),
+        started_at=d["started_at"],
+        finished_at=d["finished_at"],
         failure=_failure_decoder.decode(d["failure"]) if d["failure"] else None,
         reason=d["reason"],
     )

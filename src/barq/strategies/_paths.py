@@ -98,24 +98,32 @@ def endpoints(request: RouteInput, graph: Graph) -> tuple[int, int]:
     if request.maxparts < 1:
         raise InvalidParams(f"maxparts must be at least 1, got {request.maxparts}")
     if request.destination in request.exclude_nodes:
-        raise RouteNotFound(f"destination {request.destination} is excluded",
-                            data={"destination": request.destination})
+        raise RouteNotFound(
+            f"destination {request.destination} is excluded",
+            data={"destination": request.destination},
+        )
     s = graph.node_index.get(request.source)
     if s is None:
-        raise RouteNotFound(f"source {request.source} has no channel in the graph",
-                            data={"source": request.source})
+        raise RouteNotFound(
+            f"source {request.source} has no channel in the graph", data={"source": request.source}
+        )
     t = graph.node_index.get(request.destination)
     if t is None:
-        raise RouteNotFound(f"destination {request.destination} is not in the graph",
-                            data={"destination": request.destination})
+        raise RouteNotFound(
+            f"destination {request.destination} is not in the graph",
+            data={"destination": request.destination},
+        )
     if s == t:
-        raise RouteNotFound("source and destination are the same node",
-                            data={"destination": request.destination})
+        raise RouteNotFound(
+            "source and destination are the same node", data={"destination": request.destination}
+        )
     return s, t
 
 
 def allowed_edges(
-    request: RouteInput, ctx: RoutingContext, amount_msat: int | None,
+    request: RouteInput,
+    ctx: RoutingContext,
+    amount_msat: int | None,
 ) -> B:
     """Half-channels that may carry ``amount_msat`` for this request.
 
@@ -134,14 +142,21 @@ def allowed_edges(
             if e is not None:
                 mask[e] = False
     if request.exclude_nodes:
-        idx = [g.node_index[n] for n in request.exclude_nodes
-               if n in g.node_index and n != request.source]
+        idx = [
+            g.node_index[n]
+            for n in request.exclude_nodes
+            if n in g.node_index and n != request.source
+        ]
         if idx:
             bad = np.asarray(idx, dtype=np.int32)
             mask = mask & ~(np.isin(g.src, bad) | np.isin(g.dst, bad))
     if amount_msat is not None:
-        mask = (mask & (g.htlc_min_msat <= amount_msat) & (g.htlc_max_msat >= amount_msat)
-                & (ctx.max_msat >= amount_msat))
+        mask = (
+            mask
+            & (g.htlc_min_msat <= amount_msat)
+            & (g.htlc_max_msat >= amount_msat)
+            & (ctx.max_msat >= amount_msat)
+        )
     return mask
 
 
@@ -336,8 +351,9 @@ def shortest_path(w: Weighted, source: int, target: int) -> list[int] | None:
 def distances(w: Weighted, node: int, *, reverse: bool = False, hops: bool = False) -> F64:
     """Distances from ``node`` (or *to* it when ``reverse``), by cost or by hop count."""
     m = w.csr.T.tocsr() if reverse else w.csr
-    out: F64 = np.asarray(dijkstra(m, directed=True, indices=node, unweighted=hops),
-                          dtype=np.float64)
+    out: F64 = np.asarray(
+        dijkstra(m, directed=True, indices=node, unweighted=hops), dtype=np.float64
+    )
     return out
 
 
@@ -355,7 +371,10 @@ class HopProblem:
 
 
 def check_hops(
-    graph: Graph, ctx: RoutingContext, route: Route, edges: Sequence[int],
+    graph: Graph,
+    ctx: RoutingContext,
+    route: Route,
+    edges: Sequence[int],
     used_msat: I64 | None = None,
 ) -> HopProblem | None:
     """First hop whose exact amount breaks htlc limits or ``ctx.max_msat`` (minus ``used``)."""
@@ -372,15 +391,19 @@ def check_hops(
 
 
 def route_probability(
-    ctx: RoutingContext, route: Route, edges: Sequence[int], used_msat: I64 | None = None,
+    ctx: RoutingContext,
+    route: Route,
+    edges: Sequence[int],
+    used_msat: I64 | None = None,
 ) -> float:
     """Product over hops of the uniform-model success probability of the hop amount
     (plus what ``used_msat`` already puts on the same half-channel)."""
     p = 1.0
     for hop, e in zip(route.hops, edges, strict=True):
         extra = 0 if used_msat is None else int(used_msat[e])
-        p *= success_probability(hop.amount_msat + extra, int(ctx.min_msat[e]),
-                                 int(ctx.max_msat[e]))
+        p *= success_probability(
+            hop.amount_msat + extra, int(ctx.min_msat[e]), int(ctx.max_msat[e])
+        )
     return p
 
 
@@ -409,7 +432,10 @@ def _short(node: str) -> str:
 
 
 def find_path(
-    strategy: PathStrategy, request: RouteInput, ctx: RoutingContext, amount_msat: int,
+    strategy: PathStrategy,
+    request: RouteInput,
+    ctx: RoutingContext,
+    amount_msat: int,
     maxfee_msat: int,
 ) -> tuple[Route, list[int]]:
     """The search loop of :meth:`PathStrategy.find_route` (see there for the contract).
@@ -436,8 +462,10 @@ def find_path(
     mask = amount_mask & delay_allowed(request, g, s)
     raw = np.asarray(strategy.edge_costs(request, ctx, amount_msat), dtype=np.float64)
     if raw.shape != (g.num_edges,):
-        raise ValueError(f"{type(strategy).__name__}.edge_costs returned shape {raw.shape}, "
-                         f"expected ({g.num_edges},)")
+        raise ValueError(
+            f"{type(strategy).__name__}.edge_costs returned shape {raw.shape}, "
+            f"expected ({g.num_edges},)"
+        )
     ok = mask & np.isfinite(raw)
     base = np.where(ok, np.maximum(raw, 0.0), np.inf)
     fee_term: F64 | None = None
@@ -458,12 +486,12 @@ def find_path(
             if delay_term is None:
                 # one block weighs at least 1 msat, else CLN's risk of the amount
                 delay_term = np.where(g.src == s, 0.0, g.cltv_delta.astype(np.float64)) * max(
-                    1.0, amount_msat * DEFAULT_RISKFACTOR / 100.0 / BLOCKS_PER_YEAR)
+                    1.0, amount_msat * DEFAULT_RISKFACTOR / 100.0 / BLOCKS_PER_YEAR
+                )
             cost = cost + BUDGET_WEIGHTS[delay_step] * delay_term
         path = shortest_path(weighted(topo, cost), s, t)
         if path is None:
-            if (unbanned is not None and not fee_first
-                    and fee_step < len(BUDGET_WEIGHTS) - 1):
+            if unbanned is not None and not fee_first and fee_step < len(BUDGET_WEIGHTS) - 1:
                 # Edges were banned because downstream fees pushed their exact amount
                 # over a limit: with a cheaper downstream they may fit. Lift the bans
                 # and search again with fees dominating the cost.
@@ -479,14 +507,18 @@ def find_path(
             if unbanned is None:
                 unbanned = base.copy()
             base[problem.edge] = np.inf
-            banned.append({"channel": g.scid_dir(problem.edge), "reason": problem.reason,
-                           "amount_msat": problem.amount_msat})
+            banned.append(
+                {
+                    "channel": g.scid_dir(problem.edge),
+                    "reason": problem.reason,
+                    "amount_msat": problem.amount_msat,
+                }
+            )
             continue
         fee_over = route.fee_msat > maxfee_msat
         delay_over = route.delay > request.maxdelay
         if not (fee_over or delay_over):
-            return Route(hops=route.hops,
-                         probability=route_probability(ctx, route, path)), path
+            return Route(hops=route.hops, probability=route_probability(ctx, route, path)), path
         over.append(route)
         if fee_over:
             fee_step += 1
@@ -494,8 +526,7 @@ def find_path(
             delay_step += 1
         if fee_step >= len(BUDGET_WEIGHTS) or delay_step >= len(BUDGET_WEIGHTS):
             break
-    what = (f"{amount_msat} msat from {_short(request.source)} to "
-            f"{_short(request.destination)}")
+    what = f"{amount_msat} msat from {_short(request.source)} to {_short(request.destination)}"
     if over:
         cheapest = min(r.fee_msat for r in over)
         shortest = min(r.delay for r in over)
@@ -503,8 +534,12 @@ def find_path(
             f"{strategy.name or type(strategy).__name__}: every route for {what} exceeds the "
             f"budget (cheapest fee {cheapest} msat > maxfee {maxfee_msat} msat, or smallest "
             f"delay {shortest} > maxdelay {request.maxdelay})",
-            data={"cheapest_fee_msat": cheapest, "maxfee_msat": maxfee_msat,
-                  "smallest_delay": shortest, "maxdelay": request.maxdelay},
+            data={
+                "cheapest_fee_msat": cheapest,
+                "maxfee_msat": maxfee_msat,
+                "smallest_delay": shortest,
+                "maxdelay": request.maxdelay,
+            },
         )
     if not searched:
         # Tell "too expensive in CLTV" and "unreachable" apart from "not enough capacity".
@@ -512,15 +547,21 @@ def find_path(
         if shortest_path(amount_w, s, t) is not None:
             raise RouteTooExpensive(
                 f"every path for {what} has a CLTV delay above maxdelay {request.maxdelay}",
-                data={"maxdelay": request.maxdelay})
+                data={"maxdelay": request.maxdelay},
+            )
         any_w = weighted(topo, np.where(allowed_edges(request, ctx, None), 1.0, np.inf))
         if shortest_path(any_w, s, t) is None:
             raise RouteNotFound(
                 f"no route for {what}: destination unreachable over usable channels",
-                data={"amount_msat": amount_msat})
+                data={"amount_msat": amount_msat},
+            )
         raise RouteNotFound(
             f"no route for {what}: no path whose channels can all carry the amount "
-            f"(htlc limits or liquidity)", data={"amount_msat": amount_msat})
+            f"(htlc limits or liquidity)",
+            data={"amount_msat": amount_msat},
+        )
     raise RouteNotFound(
         f"no route for {what}: {len(banned)} candidate path(s) failed the exact "
-        f"htlc/liquidity check", data={"amount_msat": amount_msat, "banned": banned})
+        f"htlc/liquidity check",
+        data={"amount_msat": amount_msat, "banned": banned},
+    )

@@ -125,7 +125,10 @@ class Strategy(Protocol):
 
 
 def build_route(
-    graph: Graph, edges: Sequence[int], amount_msat: int, final_cltv: int,
+    graph: Graph,
+    edges: Sequence[int],
+    amount_msat: int,
+    final_cltv: int,
     probability: float | None = None,
 ) -> Route:
     """Turn a path of half-channel rows into a ``sendpay`` route delivering ``amount_msat``.
@@ -144,8 +147,15 @@ def build_route(
     delay = final_cltv
     for i in range(len(edges) - 1, -1, -1):
         e = edges[i]
-        hops.append(Hop(id=graph.nodes[int(graph.dst[e])], channel=graph.scid[e],
-                        direction=int(graph.direction[e]), amount_msat=amount, delay=delay))
+        hops.append(
+            Hop(
+                id=graph.nodes[int(graph.dst[e])],
+                channel=graph.scid[e],
+                direction=int(graph.direction[e]),
+                amount_msat=amount,
+                delay=delay,
+            )
+        )
         # the node at the start of edge e (unless it is us) charges for forwarding over e
         if i > 0:
             amount += fee_msat(amount, int(graph.fee_base_msat[e]), int(graph.fee_ppm[e]))
@@ -164,7 +174,8 @@ def success_probability(amount_msat: int, min_msat: int, max_msat: int) -> float
 
 
 def success_probabilities(
-    amount_msat: int | npt.NDArray[np.int64], min_msat: npt.NDArray[np.int64],
+    amount_msat: int | npt.NDArray[np.int64],
+    min_msat: npt.NDArray[np.int64],
     max_msat: npt.NDArray[np.int64],
 ) -> F64:
     """Vectorised :func:`success_probability` (uniform liquidity in ``[min, max]``).
@@ -208,14 +219,18 @@ def fee_costs(graph: Graph, source: NodeId, amount_msat: int) -> F64:
 
 
 def risk_costs(
-    graph: Graph, source: NodeId, amount_msat: int, riskfactor: float = DEFAULT_RISKFACTOR,
+    graph: Graph,
+    source: NodeId,
+    amount_msat: int,
+    riskfactor: float = DEFAULT_RISKFACTOR,
 ) -> F64:
     """CLN's CLTV risk of each half-channel, in msat: ``amount * cltv_delta * rf / 100 / year``.
 
     Zero on half-channels leaving ``source`` (their delta is not charged).
     """
-    risk = amount_msat * graph.cltv_delta.astype(np.float64) * (riskfactor / 100.0
-                                                                 / BLOCKS_PER_YEAR)
+    risk = (
+        amount_msat * graph.cltv_delta.astype(np.float64) * (riskfactor / 100.0 / BLOCKS_PER_YEAR)
+    )
     out: F64 = np.where(_source_mask(graph, source), 0.0, risk)
     return out
 
@@ -261,7 +276,11 @@ class PathStrategy:
         return [self.find_route(request, ctx)]
 
     def find_route(
-        self, request: RouteInput, ctx: RoutingContext, *, amount_msat: int | None = None,
+        self,
+        request: RouteInput,
+        ctx: RoutingContext,
+        *,
+        amount_msat: int | None = None,
         maxfee_msat: int | None = None,
     ) -> Route:
         """The cheapest route (by :meth:`edge_costs`) for ``amount_msat`` under ``maxfee_msat``.
@@ -279,7 +298,9 @@ class PathStrategy:
         from barq.strategies._paths import find_path
 
         route, _ = find_path(
-            self, request, ctx,
+            self,
+            request,
+            ctx,
             request.amount_msat if amount_msat is None else amount_msat,
             request.maxfee_msat if maxfee_msat is None else maxfee_msat,
         )

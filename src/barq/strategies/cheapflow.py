@@ -29,6 +29,7 @@ class CheapFlowStrategy(MinCostFlowStrategy):
 
     name: ClassVar[str] = "cheapflow"
     description: ClassVar[str] = (
-        "min-cost flow split weighing fees 10x more than mincostflow (cheaper, more retries)")
+        "min-cost flow split weighing fees 10x more than mincostflow (cheaper, more retries)"
+    )
     fee_ppm_per_nlp: ClassVar[float] = 200.0
     riskfactor: ClassVar[float] = 1.0

@@ -41,5 +41,6 @@ class DijkstraStrategy(PathStrategy):
 
     def edge_costs(self, request: RouteInput, ctx: RoutingContext, amount_msat: int) -> F64:
         g = ctx.graph
-        return (fee_costs(g, request.source, amount_msat)
-                + risk_costs(g, request.source, amount_msat, self.riskfactor))
+        return fee_costs(g, request.source, amount_msat) + risk_costs(
+            g, request.source, amount_msat, self.riskfactor
+        )

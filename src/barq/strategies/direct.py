@@ -53,18 +53,21 @@ class DirectStrategy:
         if not usable.any():
             raise RouteNotFound(
                 f"no usable direct channel with {request.destination}",
-                data={"destination": request.destination, "channels": int(direct.sum())})
+                data={"destination": request.destination, "channels": int(direct.sum())},
+            )
         fits = usable & allowed_edges(request, ctx, request.amount_msat)
         if not fits.any():
             best = int(ctx.max_msat[usable].max())
             raise RouteNotFound(
                 f"no direct channel with enough spendable for {request.amount_msat} msat "
                 f"(largest {best} msat over {int(usable.sum())} usable channel(s))",
-                data={"amount_msat": request.amount_msat, "largest_spendable_msat": best})
+                data={"amount_msat": request.amount_msat, "largest_spendable_msat": best},
+            )
         if request.final_cltv > request.maxdelay:
             raise RouteTooExpensive(
                 f"final CLTV {request.final_cltv} exceeds maxdelay {request.maxdelay}",
-                data={"maxdelay": request.maxdelay})
+                data={"maxdelay": request.maxdelay},
+            )
         cand = np.flatnonzero(fits)
         # lexsort: last key is primary -> largest min, then largest max, then lowest row
         pick = int(cand[np.lexsort((cand, -ctx.max_msat[cand], -ctx.min_msat[cand]))[0]])

@@ -137,7 +137,8 @@ class MinCostFlowStrategy:
 
     name: ClassVar[str] = "mincostflow"
     description: ClassVar[str] = (
-        "min-cost flow split (Pickhardt-Richter, like renepay/askrene): probability + fees")
+        "min-cost flow split (Pickhardt-Richter, like renepay/askrene): probability + fees"
+    )
     splits: ClassVar[bool] = True
     min_part_msat: ClassVar[int | None] = None
     halve_on_failure: ClassVar[bool] = False
@@ -208,8 +209,9 @@ class MinCostFlowStrategy:
         """``probabilistic`` with this strategy's fee weight and riskfactor."""
         return ProbabilisticStrategy(penalty_ppm=self.fee_ppm_per_nlp, riskfactor=self.riskfactor)
 
-    def _find_routes(self, request: RouteInput, ctx: RoutingContext,
-                     htlcs_per_channel: int) -> list[Route]:
+    def _find_routes(
+        self, request: RouteInput, ctx: RoutingContext, htlcs_per_channel: int
+    ) -> list[Route]:
         """:meth:`find_routes` with channels carrying up to ``htlcs_per_channel * htlc_max``."""
         g = ctx.graph
         s, t = endpoints(request, g)
@@ -217,13 +219,17 @@ class MinCostFlowStrategy:
         unit = -(-amount // self.units)
         demand = -(-amount // unit)
 
-        base = (allowed_edges(request, ctx, None) & delay_allowed(request, g, s)
-                & (g.htlc_min_msat <= amount))
+        base = (
+            allowed_edges(request, ctx, None)
+            & delay_allowed(request, g, s)
+            & (g.htlc_min_msat <= amount)
+        )
         htlc_cap = g.htlc_max_msat
         if htlcs_per_channel > 1:
             big = g.htlc_max_msat > np.iinfo(np.int64).max // htlcs_per_channel
-            htlc_cap = np.where(big, np.iinfo(np.int64).max,
-                                g.htlc_max_msat * np.where(big, 1, htlcs_per_channel))
+            htlc_cap = np.where(
+                big, np.iinfo(np.int64).max, g.htlc_max_msat * np.where(big, 1, htlcs_per_channel)
+            )
         cap_msat = np.minimum(ctx.max_msat, htlc_cap)
         # exact hop amounts also carry downstream fees; no margin is kept for them up
         # front (mainnet fees are tiny and capacities often equal round amounts):
@@ -239,7 +245,8 @@ class MinCostFlowStrategy:
             raise RouteNotFound(
                 f"mincostflow: destination {request.destination} unreachable over channels "
                 f"that can carry {unit} msat (max flow 0 msat)",
-                data={"amount_msat": amount, "max_flow_msat": 0})
+                data={"amount_msat": amount, "max_flow_msat": 0},
+            )
         dt = distances(hop_w, t, reverse=True, hops=True)
         through = ds[g.src] + 1.0 + dt[g.dst]
         best = float(ds[t])
@@ -262,8 +269,9 @@ class MinCostFlowStrategy:
                 break  # exact checks, not capacity, failed: skip the slow whole graph
             problem = self._problem(g.src, g.dst, np.flatnonzero(keep), s, t)
             # cap_msat is shrunk in place by repairs: they carry over to wider levels
-            result = self._solve_and_build(request, ctx, problem, cap_msat, unit, demand,
-                                           split=htlcs_per_channel > 1)
+            result = self._solve_and_build(
+                request, ctx, problem, cap_msat, unit, demand, split=htlcs_per_channel > 1
+            )
             if isinstance(result, list):
                 return result
             failure = result
@@ -291,20 +299,28 @@ class MinCostFlowStrategy:
         if failure.why == "maxparts":
             raise RouteNotFound(
                 f"mincostflow: the flow for {amount} msat needs more than "
-                f"maxparts={request.maxparts} routes", data={"maxparts": request.maxparts})
+                f"maxparts={request.maxparts} routes",
+                data={"maxparts": request.maxparts},
+            )
         if failure.why == "repairs":
             raise RouteNotFound(
                 f"mincostflow: routes for {amount} msat kept failing the exact htlc/liquidity "
                 f"checks after {self.max_repairs} repairs",
-                data={"problems": failure.problems[-8:]})
+                data={"problems": failure.problems[-8:]},
+            )
         raise RouteNotFound(
             f"mincostflow: no flow of {amount} msat to {request.destination}: "
             f"max flow is about {failure.max_flow * unit} msat",
-            data={"amount_msat": amount, "max_flow_msat": failure.max_flow * unit,
-                  "problems": failure.problems[-8:]})
+            data={
+                "amount_msat": amount,
+                "max_flow_msat": failure.max_flow * unit,
+                "problems": failure.problems[-8:],
+            },
+        )
 
-    def _raise_if_delay_bound(self, request: RouteInput, ctx: RoutingContext, unit: int,
-                              s: int, t: int, demand: int) -> None:
+    def _raise_if_delay_bound(
+        self, request: RouteInput, ctx: RoutingContext, unit: int, s: int, t: int, demand: int
+    ) -> None:
         """Raise :class:`RouteTooExpensive` if only CLTV deltas over ``maxdelay`` stop the flow."""
         g = ctx.graph
         if bool(np.all(delay_allowed(request, g, s))):
@@ -315,19 +331,22 @@ class MinCostFlowStrategy:
             raise RouteTooExpensive(
                 f"mincostflow: {request.amount_msat} msat can only flow over channels whose "
                 f"CLTV delays exceed maxdelay {request.maxdelay}",
-                data={"maxdelay": request.maxdelay})
+                data={"maxdelay": request.maxdelay},
+            )
 
     @staticmethod
-    def _max_flow(src: npt.NDArray[np.int32], dst: npt.NDArray[np.int32], cap_u: I64,
-                  mask: B, s: int, t: int) -> int:
+    def _max_flow(
+        src: npt.NDArray[np.int32], dst: npt.NDArray[np.int32], cap_u: I64, mask: B, s: int, t: int
+    ) -> int:
         """Maximum flow (units) from ``s`` to ``t`` over ``mask`` (OR-Tools, ~13 ms on mainnet)."""
         from ortools.graph.python import max_flow
 
         use = mask & (cap_u > 0)
         try:
             mf = max_flow.SimpleMaxFlow()
-            mf.add_arcs_with_capacity(src[use].astype(np.int32), dst[use].astype(np.int32),
-                                      cap_u[use].astype(np.int64))
+            mf.add_arcs_with_capacity(
+                src[use].astype(np.int32), dst[use].astype(np.int32), cap_u[use].astype(np.int64)
+            )
             status = mf.solve(s, t)
             if status == mf.OPTIMAL:
                 return int(mf.optimal_flow())
@@ -338,18 +357,31 @@ class MinCostFlowStrategy:
     # -- building blocks ---------------------------------------------------------------
 
     @staticmethod
-    def _problem(src: npt.NDArray[np.int32], dst: npt.NDArray[np.int32], edges: I64,
-                 s: int, t: int) -> _Problem:
+    def _problem(
+        src: npt.NDArray[np.int32], dst: npt.NDArray[np.int32], edges: I64, s: int, t: int
+    ) -> _Problem:
         ends = np.concatenate([[s, t], src[edges], dst[edges]])
         nodes, inv = np.unique(ends, return_inverse=True)
         k = len(edges)
-        return _Problem(edges=edges, node_of=nodes, tails=inv[2:2 + k].astype(np.int64),
-                        heads=inv[2 + k:].astype(np.int64), num_nodes=len(nodes),
-                        s=int(inv[0]), t=int(inv[1]))
+        return _Problem(
+            edges=edges,
+            node_of=nodes,
+            tails=inv[2 : 2 + k].astype(np.int64),
+            heads=inv[2 + k :].astype(np.int64),
+            num_nodes=len(nodes),
+            s=int(inv[0]),
+            t=int(inv[1]),
+        )
 
     def _arcs(
-        self, request: RouteInput, ctx: RoutingContext, p: _Problem, cap_msat: I64,
-        unit: int, mu: float, delay_weight: float,
+        self,
+        request: RouteInput,
+        ctx: RoutingContext,
+        p: _Problem,
+        cap_msat: I64,
+        unit: int,
+        mu: float,
+        delay_weight: float,
     ) -> tuple[I64, I64, I64, I64, I64]:
         """(tails, heads, capacities, costs, edge index into p.edges) of the linearised arcs."""
         g = ctx.graph
@@ -361,14 +393,16 @@ class MinCostFlowStrategy:
         hi = np.maximum(ctx.max_msat[e].astype(np.float64), lo)
         width = hi - lo
         from_source = g.src[e] == g.node_index[request.source]
-        per_msat = (g.fee_ppm[e] / 1e6 + g.fee_base_msat[e] / amount
-                    + g.cltv_delta[e] * (self.riskfactor / 100.0 / BLOCKS_PER_YEAR))
+        per_msat = (
+            g.fee_ppm[e] / 1e6
+            + g.fee_base_msat[e] / amount
+            + g.cltv_delta[e] * (self.riskfactor / 100.0 / BLOCKS_PER_YEAR)
+        )
         per_msat = np.where(from_source, 0.0, per_msat)
         fee_cost = mu * per_msat * unit  # -ln P units per flow unit
         if delay_weight > 0:
             room = max(1, request.maxdelay - request.final_cltv)
-            fee_cost = fee_cost + np.where(from_source, 0.0,
-                                           delay_weight * g.cltv_delta[e] / room)
+            fee_cost = fee_cost + np.where(from_source, 0.0, delay_weight * g.cltv_delta[e] / room)
         tails: list[I64] = []
         heads: list[I64] = []
         caps: list[I64] = []
@@ -396,12 +430,22 @@ class MinCostFlowStrategy:
             total = np.rint((seg_cost[use] + fee_cost[use]) * COST_SCALE) + 1.0
             costs.append(np.minimum(total, MAX_ARC_COST).astype(np.int64))
             which.append(idx[use])
-        return (np.concatenate(tails), np.concatenate(heads), np.concatenate(caps),
-                np.concatenate(costs), np.concatenate(which))
+        return (
+            np.concatenate(tails),
+            np.concatenate(heads),
+            np.concatenate(caps),
+            np.concatenate(costs),
+            np.concatenate(which),
+        )
 
     @staticmethod
     def _min_cost_flow(
-        p: _Problem, tails: I64, heads: I64, caps: I64, costs: I64, demand: int,
+        p: _Problem,
+        tails: I64,
+        heads: I64,
+        caps: I64,
+        costs: I64,
+        demand: int,
     ) -> tuple[I64 | None, int]:
         """Flow per arc (``None`` if infeasible) and the maximum flow when infeasible."""
         from ortools.graph.python import min_cost_flow
@@ -410,15 +454,17 @@ class MinCostFlowStrategy:
             smcf = min_cost_flow.SimpleMinCostFlow()
             if len(tails):
                 smcf.add_arcs_with_capacity_and_unit_cost(
-                    tails.astype(np.int32), heads.astype(np.int32), caps, costs)
+                    tails.astype(np.int32), heads.astype(np.int32), caps, costs
+                )
             supplies = np.zeros(p.num_nodes, dtype=np.int64)
             supplies[p.s] = demand
             supplies[p.t] = -demand
             smcf.set_nodes_supplies(np.arange(p.num_nodes, dtype=np.int32), supplies)
             status = smcf.solve()
             if status == smcf.OPTIMAL:
-                flows = np.asarray(smcf.flows(np.arange(len(tails), dtype=np.int32)),
-                                   dtype=np.int64)
+                flows = np.asarray(
+                    smcf.flows(np.arange(len(tails), dtype=np.int32)), dtype=np.int64
+                )
                 return flows, demand
             if status == smcf.INFEASIBLE:
                 smcf.solve_max_flow_with_min_cost()
@@ -452,11 +498,11 @@ class MinCostFlowStrategy:
                 path.append(k)
                 node = int(p.heads[k])
                 if node in seen:  # a cycle: cancel it and continue from there
-                    cyc = path[seen[node]:]
+                    cyc = path[seen[node] :]
                     m = min(int(rem[j]) for j in cyc)
                     for j in cyc:
                         rem[j] -= m
-                    del path[seen[node]:]
+                    del path[seen[node] :]
                     seen = {n: i for n, i in seen.items() if i <= seen[node]}
                     continue
                 seen[node] = len(path)
@@ -467,8 +513,14 @@ class MinCostFlowStrategy:
         return paths
 
     def _solve_and_build(
-        self, request: RouteInput, ctx: RoutingContext, p: _Problem, cap_msat: I64,
-        unit: int, demand: int, split: bool = False,
+        self,
+        request: RouteInput,
+        ctx: RoutingContext,
+        p: _Problem,
+        cap_msat: I64,
+        unit: int,
+        demand: int,
+        split: bool = False,
     ) -> list[Route] | _Failure:
         """Routes, or why this edge set gave none (repairs shrink ``cap_msat`` in place).
 
@@ -488,7 +540,8 @@ class MinCostFlowStrategy:
         problems: list[dict[str, Any]] = []
         while True:
             tails, heads, caps, costs, which = self._arcs(
-                request, ctx, p, cap_msat, unit, mu, delay_weight)
+                request, ctx, p, cap_msat, unit, mu, delay_weight
+            )
             flows, max_flow = self._min_cost_flow(p, tails, heads, caps, costs, demand)
             if flows is None:
                 if over:  # repairs after an over-budget answer closed the flow
@@ -504,11 +557,13 @@ class MinCostFlowStrategy:
             if bad:
                 repairs += 1
                 for e, overshoot, reason in bad:
-                    problems.append({"channel": g.scid_dir(e), "reason": reason,
-                                     "overshoot_msat": overshoot})
+                    problems.append(
+                        {"channel": g.scid_dir(e), "reason": reason, "overshoot_msat": overshoot}
+                    )
                     # htlc_min: a part too small for the channel; else shrink by the excess
-                    cap_msat[e] = 0 if reason == "htlc_min" else max(
-                        0, int(cap_msat[e]) - overshoot)
+                    cap_msat[e] = (
+                        0 if reason == "htlc_min" else max(0, int(cap_msat[e]) - overshoot)
+                    )
                 if repairs > self.max_repairs:
                     return _Failure(max_flow=demand, why="repairs", problems=problems)
                 continue
@@ -524,7 +579,7 @@ class MinCostFlowStrategy:
                 mu *= 10.0
             if delay_over:
                 delay_step += 1
-                delay_weight = 10.0 ** delay_step
+                delay_weight = 10.0**delay_step
             if mu_step > self.budget_steps or delay_step > self.budget_steps:
                 break
         cheapest = min(f for f, _ in over)
@@ -533,11 +588,21 @@ class MinCostFlowStrategy:
             f"mincostflow: every flow of {request.amount_msat} msat found exceeds the budget "
             f"(cheapest total fee {cheapest} msat, maxfee {request.maxfee_msat} msat; smallest "
             f"max delay {shortest}, maxdelay {request.maxdelay})",
-            data={"cheapest_fee_msat": cheapest, "maxfee_msat": request.maxfee_msat,
-                  "smallest_delay": shortest, "maxdelay": request.maxdelay})
+            data={
+                "cheapest_fee_msat": cheapest,
+                "maxfee_msat": request.maxfee_msat,
+                "smallest_delay": shortest,
+                "maxdelay": request.maxdelay,
+            },
+        )
 
     def _to_paths(
-        self, request: RouteInput, p: _Problem, edge_flow: I64, cap_msat: I64, unit: int,
+        self,
+        request: RouteInput,
+        p: _Problem,
+        edge_flow: I64,
+        cap_msat: I64,
+        unit: int,
         demand: int,
     ) -> list[_Path] | None:
         """Decomposed paths in msat adding up to the amount, at most ``maxparts`` (or None)."""
@@ -552,17 +617,19 @@ class MinCostFlowStrategy:
         # too many parts: keep maxparts paths and move the others' amounts onto them.
         # Which to keep: first the largest flows, else the widest paths.
         by_flow = list(range(len(paths)))
-        by_width = sorted(by_flow, key=lambda i: (-min(int(cap_msat[e]) for e in paths[i].edges),
-                                                  i))
+        by_width = sorted(
+            by_flow, key=lambda i: (-min(int(cap_msat[e]) for e in paths[i].edges), i)
+        )
         for order in (by_flow, by_width):
-            merged = self._merge(paths, order[:request.maxparts], cap_msat)
+            merged = self._merge(paths, order[: request.maxparts], cap_msat)
             if merged is not None:
                 return merged
         return None
 
     @staticmethod
-    def _split_over_htlc_max(request: RouteInput, ctx: RoutingContext,
-                             paths: list[_Path]) -> list[_Path] | None:
+    def _split_over_htlc_max(
+        request: RouteInput, ctx: RoutingContext, paths: list[_Path]
+    ) -> list[_Path] | None:
         """``paths`` with each one over a hop's ``htlc_max`` cut into equal parts that fit.
 
         Returns None when that needs more than ``request.maxparts`` parts.
@@ -573,8 +640,10 @@ class MinCostFlowStrategy:
             part = x.amount_msat
             for _ in range(8):  # hop amounts carry downstream fees: shrink until none is over
                 r = build_route(g, x.edges, part, request.final_cltv)
-                fit = min(int(g.htlc_max_msat[e]) * part // h.amount_msat
-                          for h, e in zip(r.hops, x.edges, strict=True))
+                fit = min(
+                    int(g.htlc_max_msat[e]) * part // h.amount_msat
+                    for h, e in zip(r.hops, x.edges, strict=True)
+                )
                 if fit >= part or fit <= 0:
                     break
                 part = min(fit, part - 1)
@@ -611,7 +680,9 @@ class MinCostFlowStrategy:
 
     @staticmethod
     def _build(
-        request: RouteInput, ctx: RoutingContext, paths: list[_Path],
+        request: RouteInput,
+        ctx: RoutingContext,
+        paths: list[_Path],
     ) -> tuple[list[Route], list[tuple[int, int, str]]]:
         """Exact routes, or every ``(edge, overshoot msat, reason)`` that does not fit."""
         g = ctx.graph

@@ -44,7 +44,8 @@ class PresplitStrategy:
 
     name: ClassVar[str] = "presplit"
     description: ClassVar[str] = (
-        "baseline (CLN pay): presplit into ~10k sat parts, each by cheapest fee")
+        "baseline (CLN pay): presplit into ~10k sat parts, each by cheapest fee"
+    )
     splits: ClassVar[bool] = True
     min_part_msat: ClassVar[int | None] = 100_000
     halve_on_failure: ClassVar[bool] = True
@@ -82,7 +83,9 @@ class PresplitStrategy:
                     continue
                 raise RouteNotFound(
                     f"presplit: no route for a part of {a} msat after {len(routes)} part(s) "
-                    f"routed: {exc.message}", data={**exc.data, "part_msat": a}) from exc
+                    f"routed: {exc.message}",
+                    data={**exc.data, "part_msat": a},
+                ) from exc
             add_route_usage(used, route, edges)
             routes.append(route)
             fee_left -= route.fee_msat

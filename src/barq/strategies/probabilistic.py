@@ -47,14 +47,16 @@ class ProbabilisticStrategy(PathStrategy):
 
     name: ClassVar[str] = "probabilistic"
     description: ClassVar[str] = (
-        "single most probable path (uniform liquidity model) traded against fees")
+        "single most probable path (uniform liquidity model) traded against fees"
+    )
     penalty_base_msat: ClassVar[int] = 1_000
     penalty_ppm: ClassVar[float] = 2_000
     #: CLN's ``riskfactor`` (annual %) pricing CLTV deltas, as in ``dijkstra``
     riskfactor: ClassVar[float] = DEFAULT_RISKFACTOR
 
-    def __init__(self, *, penalty_ppm: float | None = None,
-                 riskfactor: float | None = None) -> None:
+    def __init__(
+        self, *, penalty_ppm: float | None = None, riskfactor: float | None = None
+    ) -> None:
         """Weights default to the class attributes; ``mincostflow`` passes its own so
         that its single-path answers trade fees against probability as its flows do."""
         self._penalty_ppm = self.penalty_ppm if penalty_ppm is None else penalty_ppm
@@ -67,8 +69,10 @@ class ProbabilisticStrategy(PathStrategy):
     def edge_costs(self, request: RouteInput, ctx: RoutingContext, amount_msat: int) -> F64:
         g = ctx.graph
         nlp = neg_log_success(ctx, amount_msat)
-        cost = (fee_costs(g, request.source, amount_msat)
-                + risk_costs(g, request.source, amount_msat, self._riskfactor)
-                + self.penalty_msat(amount_msat) * nlp)
+        cost = (
+            fee_costs(g, request.source, amount_msat)
+            + risk_costs(g, request.source, amount_msat, self._riskfactor)
+            + self.penalty_msat(amount_msat) * nlp
+        )
         out: F64 = np.where(np.isfinite(nlp), cost, np.inf)
         return out

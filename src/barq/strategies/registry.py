@@ -77,9 +77,16 @@ def available_strategies() -> list[dict[str, str | bool]]:
         try:
             s = get_strategy(name)
         except UnknownStrategy as exc:
-            rows.append({"name": name, "description": f"(failed to load: {exc})",
-                         "splits": False, "origin": origin})
+            rows.append(
+                {
+                    "name": name,
+                    "description": f"(failed to load: {exc})",
+                    "splits": False,
+                    "origin": origin,
+                }
+            )
             continue
-        rows.append({"name": name, "description": s.description, "splits": s.splits,
-                     "origin": origin})
+        rows.append(
+            {"name": name, "description": s.description, "splits": s.splits, "origin": origin}
+        )
     return rows

@@ -1,0 +1,137 @@
+"""The one definition of every user-facing number's allowed range.
+
+The plugin's parameter parsing (``barqpay``, ``barqroute``...), the plugin's
+options and the ``barq`` command line all check numbers here, so a range is
+written once and every front end refuses the same values with the same words::
+
+    from barq.limits import MAXPARTS, check_int
+    maxparts = check_int(MAXPARTS, value)   # InvalidParams naming "maxparts" and 1..1000
+
+Amounts are bounded by the bitcoin supply (21 million BTC in msat), which also
+keeps every amount inside SQLite's signed 64-bit INTEGER. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+
+from barq.errors import InvalidParams
+
+__all__ = [
+    "AMOUNT_MSAT",
+    "CLI_PAYMENTS",
+    "ESTIMATOR_HALF_LIFE_S",
+    "MAXDELAY",
+    "MAXFEE_MSAT",
+    "MAXPARTS",
+    "MAX_MSAT",
+    "RETRY_FOR_S",
+    "SEED",
+    "Range",
+    "check_float",
+    "check_int",
+]
+
+#: 21 million BTC in msat (2.1e18 < 2^63): no amount or fee may exceed it.
+MAX_MSAT = 21_000_000 * 100_000_000 * 1000
+
+
+class Range(msgspec.Struct, frozen=True, kw_only=True):
+    """An allowed closed interval ``lo..hi`` for the parameter ``name``.
+
+    ``unit`` is appended to the bounds in messages ("msat", "s", "blocks"...).
+    """
+
+    name: str
+    lo: int | float
+    hi: int | float
+    unit: str = ""
+
+    def describe(self) -> str:
+        """``"between 1 and 1000"`` (with the unit when there is one)."""
+        unit = f" {self.unit}" if self.unit else ""
+        return f"between {_num(self.lo)} and {_num(self.hi)}{unit}"
+
+    def named(self, name: str) -> Range:
+        """The same interval under another name (an option's, a CLI flag's)."""
+        return msgspec.structs.replace(self, name=name)
+
+
+AMOUNT_MSAT = Range(name="amount_msat", lo=1, hi=MAX_MSAT, unit="msat")
+MAXFEE_MSAT = Range(name="maxfee", lo=0, hi=MAX_MSAT, unit="msat")
+MAXPARTS = Range(name="maxparts", lo=1, hi=1000)
+#: seconds to keep retrying (pay/xpay take a u32; fractions are Barq's, for the simulator)
+RETRY_FOR_S = Range(name="retry_for", lo=0.001, hi=2**32 - 1, unit="s")
+#: total CLTV of a route in blocks (pay/xpay take a u32; lightningd refuses routes over its
+#: max-locktime-blocks, 2016 by default)
+MAXDELAY = Range(name="maxdelay", lo=1, hi=2**32 - 1, unit="blocks")
+ESTIMATOR_HALF_LIFE_S = Range(name="estimator_half_life", lo=1, hi=2**32 - 1, unit="s")
+SEED = Range(name="seed", lo=0, hi=2**32 - 1)
+CLI_PAYMENTS = Range(name="payments", lo=1, hi=1_000_000)
+
+
+def _num(x: int | float) -> str:
+    return f"{x:,}".replace(",", "_") if isinstance(x, int) and abs(x) >= 100_000 else f"{x:g}"
+
+
+def _error(rng: Range, value: Any, why: str) -> InvalidParams:
+    shown = repr(value)
+    if len(shown) > 64:
+        shown = f"{shown[:60]}... ({len(shown)} chars)"
+    return InvalidParams(
+        f"{rng.name}: {why}, got {shown}", data={"param": rng.name, "min": rng.lo, "max": rng.hi}
+    )
+
+
+def check_int(rng: Range, value: Any) -> int:
+    """``value`` as an int inside ``rng``.
+
+    Accepts ints, integral floats and decimal strings (``"12"``); refuses
+    bools, fractions and anything else.
+
+    Raises:
+        InvalidParams: not a whole number, or outside ``rng`` (the message names
+            the parameter and the allowed range).
+    """
+    n: int | None = None
+    if isinstance(value, bool):
+        n = None
+    elif isinstance(value, int):
+        n = value
+    elif isinstance(value, float) and value.is_integer():
+        n = int(value)
+    elif isinstance(value, str) and len(value) <= 40:
+        text = value.strip()
+        if text.lstrip("-").isdigit() and text.isascii():
+            n = int(text)
+    if n is None:
+        raise _error(rng, value, f"must be a whole number {rng.describe()}")
+    if not rng.lo <= n <= rng.hi:
+        raise _error(rng, n, f"must be {rng.describe()}")
+    return n
+
+
+def check_float(rng: Range, value: Any) -> float:
+    """``value`` as a finite float inside ``rng`` (ints, floats and decimal strings).
+
+    Raises:
+        InvalidParams: not a finite number, or outside ``rng``.
+    """
+    x: float | None = None
+    if isinstance(value, bool):
+        x = None
+    elif isinstance(value, int | float):
+        x = float(value)
+    elif isinstance(value, str) and len(value) <= 40:
+        try:
+            x = float(value.strip())
+        except ValueError:
+            x = None
+    if x is None or not math.isfinite(x):
+        raise _error(rng, value, f"must be a number {rng.describe()}")
+    if not rng.lo <= x <= rng.hi:
+        raise _error(rng, value, f"must be {rng.describe()}")
+    return x
