@@ -19,7 +19,7 @@ from barq.bench.oracle import max_flow_msat
 from barq.errors import RouteNotFound, StoppedRetrying
 from barq.graph.synthetic import builtin_network
 from barq.model.payment import EngineConfig, PaymentStatus, PayParams
-from barq.node.simulated import SimulatedNetwork
+from barq.sim import SimulatedNetwork
 from barq.testing import CheckedNode, Limits
 
 SIM_CONFIG = EngineConfig(strategies_in_thread=False, min_part_msat=100_000)

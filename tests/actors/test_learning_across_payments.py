@@ -11,7 +11,7 @@ from actor_helpers import CONFIG, diamond
 
 from barq.actors import open_runtime
 from barq.model.payment import PaymentStatus, PayParams
-from barq.node.simulated import SimulatedNetwork
+from barq.sim import SimulatedNetwork
 
 SAT = 1000
 

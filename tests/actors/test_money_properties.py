@@ -23,7 +23,7 @@ from barq.errors import BarqError
 from barq.graph.synthetic import builtin_network
 from barq.model import ChannelUpdate, FailCode, SendpayStatus
 from barq.model.payment import EngineConfig, PaymentStatus, PayParams
-from barq.node.simulated import SimulatedNetwork
+from barq.sim import SimulatedNetwork
 from barq.testing import CheckedNode, Limits, Refuse, ScriptedNode, SentPart, Succeed, fail_at
 
 GRAPH, _KEYS = builtin_network(1)

@@ -21,7 +21,7 @@ from barq.graph.synthetic import ChannelSpec, builtin_network, line_network, net
 from barq.invoice import bolt11
 from barq.model import FailCode, Hop, Invoice, Route, RouteFailure, SendpayStatus
 from barq.node.base import NodeInterface
-from barq.node.simulated import PartInfo, SimulatedNetwork, SimulatedNode
+from barq.sim import PartInfo, SimulatedNetwork, SimulatedNode
 from barq.strategies.base import build_route
 
 EPOCH = 1_700_000_000

@@ -22,7 +22,7 @@ import anyio.to_thread
 from barq.graph import Graph
 from barq.graph.synthetic import builtin_network
 from barq.model import Invoice, LocalChannel, NodeId, NodeInfo, PartStatus, Route
-from barq.node.simulated import SimulatedNetwork, SimulatedNode
+from barq.sim import SimulatedNetwork, SimulatedNode
 
 T = TypeVar("T")
 

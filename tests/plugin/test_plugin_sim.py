@@ -21,7 +21,7 @@ from plugin_driver import PluginDriver
 from sim_world import SimWorld
 
 from barq.invoice import InvoiceFields, encode, pubkey_of
-from barq.node.simulated import SimulatedNetwork
+from barq.sim import SimulatedNetwork
 
 PAYEE = 25  # two hops from the payer in builtin_network(7)
 FAR = 33

@@ -302,7 +302,7 @@ async def run_session(
         BarqError: the simulated network or the engine could not start.
     """
     from barq.actors.runtime import open_runtime
-    from barq.node.simulated import SimulatedNetwork
+    from barq.sim import SimulatedNetwork
 
     records: list[PaymentRecord] = []
     async with SimulatedNetwork.open(
@@ -397,7 +397,7 @@ def _crashed(
 
 def _feasibility(graph: Graph, cfg: BenchConfig) -> FeasibleFn:
     """The oracle's verdict on a fresh network of a given seed (see :func:`plan_sessions`)."""
-    from barq.node.simulated import SimulatedNetwork
+    from barq.sim import SimulatedNetwork
 
     maxparts = bench_engine_config(cfg, "").maxparts
     caps: dict[tuple[int, int], npt.NDArray[np.int64]] = {}

@@ -3,7 +3,7 @@
 One payer (a well-connected node of the largest strongly connected
 component, chosen by the seed) pays ``payments`` invoices of various sizes,
 started a moment apart (``interval_s`` of simulated time) and running
-concurrently in one engine runtime, over a :class:`~barq.node.simulated.SimulatedNetwork`.
+concurrently in one engine runtime, over a :class:`~barq.sim.SimulatedNetwork`.
 The engine's events (:mod:`barq.model.payment`) update one
 :class:`PaymentProgress` per payment; a display renders them live
 (:class:`LiveDisplay`, rich) or as plain lines (:class:`LineDisplay`).
@@ -437,7 +437,7 @@ def run_sim(
 
     async def main() -> None:
         from barq.actors.runtime import open_runtime
-        from barq.node.simulated import SimulatedNetwork
+        from barq.sim import SimulatedNetwork
 
         t0 = trio.current_time()
 

@@ -1,8 +1,8 @@
 """The async node interface every payment engine call goes through.
 
 Implementations: ``barq.node.lightningd.LightningdNode`` (JSON-RPC on
-lightningd's unix socket) and ``barq.node.simulated.SimulatedNode`` (a payer
-on a :class:`~barq.node.simulated.SimulatedNetwork`). Both must pass the same
+lightningd's unix socket) and ``barq.sim.SimulatedNode`` (a payer
+on a :class:`~barq.sim.SimulatedNetwork`). Both must pass the same
 conformance tests (``tests/node/test_conformance.py``).
 
 Contract shared by all implementations:

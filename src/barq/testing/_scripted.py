@@ -1,37 +1,16 @@
-"""Public test tools: a scripted node and part scripts (httpx ``MockTransport`` style).
+"""The scripted node: a NodeInterface whose parts do what a handler says (``MockTransport`` style).
 
-:class:`ScriptedNode` implements :class:`barq.node.base.NodeInterface` over a
-fixed graph; what happens to each part ``sendpay`` receives is decided by a
-*handler* you give it, a function of the part (:class:`SentPart`) to a
-script::
-
-    def handler(part: SentPart) -> PartScript:
-        if part.route.channels()[1] == "101x1x0/0":
-            return fail_at(part.route, 1, FailCode.TEMPORARY_CHANNEL_FAILURE)
-        return Succeed(after_s=0.5)
-
-    node = ScriptedNode(graph=graph, our_id=graph.nodes[0], handler=handler)
-    bolt11 = node.add_invoice(payee=graph.nodes[3], amount_msat=50_000_000)
-
-At every ``sendpay`` it also checks the engine's money rules for payments
-registered with :meth:`ScriptedNode.expect` and records any breach in
-:attr:`ScriptedNode.violations` (tests assert it stays empty);
-:class:`CheckedNode` does the same around any other node (the simulator):
-
-1. parts in flight + delivered never exceed the invoice amount;
-2. fees of parts in flight + succeeded never exceed ``maxfee_msat``;
-3. each route's delay is at most ``maxdelay``; parts in flight + succeeded
-   never exceed ``maxparts``;
-4. no ``(groupid, partid)`` is reused for a different route.
-
-Time is ``anyio.current_time()`` (fine under ``trio.testing.MockClock``).
-
-For convenience this module also re-exports the other fakes and the seeded
-graph builders: :class:`~barq.node.simulated.SimulatedNetwork` /
-:class:`~barq.node.simulated.SimulatedNode` and
-:func:`~barq.graph.synthetic.builtin_network`,
-:func:`~barq.graph.synthetic.line_network`,
-:func:`~barq.graph.synthetic.network_from_channels`.
+What happens to each part beyond our first hop is the handler's script;
+what a real node would refuse anyway is refused by the same rules as the
+simulated network's (:mod:`barq.sim.rules`): a malformed route (-32602),
+``sendpay``'s refusals (201 already paid, 200 in flight or another group
+pending, 203 another ``total_msat`` in flight), our first hop (unknown
+channel, disabled, below ``htlc_min``, above what is spendable: 204 at
+once), and, for the invoices it issued, the payee's checks (secret, expiry,
+final CLTV, ``total_msat`` against the amount): a part the payee would
+refuse fails at the payee with ``INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS``
+when its script says it succeeds. Parts are not held until their MPP set is
+complete: a part succeeds or fails when its script says.
 """
 
 from __future__ import annotations
@@ -48,6 +27,7 @@ import msgspec
 import numpy as np
 
 from barq.errors import (
+    JSONRPC2_INVALID_PARAMS,
     PAY_IN_PROGRESS,
     PAY_NO_SUCH_PAYMENT,
     PAY_RHASH_ALREADY_USED,
@@ -56,14 +36,7 @@ from barq.errors import (
     RpcError,
 )
 from barq.graph import Graph
-from barq.graph.synthetic import (
-    ChannelSpec,
-    builtin_network,
-    line_network,
-    network_from_channels,
-)
 from barq.model import (
-    ChannelUpdate,
     FailCode,
     Hop,
     Invoice,
@@ -75,110 +48,12 @@ from barq.model import (
     RouteFailure,
     RouteHintHop,
     SendpayStatus,
-    failcode_name,
 )
-from barq.node.base import NodeInterface
-from barq.node.simulated import SimulatedNetwork, SimulatedNode
+from barq.sim import rules
+from barq.testing._checks import Limits, SentPart, money_rule_violations, reuse_violation
+from barq.testing._scripts import Fail, Handler, Refuse, Succeed
 
-__all__ = [
-    "ChannelSpec",
-    "CheckedNode",
-    "Fail",
-    "Handler",
-    "Limits",
-    "PartScript",
-    "Refuse",
-    "ScriptedNode",
-    "SentPart",
-    "SimulatedNetwork",
-    "SimulatedNode",
-    "Succeed",
-    "builtin_network",
-    "fail_at",
-    "line_network",
-    "local_channels",
-    "money_rule_violations",
-    "network_from_channels",
-]
-
-
-class SentPart(msgspec.Struct, frozen=True, kw_only=True):
-    """One ``sendpay`` as the handler sees it (``seq`` counts sendpay calls from 0)."""
-
-    payment_hash: str
-    partid: int
-    groupid: int
-    route: Route
-    total_msat: int
-    payment_secret: str | None
-    seq: int
-    at: float
-
-
-class Succeed(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """The part succeeds ``after_s`` seconds after ``sendpay``."""
-
-    after_s: float = 0.0
-
-
-class Fail(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """The part fails with ``failure`` ``after_s`` seconds after ``sendpay``."""
-
-    failure: RouteFailure
-    after_s: float = 0.0
-
-
-class Refuse(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """``sendpay`` itself refuses: :class:`~barq.errors.PartFailed` when ``failure`` is
-    given (our first hop), else :class:`~barq.errors.RpcError` with ``rpc_code``."""
-
-    message: str = "refused"
-    rpc_code: int = 204
-    failure: RouteFailure | None = None
-
-
-PartScript = Succeed | Fail | Refuse
-Handler = Callable[[SentPart], PartScript]
-
-
-def fail_at(
-    route: Route,
-    index: int,
-    code: int | FailCode,
-    *,
-    update: ChannelUpdate | None = None,
-    after_s: float = 0.0,
-    our_id: NodeId | None = None,
-) -> Fail:
-    """A :class:`Fail` as node ``index`` of ``route`` would report it (0 = us, len = payee).
-
-    ``erring_channel`` is the channel leaving that node (the last one for the payee).
-    """
-    n = len(route.hops)
-    index = min(max(index, 0), n)
-    node = route.hops[index - 1].id if index > 0 else our_id
-    hop = route.hops[index] if index < n else route.hops[-1]
-    return Fail(
-        after_s=after_s,
-        failure=RouteFailure(
-            failcode=int(code),
-            erring_index=index,
-            erring_node=node,
-            erring_channel=hop.channel,
-            erring_direction=hop.direction,
-            channel_update=update,
-            message=failcode_name(int(code)),
-        ),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """The limits a payment must respect (what :meth:`ScriptedNode.expect` checks)."""
-
-    maxfee_msat: int
-    maxdelay: int
-    maxparts: int
+__all__ = ["ScriptedNode", "local_channels"]
 
 
 @dataclass(slots=True)
@@ -332,8 +207,11 @@ class ScriptedNode:
         self._limits[self._invoices[bolt11].invoice.payment_hash] = limits
 
     def preload(self, parts: Sequence[PartStatus]) -> None:
-        """Pretend earlier runs sent ``parts`` (shown by :meth:`listsendpays`; a ``pending``
-        one resolves as the handler says when waited for)."""
+        """Pretend earlier runs sent ``parts`` (shown by :meth:`listsendpays`).
+
+        A ``pending`` one resolves as the handler says once waited for; from then
+        on ``sendpay``'s rules count it, with the invoice's amount as its ``total_msat``.
+        """
         for p in parts:
             self._preloaded.setdefault(p.payment_hash, []).append(p)
 
@@ -367,12 +245,7 @@ class ScriptedNode:
     async def list_peer_channels(self) -> list[LocalChannel]:
         """:attr:`channels` minus the first-hop amounts of parts pending or succeeded."""
         self.calls["list_peer_channels"] += 1
-        now = anyio.current_time()
-        used: Counter[str] = Counter()
-        for parts in self._parts.values():
-            for p in parts.values():
-                if p.first_hop is not None and p.status(now) is not SendpayStatus.FAILED:
-                    used[p.first_hop] += p.sent.route.sent_msat
+        used = self._used(anyio.current_time())
         return [
             msgspec.structs.replace(c, spendable_msat=max(c.spendable_msat - used[c.scid], 0))
             if c.scid is not None and c.scid in used
@@ -396,6 +269,14 @@ class ScriptedNode:
         bolt11: str | None = None,
         label: str | None = None,
     ) -> PartStatus:
+        """Send one part: the node's rules first (module doc), then the handler's script.
+
+        Raises:
+            barq.errors.PartFailed: our first hop refused it, or the script is a
+                :class:`Refuse` with a failure.
+            barq.errors.RpcError: the route is malformed (-32602), ``sendpay``'s
+                rules refuse it (201/200/203), or the script is a plain :class:`Refuse`.
+        """
         self.calls["sendpay"] += 1
         await anyio.lowlevel.checkpoint()
         now = anyio.current_time()
@@ -413,31 +294,44 @@ class ScriptedNode:
         )
         self._check(sent, parts, now)
         self.sent.append(sent)
-        old = parts.get(key)
-        if old is not None and old.status(now) is SendpayStatus.PENDING:
-            raise RpcError(
-                f"part {partid} of group {groupid} already in flight",
-                method="sendpay",
-                rpc_code=PAY_IN_PROGRESS,
-            )
-        if any(p.status(now) is SendpayStatus.COMPLETE for p in parts.values()):
+        bad = rules.route_error(route)
+        if bad is not None:
+            raise RpcError(bad, method="sendpay", rpc_code=JSONRPC2_INVALID_PARAMS)
+        refusal = rules.sendpay_refusal(
+            (self._earlier(p, now) for p in parts.values()),
+            payment_hash=payment_hash,
+            partid=partid,
+            groupid=groupid,
+            total_msat=total_msat,
+        )
+        if refusal is not None:
+            if refusal.rpc_code == PAY_RHASH_ALREADY_USED:
+                self._refused.setdefault(payment_hash, set()).add(key)
+            raise refusal
+        local = self._first_hop_failure(route.hops[0], now)
+        if local is not None:
             self._refused.setdefault(payment_hash, set()).add(key)
-            raise RpcError("already succeeded", method="sendpay", rpc_code=PAY_RHASH_ALREADY_USED)
+            raise PartFailed(
+                f"failed: {local.failcodename} ({local.message})", failure=local, method="sendpay"
+            )
         script = self.handler(sent)
         if isinstance(script, Refuse):
             self._refused.setdefault(payment_hash, set()).add(key)
             if script.failure is not None:
                 raise PartFailed(script.message, failure=script.failure, method="sendpay")
             raise RpcError(script.message, method="sendpay", rpc_code=script.rpc_code)
+        if isinstance(script, Succeed):
+            refused = self._payee_failure(sent)
+            if refused is not None:
+                script = Fail(failure=refused, after_s=script.after_s)
         rec = self._by_hash.get(payment_hash)
         preimage = rec.preimage if rec is not None else "00" * 32
-        first = route.hops[0].channel if route.hops else None
         parts[key] = _Part(
             sent=sent,
             script=script,
             resolve_at=now + script.after_s,
             preimage=preimage,
-            first_hop=first,
+            first_hop=route.hops[0].channel,
         )
         return self._status(parts[key], now)
 
@@ -530,12 +424,15 @@ class ScriptedNode:
                         ),
                     )
                 )
+                rec = self._by_hash.get(payment_hash)
+                # The total it was sent with: an earlier run paid the invoice's amount.
+                total = (rec.invoice.amount_msat if rec is not None else None) or p.amount_msat
                 sent = SentPart(
                     payment_hash=payment_hash,
                     partid=partid,
                     groupid=groupid,
                     route=route,
-                    total_msat=p.amount_msat,
+                    total_msat=total,
                     payment_secret=None,
                     seq=-1,
                     at=anyio.current_time(),
@@ -543,7 +440,6 @@ class ScriptedNode:
                 script = self.handler(sent)
                 if isinstance(script, Refuse):
                     script = Succeed()
-                rec = self._by_hash.get(payment_hash)
                 part = _Part(
                     sent=sent,
                     script=script,
@@ -555,14 +451,92 @@ class ScriptedNode:
                 return part
         return None
 
+    def _used(self, now: float) -> Counter[str]:
+        """First-hop msat held per channel by our parts pending or succeeded."""
+        used: Counter[str] = Counter()
+        for parts in self._parts.values():
+            for p in parts.values():
+                if p.first_hop is not None and p.status(now) is not SendpayStatus.FAILED:
+                    used[p.first_hop] += p.sent.route.sent_msat
+        return used
+
+    @staticmethod
+    def _earlier(p: _Part, now: float) -> rules.Earlier:
+        return rules.Earlier(
+            status=p.status(now),
+            groupid=p.sent.groupid,
+            partid=p.sent.partid,
+            total_msat=p.sent.total_msat,
+            amount_msat=p.sent.route.amount_msat,
+        )
+
+    def _first_hop_failure(self, hop: Hop, now: float) -> RouteFailure | None:
+        """:func:`barq.sim.rules.first_hop_refusal` over :attr:`channels` and our parts."""
+        chan = next((c for c in self.channels if c.scid == hop.channel), None)
+        own = None
+        if chan is not None and chan.peer_id == hop.id:
+            own = rules.OwnChannel(
+                enabled=chan.peer_connected,
+                htlc_min_msat=chan.htlc_min_msat,
+                available_msat=chan.spendable_msat - self._used(now)[hop.channel],
+            )
+        r = rules.first_hop_refusal(hop, own)
+        if r is None:
+            return None
+        return RouteFailure(
+            failcode=int(r.code),
+            erring_index=0,
+            erring_node=self.our_id,
+            erring_channel=hop.channel,
+            erring_direction=hop.direction,
+            message=r.message,
+        )
+
+    def _payee_failure(self, sent: SentPart) -> RouteFailure | None:
+        """:func:`barq.sim.rules.payee_refusal` for an invoice this node issued.
+
+        ``paid`` is False: a part that succeeded already made ``sendpay`` refuse (201).
+        """
+        rec = self._by_hash.get(sent.payment_hash)
+        if rec is None:
+            return None  # not our invoice: the handler alone decides
+        inv = rec.invoice
+        last = sent.route.hops[-1]
+        terms = rules.InvoiceTerms(
+            payment_secret=inv.payment_secret,
+            amount_msat=inv.amount_msat,
+            min_final_cltv=inv.min_final_cltv_expiry,
+            created_at=inv.created_at,
+            expiry_s=inv.expiry,
+        )
+        why = rules.payee_refusal(
+            terms if last.id == inv.payee else None,
+            paid=False,
+            payment_secret=sent.payment_secret,
+            final_delay=last.delay,
+            total_msat=sent.total_msat,
+            now=self.clock(),
+        )
+        if why is None:
+            return None
+        return RouteFailure(
+            failcode=int(FailCode.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS),
+            erring_index=len(sent.route.hops),
+            erring_node=last.id,
+            erring_channel=last.channel,
+            erring_direction=last.direction,
+            message=why,
+        )
+
     def _check(self, new: SentPart, parts: dict[tuple[int, int], _Part], now: float) -> None:
-        """The money rules of the module docstring, for the payment ``new`` belongs to."""
+        """The money rules (:mod:`barq.testing`) for the payment ``new`` belongs to."""
         h = new.payment_hash
         old = parts.get((new.groupid, new.partid))
-        if old is not None and old.sent.route != new.route:
-            self.violations.append(
-                f"{h[:8]}: (groupid {new.groupid}, partid {new.partid}) reused for another route"
-            )
+        reused = reuse_violation(
+            h, new.groupid, new.partid, old.sent.route if old is not None else None, new.route
+        )
+        if reused is not None:
+            self.violations.append(reused)
         if (new.groupid, new.partid) in self._refused.get(h, set()):
             self.violations.append(
                 f"{h[:8]}: (groupid {new.groupid}, partid {new.partid}) reused after a refusal"
@@ -583,118 +557,3 @@ class ScriptedNode:
                 limits=limits,
             )
         )
-
-
-def money_rule_violations(
-    parts: Sequence[PartStatus], new: Route, *, total_msat: int, amount_msat: int, limits: Limits
-) -> list[str]:
-    """The money rules (module docstring) for sending ``new`` while ``parts`` exist (pure).
-
-    ``parts`` are the payment's parts as ``listsendpays`` shows them; pending
-    and complete ones count.
-    """
-    live = [p for p in parts if p.status is not SendpayStatus.FAILED]
-    out: list[str] = []
-    h = parts[0].payment_hash[:8] if parts else "payment"
-    total = sum(p.amount_msat for p in live) + new.amount_msat
-    if total > amount_msat:
-        out.append(f"{h}: in flight + delivered {total} > amount {amount_msat}")
-    fees = sum(p.amount_sent_msat - p.amount_msat for p in live) + new.fee_msat
-    if fees > limits.maxfee_msat:
-        out.append(f"{h}: fees {fees} > maxfee {limits.maxfee_msat}")
-    if new.delay > limits.maxdelay:
-        out.append(f"{h}: delay {new.delay} > maxdelay {limits.maxdelay}")
-    if len(live) + 1 > limits.maxparts:
-        out.append(f"{h}: {len(live) + 1} parts > maxparts {limits.maxparts}")
-    if total_msat != amount_msat:
-        out.append(f"{h}: total_msat {total_msat} != amount {amount_msat}")
-    return out
-
-
-class CheckedNode:
-    """Wraps any :class:`~barq.node.base.NodeInterface` and checks the money rules at each
-    ``sendpay`` (against the inner node's ``listsendpays``) for payments registered with
-    :meth:`expect`; breaches land in :attr:`violations`. Everything else is delegated.
-    """
-
-    def __init__(self, inner: NodeInterface) -> None:
-        self.inner = inner
-        self.violations: list[str] = []
-        self.sent: list[SentPart] = []
-        self._limits: dict[str, tuple[int, Limits]] = {}
-        self._routes: dict[tuple[str, int, int], Route] = {}
-
-    def expect(self, payment_hash: str, amount_msat: int, limits: Limits) -> None:
-        self._limits[payment_hash] = (amount_msat, limits)
-
-    async def get_info(self) -> NodeInfo:
-        return await self.inner.get_info()
-
-    async def decode_invoice(self, invstring: str) -> Invoice:
-        return await self.inner.decode_invoice(invstring)
-
-    async def list_peer_channels(self) -> list[LocalChannel]:
-        return await self.inner.list_peer_channels()
-
-    async def gossip_graph(self) -> Graph:
-        return await self.inner.gossip_graph()
-
-    async def sendpay(
-        self,
-        route: Route,
-        payment_hash: str,
-        *,
-        partid: int,
-        groupid: int,
-        total_msat: int,
-        payment_secret: str | None,
-        bolt11: str | None = None,
-        label: str | None = None,
-    ) -> PartStatus:
-        key = (payment_hash, groupid, partid)
-        old = self._routes.get(key)
-        if old is not None and old != route:
-            self.violations.append(
-                f"{payment_hash[:8]}: (groupid {groupid}, partid {partid}) reused for another route"
-            )
-        self._routes[key] = route
-        expected = self._limits.get(payment_hash)
-        if expected is not None:
-            parts = await self.inner.listsendpays(payment_hash)
-            self.violations.extend(
-                money_rule_violations(
-                    parts, route, total_msat=total_msat, amount_msat=expected[0], limits=expected[1]
-                )
-            )
-        self.sent.append(
-            SentPart(
-                payment_hash=payment_hash,
-                partid=partid,
-                groupid=groupid,
-                route=route,
-                total_msat=total_msat,
-                payment_secret=payment_secret,
-                seq=len(self.sent),
-                at=anyio.current_time(),
-            )
-        )
-        return await self.inner.sendpay(
-            route,
-            payment_hash,
-            partid=partid,
-            groupid=groupid,
-            total_msat=total_msat,
-            payment_secret=payment_secret,
-            bolt11=bolt11,
-            label=label,
-        )
-
-    async def waitsendpay(
-        self, payment_hash: str, *, partid: int, groupid: int, timeout_s: float | None = None
-    ) -> PartStatus:
-        return await self.inner.waitsendpay(
-            payment_hash, partid=partid, groupid=groupid, timeout_s=timeout_s
-        )
-
-    async def listsendpays(self, payment_hash: str | None = None) -> list[PartStatus]:
-        return await self.inner.listsendpays(payment_hash)
