@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 import trio
 from actor_helpers import diamond
@@ -113,3 +114,91 @@ async def test_checked_node_wraps_any_node(autojump_clock: Any) -> None:
         await send(node, h, 2, route(6_000_000))
     assert node.violations == ["" + h[:8] + ": in flight + delivered 12000000 > amount 10000000"]
     assert len(node.sent) == 2 and (await node.get_info()).id == D.us
+
+
+# -- what a real node refuses whatever the script says (barq.sim.rules) ---------------------
+
+
+def scripted(**kw: Any) -> tuple[ScriptedNode, str]:
+    node = ScriptedNode(graph=D.graph, our_id=D.us, handler=lambda p: Succeed(after_s=1), **kw)
+    return node, node.invoice(node.add_invoice(payee=D.dest, amount_msat=10_000_000)).payment_hash
+
+
+@pytest.mark.trio
+async def test_first_hop_limits_refuse_at_sendpay(autojump_clock: Any) -> None:
+    node, h = scripted()
+    node.set_spendable("101x1x0", 12_000_000)
+    with trio.fail_after(60):
+        await send(node, h, 1, route(6_000_000))
+        with pytest.raises(PartFailed) as info:  # 6,001,000 more do not fit in what is left
+            await send(node, h, 2, route(6_000_000))
+        f = info.value.failure
+        assert (f.failcode, f.erring_index, f.erring_node, f.erring_channel) == (
+            FailCode.TEMPORARY_CHANNEL_FAILURE,
+            0,
+            D.us,
+            "101x1x0",
+        )
+        assert info.value.method == "sendpay" and "Capacity exceeded" in info.value.message
+        unknown = Route(hops=(msgspec.structs.replace(route(1).hops[0], channel="9x9x9"),))
+        with pytest.raises(PartFailed) as info:
+            await send(node, h, 3, unknown)
+        assert info.value.failure.failcode == FailCode.UNKNOWN_NEXT_PEER
+        node.channels = [msgspec.structs.replace(c, htlc_min_msat=5_000_000) for c in node.channels]
+        with pytest.raises(PartFailed) as info:
+            await send(node, h, 4, route(1_000_000))
+        assert info.value.failure.failcode == FailCode.AMOUNT_BELOW_MINIMUM
+        # refused parts are recorded failed, as lightningd does; the first part is untouched
+        assert [(p.partid, p.status) for p in await node.listsendpays(h)] == [
+            (1, SendpayStatus.PENDING),
+            (2, SendpayStatus.FAILED),
+            (3, SendpayStatus.FAILED),
+            (4, SendpayStatus.FAILED),
+        ]
+        assert (await node.waitsendpay(h, partid=1, groupid=1)).status is SendpayStatus.COMPLETE
+
+
+@pytest.mark.trio
+async def test_payee_checks_fail_a_part_scripted_to_succeed(autojump_clock: Any) -> None:
+    node, h = scripted()
+    with trio.fail_after(60):
+        cases = [
+            (1, route(10_000_000, delay=58), 9_999_999, "55" * 32),  # total below the amount
+            (2, route(10_000_000, delay=58), 10_000_000, "00" * 32),  # wrong secret
+        ]
+        for partid, r, total, secret in cases:
+            await node.sendpay(
+                r, h, partid=partid, groupid=partid, total_msat=total, payment_secret=secret
+            )
+            with pytest.raises(PartFailed) as info:
+                await node.waitsendpay(h, partid=partid, groupid=partid)
+            f = info.value.failure
+            assert f.failcode == FailCode.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS
+            assert (f.erring_index, f.erring_node) == (2, D.dest)
+        r = route(10_000_000)  # the final CLTV one block below the invoice's 18
+        low_cltv = Route(hops=(r.hops[0], msgspec.structs.replace(r.hops[1], delay=17)))
+        await send(node, h, 3, low_cltv)
+        with pytest.raises(PartFailed, match="WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS"):
+            await node.waitsendpay(h, partid=3, groupid=1)
+        done = await send(node, h, 4, route(10_000_000))  # the right part is paid
+        assert done.status is SendpayStatus.PENDING
+        assert (await node.waitsendpay(h, partid=4, groupid=1)).status is SendpayStatus.COMPLETE
+
+
+@pytest.mark.trio
+async def test_sendpay_refusals_as_the_simulator(autojump_clock: Any) -> None:
+    node, h = scripted()
+    with trio.fail_after(60):
+        with pytest.raises(RpcError) as info:
+            await send(node, h, 1, Route(hops=()))
+        assert info.value.rpc_code == -32602
+        await send(node, h, 2, route(5_000_000))
+        with pytest.raises(RpcError) as info:  # another group while one is in flight
+            await node.sendpay(
+                route(5_000_000), h, partid=3, groupid=2, total_msat=10_000_000, payment_secret=None
+            )
+        assert info.value.rpc_code == 200 and "groupid=1 still in progress" in info.value.message
+        with pytest.raises(RpcError) as info:  # a parallel part with another total
+            await send(node, h, 3, route(5_000_000), total=20_000_000)
+        assert info.value.rpc_code == 203
+        assert not isinstance(info.value, PartFailed)
