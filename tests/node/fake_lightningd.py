@@ -24,7 +24,8 @@ from __future__ import annotations
 import inspect
 import itertools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,9 @@ from typing import Any
 import anyio
 import anyio.abc
 
-__all__ = ["EXAMPLES", "FakeLightningd", "Reply", "Request"]
+from barq.node.lightningd import LightningdNode
+
+__all__ = ["EXAMPLES", "FakeLightningd", "Reply", "Request", "running"]
 
 EXAMPLES: dict[str, Any] = json.loads(
     (Path(__file__).parent / "cln_examples.json").read_text(encoding="utf-8")
@@ -212,3 +215,15 @@ class _Writer:
         await self.stream.aclose()
         if self.scope is not None:
             self.scope.cancel()
+
+
+@asynccontextmanager
+async def running(
+    sock: Path, handlers: dict[str, Handler], **knobs: Any
+) -> AsyncIterator[tuple[FakeLightningd, LightningdNode]]:
+    fake = FakeLightningd(sock, handlers, **knobs)
+    async with anyio.create_task_group() as tg:
+        await tg.start(fake.serve)
+        async with LightningdNode(sock) as node:
+            yield fake, node
+        tg.cancel_scope.cancel()

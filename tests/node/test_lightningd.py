@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import copy
-import functools
-import random
-import socket
-import tempfile
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 import trio
-from fake_lightningd import EXAMPLES, FakeLightningd, Handler, Reply, Request, frame
+from fake_lightningd import EXAMPLES, Handler, Reply, running
+from wire_bytes import channel_update, with_update
 
 import barq.graph
 from barq.errors import (
     GraphLoadError,
     InvalidInvoice,
-    InvalidParams,
     PartFailed,
-    RpcConnectionError,
     RpcError,
 )
 from barq.model import (
@@ -35,88 +27,14 @@ from barq.model import (
     SendpayStatus,
 )
 from barq.node.base import NodeInterface
-from barq.node.lightningd import (
-    CURRENCY_NETWORKS,
-    LightningdNode,
-    parse_channel_update,
-    parse_failure_message,
-    scid_from_int,
-)
+from barq.node.lightningd import CURRENCY_NETWORKS, LightningdNode
 
 OUR_ID = "02287bfac8b99b35477ebe9334eede1e32b189e24644eb701c079614712331cec0"
 PEER = "033845802d25b4e074ccfd7cd8b339a41dc75bf9978a034800444b51d42b07799a"
 DEST = "03cecbfdc68544cc596223b68ce0710c9e5d2c9cb317ee07822d95079acc703d31"
 PAYMENT_HASH = "7279b503a14344267e464829da26fcafa4e5a89c6d625a22b9345a874bdfbbf9"
 SECRET = "21f8a38be36697218d2db22cbbca621d96ffc0a63f3585860351b1d905f72cc2"
-REGTEST_GENESIS = bytes.fromhex("06226e46111a0b59caaf126043eb5bbf28c34f3a5e332a1fc7b2b73cf188910f")
 TIMEOUT_S = 5
-
-
-# ---------------------------------------------------------------------------
-# helpers
-# ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def sock(tmp_path: Path) -> Iterator[Path]:
-    """A socket path in tmp_path, or in a short temp dir when tmp_path is too long for AF_UNIX."""
-    path = tmp_path / "lightning-rpc"
-    if len(str(path)) < 100:
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="barq-") as short:
-        yield Path(short) / "lightning-rpc"
-
-
-@asynccontextmanager
-async def running(
-    sock: Path, handlers: dict[str, Handler], **knobs: Any
-) -> AsyncIterator[tuple[FakeLightningd, LightningdNode]]:
-    fake = FakeLightningd(sock, handlers, **knobs)
-    async with anyio.create_task_group() as tg:
-        await tg.start(fake.serve)
-        async with LightningdNode(sock) as node:
-            yield fake, node
-        tg.cancel_scope.cancel()
-
-
-def scid_int(block: int, tx: int, out: int) -> int:
-    return (block << 40) | (tx << 16) | out
-
-
-def channel_update(
-    *,
-    scid: tuple[int, int, int] = (118, 1, 0),
-    direction: int = 0,
-    disabled: bool = False,
-    timestamp: int = 1738000123,
-    cltv: int = 6,
-    htlc_min: int = 1000,
-    fee_base: int = 1,
-    ppm: int = 10,
-    htlc_max: int | None = 990000000,
-    prefixed: bool = False,
-    signature: bytes | None = None,
-) -> bytes:
-    """A BOLT 7 channel_update, optionally prefixed by its type 258."""
-    sig = signature if signature is not None else random.Random(7).randbytes(64)
-    body = (
-        sig
-        + REGTEST_GENESIS
-        + scid_int(*scid).to_bytes(8, "big")
-        + timestamp.to_bytes(4, "big")
-        + bytes([1 if htlc_max is not None else 0, direction | (2 if disabled else 0)])
-        + cltv.to_bytes(2, "big")
-        + htlc_min.to_bytes(8, "big")
-        + fee_base.to_bytes(4, "big")
-        + ppm.to_bytes(4, "big")
-        + (htlc_max.to_bytes(8, "big") if htlc_max is not None else b"")
-    )
-    return (b"\x01\x02" + body) if prefixed else body
-
-
-def with_update(code: int, fixed: bytes, update: bytes) -> bytes:
-    return code.to_bytes(2, "big") + fixed + len(update).to_bytes(2, "big") + update
 
 
 def route() -> Route:
@@ -143,122 +61,6 @@ def fail_data(**routefail: Any) -> dict[str, Any]:
         "status": "failed",
         **routefail,
     }
-
-
-# ---------------------------------------------------------------------------
-# BOLT 4 / BOLT 7 parsing (pure)
-# ---------------------------------------------------------------------------
-
-
-def test_scid_from_int() -> None:
-    assert scid_from_int(scid_int(103, 1, 0)) == "103x1x0"
-    assert scid_from_int(scid_int(840000, 0xFFFFFF, 0xFFFF)) == "840000x16777215x65535"
-
-
-@pytest.mark.parametrize("prefixed", [False, True])
-@pytest.mark.parametrize(
-    ("code", "fixed"),
-    [
-        (FailCode.TEMPORARY_CHANNEL_FAILURE, b""),
-        (FailCode.AMOUNT_BELOW_MINIMUM, (5000).to_bytes(8, "big")),
-        (FailCode.FEE_INSUFFICIENT, (10001).to_bytes(8, "big")),
-        (FailCode.INCORRECT_CLTV_EXPIRY, (120).to_bytes(4, "big")),
-        (FailCode.EXPIRY_TOO_SOON, b""),
-        (FailCode.CHANNEL_DISABLED, (1).to_bytes(2, "big")),
-    ],
-)
-def test_parse_failure_message_update_codes(code: int, fixed: bytes, prefixed: bool) -> None:
-    update = channel_update(
-        scid=(118, 1, 0),
-        direction=1,
-        cltv=40,
-        htlc_min=1000,
-        fee_base=1000,
-        ppm=250,
-        htlc_max=500_000_000,
-        prefixed=prefixed,
-    )
-    got_code, got = parse_failure_message(with_update(code, fixed, update))
-    assert got_code == code
-    assert got == ChannelUpdate(
-        scid="118x1x0",
-        direction=1,
-        fee_base_msat=1000,
-        fee_ppm=250,
-        cltv_delta=40,
-        htlc_min_msat=1000,
-        htlc_max_msat=500_000_000,
-        disabled=False,
-        timestamp=1738000123,
-    )
-
-
-def test_parse_channel_update_matches_store_writer() -> None:
-    store_writer = pytest.importorskip("barq.graph.store_writer")
-    raw = store_writer.encode_channel_update(
-        "840000x1234x1",
-        1,
-        fee_base_msat=21,
-        fee_ppm=3,
-        cltv_delta=144,
-        htlc_min_msat=1,
-        htlc_max_msat=2**40,
-        disabled=True,
-        timestamp=1700000000,
-    )
-    assert parse_channel_update(raw) == ChannelUpdate(
-        scid="840000x1234x1",
-        direction=1,
-        fee_base_msat=21,
-        fee_ppm=3,
-        cltv_delta=144,
-        htlc_min_msat=1,
-        htlc_max_msat=2**40,
-        disabled=True,
-        timestamp=1700000000,
-    )
-
-
-def test_parse_channel_update_flags_and_optional_max() -> None:
-    got = parse_channel_update(channel_update(direction=0, disabled=True, htlc_max=None))
-    assert got.disabled and got.direction == 0 and got.htlc_max_msat is None
-    # A bare update whose signature happens to start with the type bytes is still bare.
-    tricky = channel_update(signature=b"\x01\x02" + bytes(62), fee_base=7)
-    assert parse_channel_update(tricky).fee_base_msat == 7
-    assert parse_channel_update(b"\x01\x02" + tricky).fee_base_msat == 7
-    with pytest.raises(ValueError, match="too short"):
-        parse_channel_update(bytes(100))
-
-
-def test_parse_failure_message_without_update() -> None:
-    # incorrect_or_unknown_payment_details: u64 htlc_msat, u32 height (CLN test_pay.py).
-    assert parse_failure_message(bytes.fromhex("400f00000000000000640000006c")) == (0x400F, None)
-    assert parse_failure_message(bytes.fromhex("2002")) == (0x2002, None)
-    # UPDATE codes with a zero length (BOLT 4 lets nodes stop sending updates).
-    assert parse_failure_message(bytes.fromhex("10070000")) == (0x1007, None)
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [
-        bytes.fromhex("1007"),  # no length
-        bytes.fromhex("100b0000"),  # amount_below_minimum cut inside htlc_msat
-        bytes.fromhex("1007008a") + bytes(20),  # length larger than the bytes left
-        bytes.fromhex("10070010") + bytes(16),  # 16-byte "update"
-    ],
-)
-def test_parse_failure_message_malformed_gives_no_update(raw: bytes) -> None:
-    assert parse_failure_message(raw) == (int.from_bytes(raw[:2], "big"), None)
-
-
-def test_parse_failure_message_too_short() -> None:
-    with pytest.raises(ValueError):
-        parse_failure_message(b"\x10")
-
-
-# ---------------------------------------------------------------------------
-# methods
-# ---------------------------------------------------------------------------
 
 
 def test_is_node_interface() -> None:
@@ -724,11 +526,6 @@ async def test_unexpected_answer_shape_is_rpc_error(sock: Path) -> None:
     assert err.value.method == "getinfo"
 
 
-# ---------------------------------------------------------------------------
-# gossip
-# ---------------------------------------------------------------------------
-
-
 @pytest.mark.trio
 async def test_gossip_graph_uses_lightning_dir(sock: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     loaded: list[Path] = []
@@ -786,283 +583,6 @@ async def test_gossip_graph_reads_a_real_store(tmp_path: Path) -> None:
     half = graph.half_channel(e)
     assert (half.source, half.destination) == (PEER, DEST)
     assert (half.fee_base_msat, half.fee_ppm, half.cltv_delta) == (1000, 10, 6)
-
-
-# ---------------------------------------------------------------------------
-# transport
-# ---------------------------------------------------------------------------
-
-
-@pytest.mark.trio
-async def test_many_concurrent_calls_answered_out_of_order(sock: Path) -> None:
-    n = 24
-    arrived = trio.Event()
-    turns = [trio.Event() for _ in range(n)]
-    answered: list[int] = []
-
-    async def echo(request: Request) -> Reply:
-        if request.index == n - 1:
-            arrived.set()
-        await arrived.wait()
-        # Answer strictly in reverse arrival order.
-        if request.index != n - 1:
-            await turns[request.index + 1].wait()
-        answered.append(request.params["n"])
-        turns[request.index].set()
-        return Reply(result={"n": request.params["n"], "method": request.method})
-
-    results: dict[int, Any] = {}
-
-    async def one(node: LightningdNode, i: int) -> None:
-        results[i] = await node.call("echo", {"n": i})
-
-    with trio.fail_after(TIMEOUT_S):
-        async with running(sock, {"echo": echo}) as (fake, node), trio.open_nursery() as nursery:
-            for i in range(n):
-                nursery.start_soon(one, node, i)
-    assert results == {i: {"n": i, "method": "echo"} for i in range(n)}
-    assert len(answered) == n and answered != sorted(answered)
-    assert fake.connections == 1
-    ids = [r.id for r in fake.requests]
-    assert len(set(ids)) == n and all(i.startswith("barq:echo#") for i in ids)
-
-
-@pytest.mark.trio
-async def test_fast_reply_not_stuck_behind_slow_calls(sock: Path) -> None:
-    """A reply read by another caller wakes its owner at once, whatever the others wait for."""
-    slow_arrived = trio.Event()
-    slow_count = 0
-
-    async def hang(request: Request) -> Reply:
-        nonlocal slow_count
-        slow_count += 1
-        if slow_count == 3:
-            slow_arrived.set()
-        await trio.sleep_forever()
-        raise AssertionError("unreachable")
-
-    with trio.fail_after(TIMEOUT_S):
-        handlers: dict[str, Handler] = {
-            "waitsendpay": hang,
-            "getinfo": Reply(result=EXAMPLES["getinfo"]),
-        }
-        async with running(sock, handlers) as (_, node), trio.open_nursery() as nursery:
-            for partid in range(3):
-                nursery.start_soon(
-                    functools.partial(node.waitsendpay, PAYMENT_HASH, partid=partid, groupid=1)
-                )
-            await slow_arrived.wait()
-            for _ in range(3):
-                with trio.fail_after(1):
-                    assert (await node.get_info()).id == PEER
-            nursery.cancel_scope.cancel()
-
-
-@pytest.mark.trio
-async def test_split_coalesced_frames_and_notifications(sock: Path) -> None:
-    info = EXAMPLES["getinfo"]
-    with trio.fail_after(TIMEOUT_S):
-        async with running(
-            sock, {"getinfo": Reply(result=info, notify_first=True)}, split_writes=7
-        ) as (fake, node):
-            assert (await node.get_info()).blockheight == 114
-            fake.split_writes, fake.cuts = 1, (-1,)  # cut between the two "\n"
-            assert (await node.get_info()).blockheight == 114
-            fake.cuts, fake.coalesce = (), 3  # three replies in one write
-            async with trio.open_nursery() as nursery:
-                for _ in range(3):
-                    nursery.start_soon(node.get_info)
-            fake.coalesce = 1
-            assert (await node.get_info()).alias == "SILENTARTIST-v26.09"
-    assert fake.connections == 1 and len(fake.requests) == 6
-
-
-@pytest.mark.trio
-async def test_socket_missing(sock: Path) -> None:
-    with trio.fail_after(TIMEOUT_S):
-        async with LightningdNode(sock) as node:
-            with pytest.raises(RpcConnectionError) as err:
-                await node.get_info()
-    assert str(err.value) == (f"lightningd RPC socket {sock}: no such file (calling getinfo)")
-
-
-@pytest.mark.trio
-async def test_connection_refused(sock: Path) -> None:
-    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    stale.bind(str(sock))  # a socket file nobody listens on
-    stale.close()
-    with trio.fail_after(TIMEOUT_S):
-        async with LightningdNode(sock) as node:
-            with pytest.raises(RpcConnectionError, match="connection refused") as err:
-                await node.listsendpays()
-    assert str(sock) in str(err.value) and "listsendpays" in str(err.value)
-
-
-@pytest.mark.trio
-async def test_not_a_socket_and_unserialisable_params(tmp_path: Path) -> None:
-    with trio.fail_after(TIMEOUT_S):
-        async with LightningdNode(tmp_path) as node:
-            with pytest.raises(RpcConnectionError, match="not a socket"):
-                await node.get_info()
-            with pytest.raises(InvalidParams, match="not JSON-serialisable"):
-                await node.call("echo", {"x": object()})
-
-
-@pytest.mark.trio
-async def test_server_closes_mid_call_fails_every_pending_call(sock: Path) -> None:
-    both_waiting = trio.Event()
-    waiting = 0
-
-    async def hang(request: Request) -> Reply:
-        nonlocal waiting
-        waiting += 1
-        if waiting == 2:
-            both_waiting.set()
-        await trio.sleep_forever()
-        raise AssertionError("unreachable")
-
-    async def close(request: Request) -> Reply:
-        await both_waiting.wait()
-        return Reply(close=True)
-
-    errors: dict[str, BaseException] = {}
-
-    async def catch(method: str, call: Any) -> None:
-        try:
-            await call()
-        except RpcConnectionError as exc:
-            errors[method] = exc
-
-    with trio.fail_after(TIMEOUT_S):
-        async with running(
-            sock,
-            {
-                "waitsendpay": hang,
-                "listsendpays": hang,
-                "stop": close,
-                "getinfo": Reply(result=EXAMPLES["getinfo"]),
-            },
-        ) as (fake, node):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(
-                    catch,
-                    "waitsendpay",
-                    lambda: node.waitsendpay(PAYMENT_HASH, partid=1, groupid=1),
-                )
-                nursery.start_soon(catch, "listsendpays", node.listsendpays)
-                nursery.start_soon(catch, "stop", lambda: node.call("stop"))
-            # The next call opens a new connection.
-            assert (await node.get_info()).blockheight == 114
-    assert set(errors) == {"waitsendpay", "listsendpays", "stop"}
-    for method, exc in errors.items():
-        assert str(sock) in str(exc) and f"(calling {method})" in str(exc)
-        assert "closed the connection" in str(exc)
-    assert fake.connections == 2
-
-
-@pytest.mark.trio
-async def test_malformed_response(sock: Path) -> None:
-    answers = iter(
-        [
-            Reply(raw=b"<html>this is not json</html>\n\n"),
-            Reply(raw=b'{"jsonrpc":"2.0","id":"x","result":\n\n'),
-            Reply(result=EXAMPLES["getinfo"]),
-        ]
-    )
-    with trio.fail_after(TIMEOUT_S):
-        async with running(sock, {"getinfo": lambda r: next(answers)}) as (fake, node):
-            with pytest.raises(RpcConnectionError, match=r"malformed response.*html"):
-                await node.get_info()
-            with pytest.raises(RpcConnectionError, match="malformed response"):
-                await node.get_info()
-            assert (await node.get_info()).id == PEER
-    assert fake.connections == 3
-
-
-@pytest.mark.trio
-async def test_reply_without_result_or_error(sock: Path) -> None:
-    with trio.fail_after(TIMEOUT_S):
-        async with running(
-            sock, {"getinfo": lambda r: Reply(raw=frame({"jsonrpc": "2.0", "id": r.id}))}
-        ) as (_, node):
-            with pytest.raises(RpcError, match="neither result nor error"):
-                await node.get_info()
-
-
-@pytest.mark.trio
-async def test_cancelled_caller_leaves_others_working(sock: Path) -> None:
-    handlers: dict[str, Handler] = {
-        "waitsendpay": Reply(result=EXAMPLES["waitsendpay"], delay_s=0.2),
-        "getinfo": Reply(result=EXAMPLES["getinfo"], delay_s=0.05),
-    }
-    with trio.fail_after(TIMEOUT_S):
-        async with running(sock, handlers) as (fake, node):
-            with trio.move_on_after(0.01) as scope:
-                await node.waitsendpay(PAYMENT_HASH, partid=0, groupid=1)
-            assert scope.cancelled_caught
-            assert (await node.get_info()).id == PEER
-            await trio.sleep(0.25)  # the orphan waitsendpay reply arrives and is dropped
-            assert (await node.get_info()).id == PEER
-    assert fake.connections == 1
-
-
-@pytest.mark.trio
-async def test_cancelled_reader_hands_over_to_a_waiter(sock: Path) -> None:
-    hang_arrived = trio.Event()
-
-    async def hang(request: Request) -> Reply:
-        hang_arrived.set()
-        await trio.sleep_forever()
-        raise AssertionError("unreachable")
-
-    handlers: dict[str, Handler] = {
-        "waitsendpay": hang,
-        "getinfo": Reply(result=EXAMPLES["getinfo"], delay_s=0.1),
-    }
-    got: list[str] = []
-
-    async def get_id(node: LightningdNode) -> None:
-        got.append((await node.get_info()).id)
-
-    with trio.fail_after(TIMEOUT_S):
-        async with running(sock, handlers) as (_, node), trio.open_nursery() as nursery:
-            reader = trio.CancelScope()
-
-            async def slow() -> None:
-                with reader:  # first in, so it reads for everyone
-                    await node.waitsendpay(PAYMENT_HASH, partid=0, groupid=1)
-
-            nursery.start_soon(slow)
-            await hang_arrived.wait()
-            nursery.start_soon(get_id, node)
-            await trio.sleep(0.02)
-            reader.cancel()
-    assert got == [PEER]
-
-
-@pytest.mark.trio
-async def test_aclose_fails_calls_in_flight_and_later_calls(sock: Path) -> None:
-    received = trio.Event()
-
-    async def hang(request: Request) -> Reply:
-        received.set()
-        await trio.sleep_forever()
-        raise AssertionError("unreachable")
-
-    with trio.fail_after(TIMEOUT_S):
-        async with running(sock, {"waitsendpay": hang}) as (_, node):
-            async with trio.open_nursery() as nursery:
-
-                async def waiter() -> None:
-                    with pytest.raises(RpcConnectionError, match="client was closed"):
-                        await node.waitsendpay(PAYMENT_HASH, partid=0, groupid=1)
-
-                nursery.start_soon(waiter)
-                await received.wait()
-                await node.aclose()
-            with pytest.raises(RpcConnectionError, match="client was closed"):
-                await node.get_info()
-            await node.aclose()
 
 
 @pytest.mark.trio

@@ -1,0 +1,20 @@
+"""Fixtures of the node tests."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def sock(tmp_path: Path) -> Iterator[Path]:
+    """A socket path in tmp_path, or in a short temp dir when tmp_path is too long for AF_UNIX."""
+    path = tmp_path / "lightning-rpc"
+    if len(str(path)) < 100:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="barq-") as short:
+        yield Path(short) / "lightning-rpc"
