@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from barq.errors import InvalidInvoice, InvalidParams
-from barq.invoice import bolt11
+from barq.invoice import _bech32
 from barq.invoice.bolt11 import InvoiceFields, decode, decode_fields, encode, pubkey_of
 from barq.model import RouteHintHop
 
@@ -244,11 +244,11 @@ def _fields(**kw: object) -> InvoiceFields:
 
 def test_not_lightning_and_unknown_currency() -> None:
     with pytest.raises(InvalidInvoice, match="does not start with 'ln'"):
-        decode(bolt11._bech32_encode("bc", [0] * 120))
+        decode(_bech32.bech32_encode("bc", [0] * 120))
     with pytest.raises(InvalidInvoice, match="unknown currency prefix 'lnxy'"):
-        decode(bolt11._bech32_encode("lnxy100n", [0] * 120))
+        decode(_bech32.bech32_encode("lnxy100n", [0] * 120))
     with pytest.raises(InvalidInvoice, match="bad amount"):
-        decode(bolt11._bech32_encode("lnbc0m", [0] * 120))
+        decode(_bech32.bech32_encode("lnbc0m", [0] * 120))
     with pytest.raises(InvalidInvoice, match="bad bech32"):
         decode("lnbc1qqqqqq\x00")
 
@@ -256,16 +256,55 @@ def test_not_lightning_and_unknown_currency() -> None:
 def test_missing_payment_hash() -> None:
     # A validly signed invoice whose only 'p' field has the wrong length (skipped).
     good = encode(_fields(), SEED_PRIV)
-    hrp, words = bolt11._bech32_decode(good)
+    hrp, words = _bech32.bech32_decode(good)
     body = words[:-104]
     # Replace the 52-word 'p' field (right after the timestamp) by a 51-word one.
     assert body[7] == 1 and (body[8] << 5 | body[9]) == 52
     body = [*body[:7], 1, 1, 19, *body[10 : 10 + 51], *body[10 + 52 :]]
-    msg = hrp.encode() + bolt11._words_to_bytes(body, pad=True)
+    msg = hrp.encode() + _bech32.words_to_bytes(body, pad=True)
     sig = coincurve.PrivateKey(SEED_PRIV).sign_recoverable(msg)
-    bad = bolt11._bech32_encode(hrp, body + bolt11._bytes_to_words(sig))
+    bad = _bech32.bech32_encode(hrp, body + _bech32.bytes_to_words(sig))
     with pytest.raises(InvalidInvoice, match="missing payment hash"):
         decode(bad)
+
+
+def _signed(hrp: str, fields: list[tuple[str, list[int]]]) -> str:
+    """A bolt11 string with exactly these tagged fields, in this order, signed by SEED_PRIV."""
+    body = _bech32.int_to_words(1_700_000_000, 7)
+    for tag, ws in fields:
+        body += [_bech32.CHARSET.index(tag), len(ws) >> 5, len(ws) & 31, *ws]
+    msg = hrp.encode() + _bech32.words_to_bytes(body, pad=True)
+    sig = coincurve.PrivateKey(SEED_PRIV).sign_recoverable(msg)
+    return _bech32.bech32_encode(hrp, body + _bech32.bytes_to_words(sig))
+
+
+def test_first_field_of_each_kind_counts_and_others_are_skipped() -> None:
+    words = _bech32.bytes_to_words
+    text = _signed(
+        "lnbcrt",
+        [
+            ("p", words(b"\xff" * 31)),  # 50 words: the wrong length, skipped
+            ("p", words(bytes.fromhex("01" * 32))),
+            ("p", words(bytes.fromhex("02" * 32))),  # a second p: skipped
+            ("f", [0] * 33),  # a fallback address: skipped
+            ("x", _bech32.int_to_words(60)),
+            ("x", _bech32.int_to_words(99)),
+            ("d", words(b"first")),
+            ("d", words(b"\xff")),  # a second d is skipped before it is even decoded
+            ("9", [0]),  # no bit set: a later 9 field still counts
+            ("9", _bech32.int_to_words(1 << 14)),
+            ("c", _bech32.int_to_words(40)),
+            ("s", words(bytes.fromhex("03" * 32))),
+        ],
+    )
+    f, payee, _ = decode_fields(text)
+    assert (f.payment_hash, f.payment_secret) == ("01" * 32, "03" * 32)
+    assert (f.expiry, f.min_final_cltv_expiry, f.description) == (60, 40, "first")
+    assert f.features == "4000" and f.payee is None and payee == pubkey_of(SEED_PRIV)
+    with pytest.raises(InvalidInvoice, match="not valid UTF-8"):
+        decode_fields(_signed("lnbcrt", [("p", words(bytes(32))), ("d", words(b"\xff"))]))
+    with pytest.raises(InvalidInvoice, match="unknown required feature bit 20"):
+        decode_fields(_signed("lnbcrt", [("p", words(bytes(32))), ("9", [1, 0, 0, 0, 0])]))
 
 
 def test_tampered_payee_field_is_a_bad_signature() -> None:
@@ -281,16 +320,16 @@ def test_tampered_payee_field_is_a_bad_signature() -> None:
 def test_signature_covers_the_data() -> None:
     text = encode(_fields(), SEED_PRIV)
     # Flip a payment-hash word and fix up the checksum: the recovered payee changes.
-    hrp, words = bolt11._bech32_decode(text)
+    hrp, words = _bech32.bech32_decode(text)
     words[20] ^= 1
-    forged = bolt11._bech32_encode(hrp, words)
+    forged = _bech32.bech32_encode(hrp, words)
     assert decode(forged).payee != pubkey_of(SEED_PRIV)
     # With an explicit 'n' field the same forgery is refused outright.
     text_n = encode(_fields(payee=pubkey_of(SEED_PRIV)), SEED_PRIV)
-    hrp, words = bolt11._bech32_decode(text_n)
+    hrp, words = _bech32.bech32_decode(text_n)
     words[20] ^= 1
     with pytest.raises(InvalidInvoice, match="bad signature"):
-        decode(bolt11._bech32_encode(hrp, words))
+        decode(_bech32.bech32_encode(hrp, words))
 
 
 def test_round_trip_all_fields() -> None:

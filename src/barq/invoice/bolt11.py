@@ -21,12 +21,23 @@ input and never lets a foreign exception escape.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 import coincurve
 import msgspec
 
 from barq.errors import InvalidInvoice, InvalidParams
+from barq.invoice._bech32 import (
+    CHARSET,
+    bech32_decode,
+    bech32_encode,
+    bytes_to_words,
+    int_to_words,
+    words_to_bytes,
+    words_to_int,
+)
 from barq.model import Invoice, NodeId, RouteHintHop, Scid
 
 __all__ = [
@@ -66,9 +77,7 @@ _AMOUNT_RE = re.compile(r"^([0-9]+)([munp]?)$")
 _KNOWN_FEATURE_PAIRS = frozenset({8, 14, 16, 24, 48})
 
 # Tag letters (bech32 charset index = tag number).
-_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-_CHAR_VALUE = {c: i for i, c in enumerate(_CHARSET)}
-_TAG = {c: i for i, c in enumerate(_CHARSET)}
+_TAG = {c: i for i, c in enumerate(CHARSET)}
 _T_P, _T_S, _T_D, _T_H = _TAG["p"], _TAG["s"], _TAG["d"], _TAG["h"]
 _T_X, _T_C, _T_N, _T_R, _T_9 = _TAG["x"], _TAG["c"], _TAG["n"], _TAG["r"], _TAG["9"]
 
@@ -116,105 +125,6 @@ class InvoiceFields(msgspec.Struct, frozen=True, kw_only=True):
             route_hints=inv.route_hints,
             features=inv.features,
         )
-
-
-# -- bech32 (BIP-173) -------------------------------------------------------------------
-
-
-def _polymod_table() -> tuple[int, ...]:
-    gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
-    table = []
-    for top in range(32):
-        x = 0
-        for i in range(5):
-            if (top >> i) & 1:
-                x ^= gen[i]
-        table.append(x)
-    return tuple(table)
-
-
-_POLYMOD_XOR = _polymod_table()
-
-
-def _polymod(values: Iterable[int]) -> int:
-    table = _POLYMOD_XOR
-    chk = 1
-    for v in values:
-        chk = ((chk & 0x1FFFFFF) << 5 ^ v) ^ table[chk >> 25]
-    return chk
-
-
-def _hrp_expand(hrp: str) -> list[int]:
-    return [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
-
-
-def _bech32_encode(hrp: str, words: Sequence[int]) -> str:
-    poly = _polymod([*_hrp_expand(hrp), *words, 0, 0, 0, 0, 0, 0]) ^ 1
-    checksum = [(poly >> 5 * (5 - i)) & 31 for i in range(6)]
-    return hrp + "1" + "".join(_CHARSET[w] for w in [*words, *checksum])
-
-
-def _bech32_decode(text: str) -> tuple[str, list[int]]:
-    if text.lower() != text and text.upper() != text:
-        raise InvalidInvoice("bolt11: bad bech32 string (mixed case)")
-    text = text.lower()
-    pos = text.rfind("1")
-    if pos < 1 or pos + 7 > len(text):
-        raise InvalidInvoice("bolt11: bad bech32 string (no separator '1' or no checksum)")
-    hrp, data = text[:pos], text[pos + 1 :]
-    if any(ord(c) < 33 or ord(c) > 126 for c in hrp):
-        raise InvalidInvoice("bolt11: bad bech32 string (invalid character in prefix)")
-    try:
-        words = [_CHAR_VALUE[c] for c in data]
-    except KeyError as e:
-        raise InvalidInvoice(
-            f"bolt11: bad bech32 string (invalid character {e.args[0]!r})"
-        ) from None
-    if _polymod([*_hrp_expand(hrp), *words]) != 1:
-        raise InvalidInvoice("bolt11: bad bech32 checksum")
-    return hrp, words[:-6]
-
-
-_BIN5 = tuple(f"{i:05b}" for i in range(32))
-_FROM_BIN5 = {b: i for i, b in enumerate(_BIN5)}
-
-
-def _words_to_bytes(words: Sequence[int], *, pad: bool) -> bytes:
-    """5-bit words -> bytes; ``pad`` appends zero bits to a byte boundary, else drops them."""
-    nbits = 5 * len(words)
-    if nbits == 0:
-        return b""
-    v = int("".join([_BIN5[w] for w in words]), 2)
-    if pad:
-        extra = -nbits % 8
-        return (v << extra).to_bytes((nbits + extra) // 8, "big")
-    return (v >> (nbits % 8)).to_bytes(nbits // 8, "big")
-
-
-def _bytes_to_words(data: bytes) -> list[int]:
-    """Bytes -> 5-bit words, the last one zero-padded."""
-    nbits = 8 * len(data)
-    if nbits == 0:
-        return []
-    extra = -nbits % 5
-    bits = format(int.from_bytes(data, "big") << extra, f"0{nbits + extra}b")
-    return [_FROM_BIN5[bits[i : i + 5]] for i in range(0, nbits + extra, 5)]
-
-
-def _int_to_words(value: int, min_words: int = 1) -> list[int]:
-    words: list[int] = []
-    while value:
-        words.append(value & 31)
-        value >>= 5
-    words.extend([0] * (min_words - len(words)))
-    return words[::-1]
-
-
-def _words_to_int(words: Sequence[int]) -> int:
-    v = 0
-    for w in words:
-        v = (v << 5) | w
-    return v
 
 
 # -- amounts and scids ------------------------------------------------------------------
@@ -276,7 +186,7 @@ def pubkey_of(privkey: bytes) -> NodeId:
 
 def _tagged(tag: int, words: Sequence[int]) -> list[int]:
     if len(words) >= 1024:
-        raise InvalidParams(f"bolt11: field {_CHARSET[tag]!r} too long ({len(words)} words)")
+        raise InvalidParams(f"bolt11: field {CHARSET[tag]!r} too long ({len(words)} words)")
     return [tag, len(words) >> 5, len(words) & 31, *words]
 
 
@@ -311,57 +221,79 @@ def encode(inv: InvoiceFields, privkey: bytes, *, signer_is_payee: bool = True) 
         barq.errors.InvalidParams: unknown network, malformed hex, a value out
             of range, or ``payee`` not matching ``privkey``.
     """
-    currency = CURRENCY_OF_NETWORK.get(inv.network)
-    if currency is None:
-        raise InvalidParams(
-            f"bolt11: unknown network {inv.network!r} (one of {', '.join(CURRENCY_OF_NETWORK)})"
-        )
-    hrp = "ln" + currency + ("" if inv.amount_msat is None else _amount_to_hrp(inv.amount_msat))
+    hrp = _hrp_of(inv.network, inv.amount_msat)
     if not 0 <= inv.created_at < 1 << 35:
         raise InvalidParams(f"bolt11: timestamp out of range: {inv.created_at}")
-    words = _int_to_words(inv.created_at, _TIMESTAMP_WORDS)
-    words += _tagged(_T_P, _bytes_to_words(_hex32("payment_hash", inv.payment_hash)))
-    if inv.description is not None:
-        words += _tagged(_T_D, _bytes_to_words(inv.description.encode()))
-    if inv.description_hash is not None:
-        words += _tagged(_T_H, _bytes_to_words(_hex32("description_hash", inv.description_hash)))
-    if inv.payment_secret is not None:
-        words += _tagged(_T_S, _bytes_to_words(_hex32("payment_secret", inv.payment_secret)))
-    if inv.expiry is not None:
-        if inv.expiry < 0:
-            raise InvalidParams(f"bolt11: negative expiry {inv.expiry}")
-        words += _tagged(_T_X, _int_to_words(inv.expiry))
-    if inv.min_final_cltv_expiry is not None:
-        if inv.min_final_cltv_expiry < 0:
-            raise InvalidParams(
-                f"bolt11: negative min_final_cltv_expiry {inv.min_final_cltv_expiry}"
-            )
-        words += _tagged(_T_C, _int_to_words(inv.min_final_cltv_expiry))
-    signer = pubkey_of(privkey)
-    if inv.payee is not None:
-        if signer_is_payee and inv.payee != signer:
-            raise InvalidParams(f"bolt11: payee {inv.payee} is not the signing key's {signer}")
-        try:
-            payee_bytes = bytes.fromhex(inv.payee)
-        except ValueError:
-            raise InvalidParams(f"bolt11: payee is not hex: {inv.payee!r}") from None
-        if len(payee_bytes) != 33:
-            raise InvalidParams(f"bolt11: payee must be 33 bytes: {inv.payee!r}")
-        words += _tagged(_T_N, _bytes_to_words(payee_bytes))
+    words = int_to_words(inv.created_at, _TIMESTAMP_WORDS)
+    words += _hash_and_text_words(inv)
+    words += _number_words("expiry", _T_X, inv.expiry)
+    words += _number_words("min_final_cltv_expiry", _T_C, inv.min_final_cltv_expiry)
+    words += _payee_words(inv.payee, privkey, signer_is_payee=signer_is_payee)
     for hint in inv.route_hints:
         raw = b"".join(_hint_bytes(h) for h in hint)
-        words += _tagged(_T_R, _bytes_to_words(raw))
-    if inv.features:
-        try:
-            bits = int(inv.features, 16)
-        except ValueError:
-            raise InvalidParams(f"bolt11: features is not hex: {inv.features!r}") from None
-        if bits:
-            words += _tagged(_T_9, _int_to_words(bits))
-    message = hrp.encode() + _words_to_bytes(words, pad=True)
+        words += _tagged(_T_R, bytes_to_words(raw))
+    words += _feature_words(inv.features)
+    message = hrp.encode() + words_to_bytes(words, pad=True)
     sig = coincurve.PrivateKey(privkey).sign_recoverable(message)  # sha256 hasher
-    words += _bytes_to_words(sig)
-    return _bech32_encode(hrp, words)
+    words += bytes_to_words(sig)
+    return bech32_encode(hrp, words)
+
+
+def _hrp_of(network: str, amount_msat: int | None) -> str:
+    currency = CURRENCY_OF_NETWORK.get(network)
+    if currency is None:
+        raise InvalidParams(
+            f"bolt11: unknown network {network!r} (one of {', '.join(CURRENCY_OF_NETWORK)})"
+        )
+    return "ln" + currency + ("" if amount_msat is None else _amount_to_hrp(amount_msat))
+
+
+def _hash_and_text_words(inv: InvoiceFields) -> list[int]:
+    """The ``p``, ``d``, ``h`` and ``s`` fields."""
+    words = _tagged(_T_P, bytes_to_words(_hex32("payment_hash", inv.payment_hash)))
+    if inv.description is not None:
+        words += _tagged(_T_D, bytes_to_words(inv.description.encode()))
+    if inv.description_hash is not None:
+        words += _tagged(_T_H, bytes_to_words(_hex32("description_hash", inv.description_hash)))
+    if inv.payment_secret is not None:
+        words += _tagged(_T_S, bytes_to_words(_hex32("payment_secret", inv.payment_secret)))
+    return words
+
+
+def _number_words(name: str, tag: int, value: int | None) -> list[int]:
+    """A non-negative integer field (``x``, ``c``); ``None`` leaves it out."""
+    if value is None:
+        return []
+    if value < 0:
+        raise InvalidParams(f"bolt11: negative {name} {value}")
+    return _tagged(tag, int_to_words(value))
+
+
+def _payee_words(payee: NodeId | None, privkey: bytes, *, signer_is_payee: bool) -> list[int]:
+    """The ``n`` field; checks ``privkey`` either way."""
+    signer = pubkey_of(privkey)
+    if payee is None:
+        return []
+    if signer_is_payee and payee != signer:
+        raise InvalidParams(f"bolt11: payee {payee} is not the signing key's {signer}")
+    try:
+        payee_bytes = bytes.fromhex(payee)
+    except ValueError:
+        raise InvalidParams(f"bolt11: payee is not hex: {payee!r}") from None
+    if len(payee_bytes) != 33:
+        raise InvalidParams(f"bolt11: payee must be 33 bytes: {payee!r}")
+    return _tagged(_T_N, bytes_to_words(payee_bytes))
+
+
+def _feature_words(features: str) -> list[int]:
+    """The ``9`` field from big-endian hex; no bit set leaves it out."""
+    if not features:
+        return []
+    try:
+        bits = int(features, 16)
+    except ValueError:
+        raise InvalidParams(f"bolt11: features is not hex: {features!r}") from None
+    return _tagged(_T_9, int_to_words(bits)) if bits else []
 
 
 def _hint_bytes(h: RouteHintHop) -> bytes:
@@ -438,13 +370,39 @@ def decode_fields(
     s = text.strip()
     if s[:10].lower() == "lightning:":
         s = s[10:]
-    hrp, data = _bech32_decode(s)
+    hrp, data = bech32_decode(s)
     network, amount_msat = _parse_hrp(hrp)
     if len(data) < _TIMESTAMP_WORDS + _SIGNATURE_WORDS:
         raise InvalidInvoice("bolt11: too short to hold a timestamp and a signature")
-    sig_words = data[-_SIGNATURE_WORDS:]
     body = data[:-_SIGNATURE_WORDS]
-    created_at = _words_to_int(body[:_TIMESTAMP_WORDS])
+    t = _Tagged()
+    for tag, field in _split_fields(body):
+        _read_field(t, tag, field)
+    if t.payment_hash is None:
+        raise InvalidInvoice("bolt11: missing payment hash (no 'p' field of 52 words)")
+    message = hrp.encode() + words_to_bytes(body, pad=True)
+    sig = words_to_bytes(data[-_SIGNATURE_WORDS:], pad=False)
+    payee = _checked_payee(sig, message, t.payee, trusted_signers)
+    fields = InvoiceFields(
+        network=network,
+        payment_hash=t.payment_hash,
+        created_at=words_to_int(body[:_TIMESTAMP_WORDS]),
+        amount_msat=amount_msat,
+        payment_secret=t.payment_secret,
+        description=t.description,
+        description_hash=t.description_hash,
+        expiry=t.expiry,
+        min_final_cltv_expiry=t.min_final,
+        payee=t.payee,
+        route_hints=tuple(t.hints),
+        features=t.features,
+    )
+    return fields, payee, s.lower()
+
+
+@dataclass(slots=True)
+class _Tagged:
+    """The tagged fields read so far (the first of each kind counts)."""
 
     payment_hash: str | None = None
     payment_secret: str | None = None
@@ -452,10 +410,13 @@ def decode_fields(
     description_hash: str | None = None
     expiry: int | None = None
     min_final: int | None = None
-    payee_field: NodeId | None = None
-    hints: list[tuple[RouteHintHop, ...]] = []
-    features = ""
+    payee: NodeId | None = None
+    hints: list[tuple[RouteHintHop, ...]] = dataclass_field(default_factory=list)
+    features: str = ""
 
+
+def _split_fields(body: Sequence[int]) -> Iterator[tuple[int, Sequence[int]]]:
+    """``(tag, data words)`` of each tagged field after the timestamp."""
     i = _TIMESTAMP_WORDS
     while i < len(body):
         if i + 3 > len(body):
@@ -464,70 +425,60 @@ def decode_fields(
         length = body[i + 1] << 5 | body[i + 2]
         field = body[i + 3 : i + 3 + length]
         if len(field) != length:
-            raise InvalidInvoice(f"bolt11: field {_CHARSET[tag]!r} overruns the data part")
+            raise InvalidInvoice(f"bolt11: field {CHARSET[tag]!r} overruns the data part")
         i += 3 + length
-        if tag == _T_P and length == 52 and payment_hash is None:
-            payment_hash = _words_to_bytes(field, pad=False).hex()
-        elif tag == _T_S and length == 52 and payment_secret is None:
-            payment_secret = _words_to_bytes(field, pad=False).hex()
-        elif tag == _T_H and length == 52 and description_hash is None:
-            description_hash = _words_to_bytes(field, pad=False).hex()
-        elif tag == _T_N and length == 53 and payee_field is None:
-            payee_field = _words_to_bytes(field, pad=False).hex()
-        elif tag == _T_D and description is None:
-            try:
-                description = _words_to_bytes(field, pad=False).decode()
-            except UnicodeDecodeError:
-                raise InvalidInvoice("bolt11: description 'd' is not valid UTF-8") from None
-        elif tag == _T_X and expiry is None:
-            expiry = _words_to_int(field)
-        elif tag == _T_C and min_final is None:
-            min_final = _words_to_int(field)
-        elif tag == _T_R:
-            hints.append(_parse_hint(_words_to_bytes(field, pad=False)))
-        elif tag == _T_9 and not features:
-            bits = _words_to_int(field)
-            _check_features(bits)
-            features = bits.to_bytes((bits.bit_length() + 7) // 8, "big").hex() if bits else ""
-        # anything else (f, t, unknown, wrong lengths): skipped
+        yield tag, field
 
-    if payment_hash is None:
-        raise InvalidInvoice("bolt11: missing payment hash (no 'p' field of 52 words)")
 
-    sig = _words_to_bytes(sig_words, pad=False)
+def _read_field(t: _Tagged, tag: int, field: Sequence[int]) -> None:
+    """Read one tagged field into ``t``; a repeated field, a wrong length or an unknown
+    tag (``f``, ``t``...) is skipped, as BOLT 11 requires."""
+    n = len(field)
+    if tag == _T_P and n == 52 and t.payment_hash is None:
+        t.payment_hash = words_to_bytes(field, pad=False).hex()
+    elif tag == _T_S and n == 52 and t.payment_secret is None:
+        t.payment_secret = words_to_bytes(field, pad=False).hex()
+    elif tag == _T_H and n == 52 and t.description_hash is None:
+        t.description_hash = words_to_bytes(field, pad=False).hex()
+    elif tag == _T_N and n == 53 and t.payee is None:
+        t.payee = words_to_bytes(field, pad=False).hex()
+    elif tag == _T_D and t.description is None:
+        try:
+            t.description = words_to_bytes(field, pad=False).decode()
+        except UnicodeDecodeError:
+            raise InvalidInvoice("bolt11: description 'd' is not valid UTF-8") from None
+    elif tag == _T_X and t.expiry is None:
+        t.expiry = words_to_int(field)
+    elif tag == _T_C and t.min_final is None:
+        t.min_final = words_to_int(field)
+    elif tag == _T_R:
+        t.hints.append(_parse_hint(words_to_bytes(field, pad=False)))
+    elif tag == _T_9 and not t.features:
+        bits = words_to_int(field)
+        _check_features(bits)
+        t.features = bits.to_bytes((bits.bit_length() + 7) // 8, "big").hex() if bits else ""
+
+
+def _checked_payee(
+    sig: bytes, message: bytes, payee_field: NodeId | None, trusted_signers: Collection[NodeId]
+) -> NodeId:
+    """The payee the signature proves: the ``n`` field's when it verifies (or a trusted
+    signer signed), else the recovered key when there is no ``n`` field."""
     if sig[64] > 3:
         raise InvalidInvoice(f"bolt11: bad signature (recovery id {sig[64]} not in 0..3)")
-    message = hrp.encode() + _words_to_bytes(body, pad=True)
     recovered = _recover(sig, message)
     if recovered is None:
         raise InvalidInvoice("bolt11: bad signature (no public key can be recovered from it)")
-    if payee_field is not None:
-        ok = recovered.hex() == payee_field or any(
-            _recover(sig[:64] + bytes([r]), message) == bytes.fromhex(payee_field)
-            for r in range(4)
-            if r != sig[64]
-        )
-        if not ok and recovered.hex() not in trusted_signers:
-            raise InvalidInvoice(f"bolt11: bad signature (does not verify for payee {payee_field})")
-        payee = payee_field
-    else:
-        payee = recovered.hex()
-
-    fields = InvoiceFields(
-        network=network,
-        payment_hash=payment_hash,
-        created_at=created_at,
-        amount_msat=amount_msat,
-        payment_secret=payment_secret,
-        description=description,
-        description_hash=description_hash,
-        expiry=expiry,
-        min_final_cltv_expiry=min_final,
-        payee=payee_field,
-        route_hints=tuple(hints),
-        features=features,
+    if payee_field is None:
+        return recovered.hex()
+    ok = recovered.hex() == payee_field or any(
+        _recover(sig[:64] + bytes([r]), message) == bytes.fromhex(payee_field)
+        for r in range(4)
+        if r != sig[64]
     )
-    return fields, payee, s.lower()
+    if not ok and recovered.hex() not in trusted_signers:
+        raise InvalidInvoice(f"bolt11: bad signature (does not verify for payee {payee_field})")
+    return payee_field
 
 
 def _parse_hint(raw: bytes) -> tuple[RouteHintHop, ...]:
