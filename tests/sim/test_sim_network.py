@@ -141,3 +141,21 @@ async def test_mainnet_snapshot_network(autojump_clock: Any) -> None:
             ok = await send_and_wait(node, build_route(g, [e], amount, 18), inv)
             assert ok.status == SendpayStatus.COMPLETE
             assert net.received_msat(inv.payment_hash) == amount
+
+
+def test_public_surface() -> None:
+    """What tests, the bench and the CLI import from barq.sim (and barq.testing re-exports)."""
+    import barq.sim
+    import barq.testing
+
+    assert sorted(barq.sim.__all__) == [
+        "FaultHook",
+        "Overpayment",
+        "PartInfo",
+        "SimulatedNetwork",
+        "SimulatedNode",
+    ]
+    for name in (*barq.sim.__all__, *barq.testing.__all__):
+        module = barq.sim if name in barq.sim.__all__ else barq.testing
+        assert getattr(module, name) is not None, name
+    assert barq.testing.SimulatedNetwork is SimulatedNetwork
