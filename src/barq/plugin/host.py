@@ -39,7 +39,7 @@ from barq.actors.messages import KnowledgeEntry
 from barq.errors import BarqError, InvalidParams, StoreError
 from barq.limits import AMOUNT_MSAT
 from barq.model import Invoice, NodeId, Route
-from barq.model.payment import EngineConfig, PaymentEvent, PayOutcome, PayParams
+from barq.model.payment import EngineConfig, PaymentEvent, PaymentView, PayOutcome, PayParams
 from barq.node.base import NodeInterface
 from barq.payment import PaymentJournal
 from barq.plugin.options import PluginConfig
@@ -82,7 +82,7 @@ class RuntimeLike(Protocol):
         final_cltv: int = 18,
     ) -> list[Route]: ...
 
-    def status(self, payment_hash: str | None = None) -> list[Any]: ...
+    def status(self, payment_hash: str | None = None) -> list[PaymentView]: ...
 
     async def export_knowledge(self) -> list[KnowledgeEntry]: ...
 
