@@ -6,13 +6,23 @@ us -> b -> dest over 102/104 next, us -> c -> dest over 105/106 dearest.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anyio
 import msgspec
 import pytest
 import trio
-from actor_helpers import CONFIG, Diamond, Scripted, diamond, fails_at_channel, through, uses
+from actor_helpers import (
+    CONFIG,
+    Diamond,
+    Scripted,
+    StoreJournal,
+    diamond,
+    fails_at_channel,
+    through,
+    uses,
+)
 
 from barq.actors import open_runtime
 from barq.errors import (
@@ -41,6 +51,7 @@ from barq.model.payment import (
     PaymentStatus,
     PayParams,
 )
+from barq.store import open_store
 from barq.testing import Fail, Limits, Refuse, ScriptedNode, SentPart, Succeed, fail_at
 
 AMOUNT = 50_000_000
@@ -97,7 +108,8 @@ async def test_pays_over_the_cheapest_route_with_events_and_status(autojump_cloc
             assert view.label == "coffee" and view.groupid == 1
             [st] = rt.status()
             assert st == view
-            st.parts.clear()  # readers get copies
+            with pytest.raises(AttributeError):  # readers get frozen views
+                st.parts = ()  # type: ignore[misc]
             assert len(rt.status(view.payment_hash)[0].parts) == 1
             assert rt.status("00" * 32) == []
     assert channels_of(node) == [CHEAP]
@@ -915,3 +927,82 @@ async def test_gossip_is_reloaded_when_the_destination_is_unknown(autojump_clock
     assert view.status is PaymentStatus.COMPLETE
     assert node.calls["gossip_graph"] == loads + 1
     assert channels_of(node) == [CHEAP]
+
+
+# -- the journal: payments recorded as they happen, restarts reconciled --------------------------
+
+
+@pytest.mark.trio
+async def test_payments_are_recorded_event_by_event(autojump_clock: Any, tmp_path: Path) -> None:
+    """The store holds what ``status()`` shows: the same fold of the same events."""
+    d, node = setup(Scripted().when(through("103x1x0"), fails_at_channel("103x1x0")))
+    b = invoice(node, d)
+    with open_store(tmp_path / "db") as store, trio.fail_after(100):
+        async with open_runtime(node, CONFIG, journal=StoreJournal(store)) as rt:
+            view = await rt.pay(PayParams(invstring=b, label="l"))
+            [live] = rt.status()
+        stored = store.get_payments()
+    assert stored == [live] == [view]
+    assert [p.state for p in view.parts] == [PartState.FAILED, PartState.SUCCEEDED]
+
+
+@pytest.mark.trio
+async def test_already_paid_answers_from_the_record_and_refuses_another_amount(
+    autojump_clock: Any, tmp_path: Path
+) -> None:
+    d, node = setup()
+    b = invoice(node, d, None)
+    with open_store(tmp_path / "db") as store, trio.fail_after(100):
+        async with open_runtime(node, CONFIG, journal=StoreJournal(store)) as rt:
+            first = await rt.pay_outcome(PayParams(invstring=b, amount_msat=AMOUNT))
+            again = await rt.pay_outcome(PayParams(invstring=b, amount_msat=AMOUNT))
+            with pytest.raises(AlreadyPaid, match=f"already paid with {AMOUNT} msat") as info:
+                await rt.pay(PayParams(invstring=b, amount_msat=AMOUNT + 1))
+    assert not first.already_paid and again.already_paid
+    assert again.view.parts == first.view.parts  # routes from the record
+    assert again.view.strategy == first.view.strategy == CONFIG.default_strategy
+    assert info.value.code == 201 and len(node.sent) == 1
+
+
+@pytest.mark.trio
+async def test_restart_awaits_parts_left_in_flight_and_records_them(
+    autojump_clock: Any, tmp_path: Path
+) -> None:
+    """After a restart the engine shows a group still in flight, waits for it and records it;
+    a payment that ended while it was down is recorded as the node says."""
+    d, node = setup(lambda p: Succeed(after_s=30))
+    b = invoice(node, d)
+    h = node.invoice(b).payment_hash
+    done = "cd" * 32
+    with open_store(tmp_path / "db") as store:
+        async with open_runtime(node, CONFIG, journal=StoreJournal(store)) as rt:
+            with trio.move_on_after(5):  # the engine stops with the part in flight
+                await rt.pay(PayParams(invstring=b))
+        [before] = store.get_payments()
+        assert before.status is PaymentStatus.PENDING and before.parts[0].route.hops
+        store.put_payment(msgspec.structs.replace(before, payment_hash=done))
+        node.preload(
+            [
+                PartStatus(
+                    payment_hash=done,
+                    partid=1,
+                    groupid=1,
+                    status=SendpayStatus.COMPLETE,
+                    amount_msat=AMOUNT,
+                    amount_sent_msat=AMOUNT + 10,
+                    payment_preimage="88" * 32,
+                )
+            ]
+        )
+        with trio.fail_after(100):
+            async with open_runtime(node, CONFIG, journal=StoreJournal(store)) as rt:
+                await trio.sleep(1)
+                [flying] = rt.status(h)
+                assert flying.status is PaymentStatus.PENDING
+                assert flying.parts[0].route == before.parts[0].route  # from the record
+                await trio.sleep(60)
+                assert rt.status(h) == []  # the recovered group ended and left memory
+        got = {v.payment_hash: v for v in store.get_payments()}
+    assert got[h].status is PaymentStatus.COMPLETE and got[h].payment_preimage is not None
+    assert got[done].status is PaymentStatus.COMPLETE and got[done].payment_preimage == "88" * 32
+    assert len(node.sent) == 1  # nothing was sent again

@@ -6,28 +6,29 @@ everything it writes in another thread: responses (by id) and notifications
 (``message``, ``progress``, ``log``, ``barq_part_start``...). Tests then send
 ``getmanifest``, ``init`` and commands, and wait for the answers.
 
-Also here: :class:`FakeNode` and :class:`FakeRuntime`, tiny scripted stand-ins
-for the node and the engine, to test the plugin's own mechanics
-(concurrency, error shapes, persistence, restart reconciliation) without
-depending on the engine's routing behaviour.
+Also here: :class:`FakeNode`, a scripted node, and :class:`FakeRuntime`, the
+engine's real payment lifecycle around a scripted payment, to test the
+plugin's mechanics (concurrency, error shapes, persistence, restart
+reconciliation) without depending on the engine's routing behaviour.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import msgspec
 
+from barq.actors.coordinator import PaymentCoordinator
 from barq.actors.messages import ChannelKnowledge, DisabledChannel, DisabledNode
 from barq.errors import BarqError, InvalidInvoice, PartFailed, StoppedRetrying
 from barq.model import (
@@ -45,14 +46,15 @@ from barq.model.payment import (
     PartEnded,
     PartStarted,
     PartState,
-    PartView,
     PaymentEnded,
     PaymentEvent,
     PaymentStarted,
     PaymentStatus,
     PaymentView,
+    PayOutcome,
     PayParams,
 )
+from barq.payment import PaymentJournal, Publish, Resume, fold
 from barq.plugin import BarqPlugin, build_plugin
 
 ME = "02" + "11" * 32
@@ -374,27 +376,37 @@ class FakeNode:
         self.closed = True
 
 
-Behaviour = Callable[[PayParams, Invoice], Any]
-
-
 class FakeRuntime:
-    """A scripted engine: ``pay`` plays parts from the script, sending events as the real one.
+    """The real payment lifecycle around a scripted payment: the plugin's engine in tests.
 
-    ``script[invstring]`` is a list of part outcomes (``"ok"``/``"fail"``),
-    an exception to raise, or ``"hold"`` (wait until the test clears
-    ``released``). Successful parts are added to the node's sendpays as
-    complete, failed ones as failed.
+    Joining, "already paid", adopting parts after a restart, the restart
+    reconciliation and the recording are the engine's own
+    (:class:`barq.actors.coordinator.PaymentCoordinator`); only running one
+    payment is scripted (:meth:`_play`). ``script[invstring]`` is a list of part
+    outcomes (``"ok"``/``"fail"``), an exception to raise before the payment
+    starts, or ``"hold"`` (wait until the test sets ``released``). Adopted
+    parts are awaited on the node first; successful parts are added to the
+    node's sendpays as complete, failed ones as failed.
     """
 
-    def __init__(self, node: FakeNode, config: EngineConfig, knowledge: list[Any] | None) -> None:
+    def __init__(
+        self,
+        node: FakeNode,
+        config: EngineConfig,
+        knowledge: list[Any] | None,
+        journal: PaymentJournal | None,
+        tg: anyio.abc.TaskGroup,
+    ) -> None:
         self.node = node
         self.config = config
         self.knowledge_in = knowledge
         self.script: dict[str, Any] = {}
-        self.views: dict[str, PaymentView] = {}
         self.released = threading.Event()
-        self.pay_calls = 0
-        self.pay_kwargs: list[dict[str, Any]] = []  # what each pay() was handed besides params
+        self.pay_calls = 0  # payments run (not joined, not found already paid)
+        self.executed: list[dict[str, Any]] = []  # what each run was handed
+        self.payments = PaymentCoordinator(
+            node=node, execute=self._play, tg=tg, clock=time.time, journal=journal
+        )
         self.knowledge_out: list[Any] = [
             ChannelKnowledge(
                 scid_dir="100x1x0/0",
@@ -407,199 +419,16 @@ class FakeRuntime:
             DisabledNode(node_id=PEER, until=1_800_000_001.0),
         ]
 
-    async def pay(
-        self,
-        params: PayParams,
-        *,
-        on_event: Callable[[PaymentEvent], None] | None = None,
-        invoice: Invoice | None = None,
-        sendpays: Sequence[PartStatus] | None = None,
-    ) -> PaymentView:
-        self.pay_calls += 1
-        self.pay_kwargs.append({"invoice": invoice, "sendpays": sendpays})
-        emit = on_event or (lambda e: None)
-        inv = invoice if invoice is not None else await self.node.decode_invoice(params.invstring)
-        amount = params.amount_msat or inv.amount_msat or 0
-        plan = self.script.get(params.invstring, ["ok"])
-        if isinstance(plan, BaseException):
-            raise plan
-        now = time.time()
-        h = inv.payment_hash
-        # adopt parts pending from an earlier run, as the engine does (listsendpays)
-        for p in [
-            p
-            for p in self.node.sendpays
-            if p.payment_hash == h and p.status is SendpayStatus.PENDING
-        ]:
-            with contextlib.suppress(PartFailed):
-                await self.node.waitsendpay(h, partid=p.partid, groupid=p.groupid)
-        done = [
-            p
-            for p in self.node.sendpays
-            if p.payment_hash == h and p.status is SendpayStatus.COMPLETE
-        ]
-        if done:
-            view = PaymentView(
-                payment_hash=h,
-                destination=inv.payee,
-                amount_msat=amount,
-                status=PaymentStatus.COMPLETE,
-                strategy="adopted",
-                created_at=now,
-                groupid=done[0].groupid,
-                completed_at=time.time(),
-                payment_preimage="77" * 32,
-                amount_sent_msat=sum(p.amount_sent_msat for p in done),
-                delivered_msat=sum(p.amount_msat for p in done),
-                attempts=len(done),
-                parts=[
-                    PartView(
-                        partid=p.partid,
-                        groupid=p.groupid,
-                        amount_msat=p.amount_msat,
-                        amount_sent_msat=p.amount_sent_msat,
-                        fee_msat=1,
-                        route=Route(hops=()),
-                        state=PartState.SUCCEEDED,
-                        started_at=now,
-                        finished_at=time.time(),
-                    )
-                    for p in done
-                ],
-            )
-            self.views[h] = view
-            emit(PaymentEnded(payment_hash=h, status=view.status, at=time.time()))
-            return view
-        groupid = 1 + max(
-            (p.groupid for p in self.node.sendpays if p.payment_hash == inv.payment_hash), default=0
-        )
-        view = PaymentView(
-            payment_hash=inv.payment_hash,
-            destination=inv.payee,
-            amount_msat=amount,
-            status=PaymentStatus.PENDING,
-            strategy=params.strategy or self.config.default_strategy,
-            created_at=now,
-            groupid=groupid,
-            bolt11=params.invstring,
-            label=params.label,
-            maxfee_msat=params.maxfee_msat or 5000,
-        )
-        self.views[inv.payment_hash] = view
-        emit(
-            PaymentStarted(
-                payment_hash=inv.payment_hash,
-                destination=inv.payee,
-                amount_msat=amount,
-                strategy=view.strategy,
-                at=now,
-            )
-        )
-        if plan == "hold":
-            while not self.released.is_set():  # noqa: ASYNC110 - a threading.Event
-                await anyio.sleep(0.01)
-            plan = ["ok"]
-        partid = 0
-        for outcome in plan:
-            partid += 1
-            route = route_to(amount)
-            part = PartView(
-                partid=partid,
-                groupid=groupid,
-                amount_msat=amount,
-                amount_sent_msat=route.sent_msat,
-                fee_msat=route.fee_msat,
-                route=route,
-                state=PartState.INFLIGHT,
-                started_at=time.time(),
-            )
-            view.parts.append(part)
-            view.attempts += 1
-            emit(
-                PartStarted(
-                    payment_hash=inv.payment_hash,
-                    partid=partid,
-                    groupid=groupid,
-                    amount_msat=amount,
-                    route=route,
-                    at=time.time(),
-                )
-            )
-            await anyio.sleep(0.005)
-            part.finished_at = time.time()
-            status = SendpayStatus.COMPLETE if outcome == "ok" else SendpayStatus.FAILED
-            self.node.sendpays.append(
-                PartStatus(
-                    payment_hash=inv.payment_hash,
-                    partid=partid,
-                    groupid=groupid,
-                    status=status,
-                    amount_msat=amount,
-                    amount_sent_msat=route.sent_msat,
-                    destination=inv.payee,
-                    created_at=int(now),
-                    completed_at=int(time.time()),
-                    payment_preimage="77" * 32 if outcome == "ok" else None,
-                )
-            )
-            if outcome == "ok":
-                part.state = PartState.SUCCEEDED
-                view.amount_sent_msat += route.sent_msat
-                view.delivered_msat += amount
-                view.fee_msat += route.fee_msat
-                emit(
-                    PartEnded(
-                        payment_hash=inv.payment_hash,
-                        partid=partid,
-                        groupid=groupid,
-                        amount_msat=amount,
-                        state=PartState.SUCCEEDED,
-                        at=time.time(),
-                    )
-                )
-                view.status = PaymentStatus.COMPLETE
-                view.payment_preimage = "77" * 32
-                view.completed_at = time.time()
-                emit(
-                    PaymentEnded(
-                        payment_hash=inv.payment_hash, status=view.status, at=view.completed_at
-                    )
-                )
-                return view
-            part.state = PartState.FAILED
-            part.failure = RouteFailure(
-                failcode=0x1007,
-                erring_index=1,
-                erring_node=PEER,
-                erring_channel="200x1x0",
-                erring_direction=1,
-            )
-            part.reason = "WIRE_TEMPORARY_CHANNEL_FAILURE at 200x1x0/1"
-            emit(
-                PartEnded(
-                    payment_hash=inv.payment_hash,
-                    partid=partid,
-                    groupid=groupid,
-                    amount_msat=amount,
-                    state=PartState.FAILED,
-                    at=time.time(),
-                    failure=part.failure,
-                    reason=part.reason,
-                )
-            )
-        view.status = PaymentStatus.FAILED
-        view.completed_at = time.time()
-        view.error = f"gave up after {partid} attempts"
-        view.error_code = 210
-        emit(
-            PaymentEnded(
-                payment_hash=inv.payment_hash,
-                status=view.status,
-                at=view.completed_at,
-                error=view.error,
-            )
-        )
-        raise StoppedRetrying(view.error, data=msgspec.to_builtins(view))
+    async def pay_outcome(
+        self, params: PayParams, *, on_event: Callable[[PaymentEvent], None] | None = None
+    ) -> PayOutcome:
+        return await self.payments.pay(params, on_event=on_event)
+
+    async def decode_invoice(self, invstring: str) -> Invoice:
+        return await self.payments.decode(invstring)
+
+    def status(self, payment_hash: str | None = None) -> list[PaymentView]:
+        return self.payments.status(payment_hash)
 
     async def route(
         self,
@@ -615,11 +444,168 @@ class FakeRuntime:
             raise BarqError("no route", data={})
         return [route_to(amount_msat)]
 
-    def status(self, payment_hash: str | None = None) -> list[PaymentView]:
-        return [v for h, v in self.views.items() if payment_hash in (None, h)]
-
     async def export_knowledge(self) -> list[Any]:
         return list(self.knowledge_out)
+
+    async def _play(
+        self,
+        params: PayParams,
+        invoice: Invoice,
+        resume: Resume,
+        publish: Publish,
+        *,
+        task_status: anyio.abc.TaskStatus[None],
+    ) -> None:
+        self.pay_calls += 1
+        self.executed.append({"invoice": invoice, "resume": resume})
+        plan = self.script.get(params.invstring, ["ok"])
+        if isinstance(plan, BaseException):
+            raise plan
+        task_status.started()
+        view: list[PaymentView] = []
+
+        def emit(ev: PaymentEvent) -> None:
+            view[:] = [fold(view[0] if view else None, ev)]
+            publish(ev)
+
+        h, groupid = invoice.payment_hash, resume.groupid
+        amount = params.amount_msat or invoice.amount_msat or 0
+        emit(
+            PaymentStarted(
+                payment_hash=h,
+                destination=invoice.payee,
+                amount_msat=amount,
+                strategy=params.strategy or self.config.default_strategy,
+                at=time.time(),
+                groupid=groupid,
+                bolt11=params.invstring,
+                label=params.label,
+                maxfee_msat=params.maxfee_msat or 5000,
+            )
+        )
+        for adopted in resume.adopted:
+            emit(adopted)
+        if await self._await_adopted(resume, emit):
+            emit(
+                PaymentEnded(
+                    payment_hash=h, groupid=groupid, status=PaymentStatus.COMPLETE, at=time.time()
+                )
+            )
+            return
+        if plan == "hold":
+            while not self.released.is_set():  # noqa: ASYNC110 - a threading.Event
+                await anyio.sleep(0.01)
+            plan = ["ok"]
+        partid = resume.next_partid
+        for outcome in plan:
+            if await self._send(invoice, groupid, partid, amount, outcome == "ok", emit):
+                emit(
+                    PaymentEnded(
+                        payment_hash=h,
+                        status=PaymentStatus.COMPLETE,
+                        at=time.time(),
+                        groupid=groupid,
+                    )
+                )
+                return
+            partid += 1
+        error = f"gave up after {len(plan)} attempts"
+        emit(
+            PaymentEnded(
+                payment_hash=h,
+                status=PaymentStatus.FAILED,
+                at=time.time(),
+                error=error,
+                error_code=210,
+                groupid=groupid,
+            )
+        )
+        raise StoppedRetrying(error, data=msgspec.to_builtins(view[0]))
+
+    async def _await_adopted(self, resume: Resume, emit: Callable[[PaymentEvent], None]) -> bool:
+        """Wait for the adopted parts; whether one succeeded."""
+        paid = False
+        for a in resume.adopted:
+            try:
+                st = await self.node.waitsendpay(a.payment_hash, partid=a.partid, groupid=a.groupid)
+            except PartFailed as exc:
+                state, failure, preimage = PartState.FAILED, exc.failure, None
+            else:
+                state, failure, preimage = PartState.SUCCEEDED, None, st.payment_preimage
+                paid = True
+            emit(
+                PartEnded(
+                    payment_hash=a.payment_hash,
+                    partid=a.partid,
+                    groupid=a.groupid,
+                    amount_msat=a.amount_msat,
+                    state=state,
+                    at=time.time(),
+                    failure=failure,
+                    preimage=preimage,
+                )
+            )
+        return paid
+
+    async def _send(
+        self,
+        invoice: Invoice,
+        groupid: int,
+        partid: int,
+        amount: int,
+        ok: bool,
+        emit: Callable[[PaymentEvent], None],
+    ) -> bool:
+        """One scripted part; whether it succeeded."""
+        h, route, now = invoice.payment_hash, route_to(amount), time.time()
+        emit(
+            PartStarted(
+                payment_hash=h,
+                partid=partid,
+                groupid=groupid,
+                amount_msat=amount,
+                route=route,
+                at=now,
+            )
+        )
+        await anyio.sleep(0.005)
+        self.node.sendpays.append(
+            PartStatus(
+                payment_hash=h,
+                partid=partid,
+                groupid=groupid,
+                status=SendpayStatus.COMPLETE if ok else SendpayStatus.FAILED,
+                amount_msat=amount,
+                amount_sent_msat=route.sent_msat,
+                destination=invoice.payee,
+                created_at=int(now),
+                completed_at=int(time.time()),
+                payment_preimage="77" * 32 if ok else None,
+            )
+        )
+        failure = None
+        if not ok:
+            failure = RouteFailure(
+                failcode=0x1007,
+                erring_index=1,
+                erring_node=PEER,
+                erring_channel="200x1x0",
+                erring_direction=1,
+            )
+        emit(
+            PartEnded(
+                payment_hash=h,
+                partid=partid,
+                groupid=groupid,
+                amount_msat=amount,
+                state=PartState.SUCCEEDED if ok else PartState.FAILED,
+                at=time.time(),
+                failure=failure,
+                reason=None if ok else "WIRE_TEMPORARY_CHANNEL_FAILURE at 200x1x0/1",
+                preimage="77" * 32 if ok else None,
+            )
+        )
+        return ok
 
 
 class FakeWorld:
@@ -638,7 +624,12 @@ class FakeWorld:
         return self.runtimes[-1]
 
     def runtime_factory(
-        self, node: FakeNode, config: EngineConfig, *, knowledge: list[Any] | None = None
+        self,
+        node: FakeNode,
+        config: EngineConfig,
+        *,
+        knowledge: list[Any] | None = None,
+        journal: PaymentJournal | None = None,
     ) -> Any:
         world = self
 
@@ -646,9 +637,14 @@ class FakeWorld:
         async def cm() -> AsyncIterator[FakeRuntime]:
             if world.fail_start is not None:
                 raise world.fail_start
-            rt = FakeRuntime(node, config, knowledge)
-            world.runtimes.append(rt)
-            yield rt
+            async with anyio.create_task_group() as tg:
+                rt = FakeRuntime(node, config, knowledge, journal, tg)
+                world.runtimes.append(rt)
+                rt.payments.start()
+                try:
+                    yield rt
+                finally:
+                    tg.cancel_scope.cancel()
 
         return cm()
 

@@ -26,6 +26,7 @@ from plugin_driver import (
 from barq.errors import RouteNotFound, RpcConnectionError
 from barq.model import PartStatus, SendpayStatus
 from barq.model.payment import PartState, PartView, PaymentStatus, PaymentView
+from barq.payment import Resume
 from barq.store import open_store
 
 PAY_FIELDS = {
@@ -148,13 +149,13 @@ def test_barqpay_keyword_and_positional_forms(world: FakeWorld, running: PluginD
 def test_barqpay_params_reach_the_engine(world: FakeWorld, running: PluginDriver) -> None:
     seen: list[Any] = []
     inv = _invoice(world, "c3", amount_msat=None)
-    orig = world.runtime.pay
+    orig = world.runtime.pay_outcome
 
     async def spy(params: Any, **kw: Any) -> Any:
         seen.append(params)
         return await orig(params, **kw)
 
-    world.runtime.pay = spy  # type: ignore[method-assign]
+    world.runtime.pay_outcome = spy  # type: ignore[method-assign]
     running.call(
         "barqpay",
         {
@@ -174,15 +175,16 @@ def test_barqpay_params_reach_the_engine(world: FakeWorld, running: PluginDriver
 
 
 def test_barqpay_decodes_and_lists_sendpays_once(world: FakeWorld, running: PluginDriver) -> None:
-    """The engine gets the invoice and ``listsendpays`` the plugin already read (no repeat)."""
+    """One ``decode`` and one ``listsendpays`` per barqpay; the payment gets what they said."""
+    running.call("barqpay", [_invoice(world, "c5")])  # after the restart reconciliation
     inv = _invoice(world, "c4")
     world.node.calls.clear()
     running.call("barqpay", [inv])
     assert world.node.calls.count("decode") == 1
     assert world.node.calls.count("listsendpays") == 1
-    [kw] = world.runtime.pay_kwargs
-    assert kw["invoice"] is not None and kw["invoice"].bolt11 == inv
-    assert kw["sendpays"] == []  # nothing sent before for this hash
+    ran = world.runtime.executed[-1]
+    assert ran["invoice"].bolt11 == inv
+    assert ran["resume"] == Resume()  # nothing sent before for this hash: group 1, part 1
 
 
 def test_progress_notifications_and_topics(world: FakeWorld, running: PluginDriver) -> None:
@@ -520,7 +522,7 @@ def _pending_record(h: str, *, groupid: int = 1) -> PaymentView:
         created_at=1000.0,
         groupid=groupid,
         bolt11="lnbcrt-x",
-        parts=[
+        parts=(
             PartView(
                 partid=1,
                 groupid=groupid,
@@ -530,8 +532,8 @@ def _pending_record(h: str, *, groupid: int = 1) -> PaymentView:
                 route=route_to(100_000),
                 state=PartState.INFLIGHT,
                 started_at=1000.0,
-            )
-        ],
+            ),
+        ),
     )
 
 
@@ -604,9 +606,10 @@ def test_restart_records_payments_that_ended_while_down(world: FakeWorld, tmp_pa
         assert pays[failed]["attempts"][0]["state"] == "failed"
 
 
-def test_restart_part_in_flight_that_fails_lets_a_new_payment_go(
+def test_restart_part_in_flight_that_fails_is_sent_again_under_a_new_partid(
     world: FakeWorld, tmp_path: Path
 ) -> None:
+    """The pending group is adopted; its part fails; the amount goes out again as part 2."""
     h = "ee" * 32
     inv = world.node.add_invoice(make_invoice(h))
     world.node.sendpays = [_sendpay(h, SendpayStatus.PENDING)]
@@ -622,10 +625,17 @@ def test_restart_part_in_flight_that_fails_lets_a_new_payment_go(
         r = d.wait(rid)["result"]
         assert r["status"] == "complete" and "already_paid" not in r
         assert r["strategy"] == "mincostflow"
-        assert r["groupid"] == 2  # a new group: part 1 of group 1 is never reused
+        assert r["groupid"] == 1  # the group adopted; part 1 of group 1 is never reused
+        assert [(a["partid"], a["state"]) for a in r["attempts"]] == [
+            (1, "failed"),
+            (2, "succeeded"),
+        ]
         assert world.runtime.pay_calls == 1
-        pays = d.call("barqlistpays", [h])["pays"]
-        assert [(p["groupid"], p["status"]) for p in pays] == [(1, "failed"), (2, "complete")]
+        [rec] = d.call("barqlistpays", [h])["pays"]
+        assert (rec["groupid"], rec["status"]) == (1, "complete")
+        assert [a["state"] for a in rec["attempts"]] == ["failed", "succeeded"]
+    ids = [(p.groupid, p.partid) for p in world.node.sendpays]
+    assert ids == [(1, 1), (1, 2)]
 
 
 # -- pay takeover (rpc_command hook) -------------------------------------------------------------

@@ -10,22 +10,16 @@ from plugin_driver import PAYEE, route_to
 
 from barq.actors.messages import ChannelKnowledge, DisabledChannel, DisabledNode
 from barq.errors import InvalidParams, RouteTooExpensive, UnknownStrategy
-from barq.model import PartStatus, RouteFailure, SendpayStatus
+from barq.limits import AMOUNT_MSAT, MAX_MSAT, MAXFEE_MSAT
+from barq.model import RouteFailure
 from barq.model.payment import PartState, PartView, PaymentStatus, PaymentView
-from barq.plugin import (
-    _NotRedirectable,
-    config_from_init,
-    knowledge_entries,
-    knowledge_records,
-    parse_exclude,
-    parse_msat,
-    parse_pay_params,
-    pay_redirect_params,
-    payment_json,
-    rpc_error,
-    unwrap_group,
-    view_from_sendpays,
-)
+from barq.plugin.host import knowledge_entries, knowledge_records
+from barq.plugin.options import config_from_init
+from barq.plugin.params import barqpay_params, parse_exclude, parse_msat
+from barq.plugin.redirect import NotRedirectable, pay_redirect_params, xpay_maxfee
+from barq.plugin.results import payment_json, rpc_error, unwrap_group
+
+X = MAXFEE_MSAT.named("x")
 
 
 @pytest.mark.parametrize(
@@ -45,7 +39,7 @@ from barq.plugin import (
     ],
 )
 def test_parse_msat_accepts_cln_forms(value: Any, msat: int) -> None:
-    assert parse_msat(value, "x") == msat
+    assert parse_msat(value, X) == msat
 
 
 @pytest.mark.parametrize(
@@ -68,12 +62,15 @@ def test_parse_msat_accepts_cln_forms(value: Any, msat: int) -> None:
 )
 def test_parse_msat_rejects(value: Any) -> None:
     with pytest.raises(InvalidParams, match="x:"):
-        parse_msat(value, "x")
+        parse_msat(value, X)
 
 
-def test_parse_msat_zero_can_be_refused() -> None:
-    with pytest.raises(InvalidParams, match="> 0"):
-        parse_msat(0, "amount_msat", allow_zero=False)
+def test_parse_msat_range_is_the_limits_one() -> None:
+    with pytest.raises(InvalidParams, match="amount_msat: must be between 1 and"):
+        parse_msat(0, AMOUNT_MSAT)
+    assert parse_msat(MAX_MSAT, AMOUNT_MSAT) == MAX_MSAT
+    with pytest.raises(InvalidParams, match="amount_msat"):  # more than 21 million BTC
+        parse_msat(2**64, AMOUNT_MSAT)
 
 
 def test_parse_exclude() -> None:
@@ -87,8 +84,8 @@ def test_parse_exclude() -> None:
             parse_exclude(bad)
 
 
-def test_parse_pay_params_defaults_are_none() -> None:
-    p = parse_pay_params("LIGHTNING:lnbcrt1xyz")
+def test_barqpay_params_defaults_are_none() -> None:
+    p = barqpay_params("LIGHTNING:lnbcrt1xyz")
     assert p.invstring == "lnbcrt1xyz"
     assert (
         p.amount_msat,
@@ -100,10 +97,10 @@ def test_parse_pay_params_defaults_are_none() -> None:
         p.label,
         p.exclude,
     ) == (None, None, None, None, None, None, None, ())
-    assert parse_pay_params("ln1", maxparts=1000).maxparts == 1000
-    assert parse_pay_params("ln1", label=7).label == "7"
+    assert barqpay_params("ln1", maxparts=1000).maxparts == 1000
+    assert barqpay_params("ln1", label=7).label == "7"
     with pytest.raises(UnknownStrategy, match="available"):
-        parse_pay_params("ln1", strategy="nope")
+        barqpay_params("ln1", strategy="nope")
 
 
 def test_pay_redirect_params() -> None:
@@ -126,8 +123,14 @@ def test_pay_redirect_params() -> None:
         {"bolt11": "lnbc1", "maxfeepercent": "x"},
         ["lnbc1"] * 13,
     ):
-        with pytest.raises(_NotRedirectable):
+        with pytest.raises(NotRedirectable):
             pay_redirect_params(bad)
+
+
+def test_xpay_maxfee() -> None:
+    assert xpay_maxfee(2_000_000, None, None) == 10_000  # 0.5 %
+    assert xpay_maxfee(100_000, None, None) == 5000  # at least the default exemptfee
+    assert xpay_maxfee(2_000_000, Decimal("1"), 50_000) == 50_000
 
 
 def test_config_from_init_defaults_and_paths() -> None:
@@ -169,7 +172,7 @@ def _view(status: PaymentStatus = PaymentStatus.FAILED) -> PaymentView:
         error="destination refused",
         error_code=203,
         attempts=1,
-        parts=[
+        parts=(
             PartView(
                 partid=1,
                 groupid=2,
@@ -182,8 +185,8 @@ def _view(status: PaymentStatus = PaymentStatus.FAILED) -> PaymentView:
                 finished_at=102.5,
                 failure=f,
                 reason="WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS",
-            )
-        ],
+            ),
+        ),
     )
 
 
@@ -211,41 +214,6 @@ def test_rpc_error_mapping() -> None:
     assert rpc_error(InvalidParams("bad", data={"param": "x"})) == (-32602, "bad", {"param": "x"})
     code, msg, data = rpc_error(KeyError("k"), method="barqpay")
     assert code == 209 and msg == "internal error in barqpay: KeyError: 'k'"
-
-
-def test_view_from_sendpays_merges_with_the_record() -> None:
-    base = _view(PaymentStatus.PENDING)
-    base.parts[0].state = PartState.INFLIGHT
-    parts = [
-        PartStatus(
-            payment_hash="ab" * 32,
-            partid=1,
-            groupid=2,
-            status=SendpayStatus.COMPLETE,
-            amount_msat=1000,
-            amount_sent_msat=1001,
-            created_at=100,
-            completed_at=104,
-            payment_preimage="cd" * 32,
-        ),
-        PartStatus(
-            payment_hash="ab" * 32,
-            partid=2,
-            groupid=2,
-            status=SendpayStatus.FAILED,
-            amount_msat=500,
-            amount_sent_msat=502,
-            created_at=100,
-            completed_at=101,
-        ),
-    ]
-    v = view_from_sendpays(parts, base)
-    assert v.status is PaymentStatus.COMPLETE and v.payment_preimage == "cd" * 32
-    assert (v.amount_sent_msat, v.delivered_msat, v.fee_msat, v.attempts) == (1001, 1000, 1, 2)
-    assert v.parts[0].route == base.parts[0].route and v.parts[1].route.hops == ()
-    assert v.strategy == "direct" and v.error is None
-    alone = view_from_sendpays(parts[1:])
-    assert alone.status is PaymentStatus.FAILED and alone.amount_msat == 500
 
 
 def test_knowledge_round_trip() -> None:

@@ -9,10 +9,22 @@ from pathlib import Path
 
 import pytest
 import trio
+from msgspec.structs import replace
 
 from barq.errors import StoreError
 from barq.model import Hop, Route, RouteFailure
-from barq.model.payment import PartState, PartView, PaymentStatus, PaymentView
+from barq.model.payment import (
+    PartEnded,
+    PartStarted,
+    PartState,
+    PartView,
+    PaymentEnded,
+    PaymentEvent,
+    PaymentStarted,
+    PaymentStatus,
+    PaymentView,
+)
+from barq.payment import fold_all
 from barq.store import MIGRATIONS, SCHEMA_VERSION, KnowledgeRecord, open_store
 
 A = "02" + "aa" * 32
@@ -58,7 +70,7 @@ def _view(
         maxfee_msat=5000,
         attempts=2,
         compute_s=0.01,
-        parts=[
+        parts=(
             PartView(
                 partid=1,
                 groupid=groupid,
@@ -82,7 +94,7 @@ def _view(
                 state=PartState.INFLIGHT,
                 started_at=created_at + 0.4,
             ),
-        ],
+        ),
     )
 
 
@@ -134,12 +146,15 @@ def test_payment_round_trip_and_upsert(tmp_path: Path) -> None:
         assert store.get_payments() == [view]
     # a later snapshot of the same payment replaces the row and adds/updates parts
     done = _view(status=PaymentStatus.COMPLETE)
-    done.parts[1].state = PartState.SUCCEEDED
-    done.parts[1].finished_at = done.created_at + 1
-    done.payment_preimage = "22" * 32
-    done.completed_at = done.created_at + 1
-    done.amount_sent_msat = 300_003
-    done.fee_msat = 3
+    last = replace(done.parts[1], state=PartState.SUCCEEDED, finished_at=done.created_at + 1)
+    done = replace(
+        done,
+        parts=(done.parts[0], last),
+        payment_preimage="22" * 32,
+        completed_at=done.created_at + 1,
+        amount_sent_msat=300_003,
+        fee_msat=3,
+    )
     with open_store(path) as store:  # survives a restart
         store.put_payment(done)
         got = store.get_payments()
@@ -315,3 +330,108 @@ async def test_async_reads_see_earlier_writes(tmp_path: Path) -> None:
             await store.aflush()
         finally:
             store.close()
+
+
+# -- recording a payment event by event (the engine's journal port) ------------------------------
+
+
+def _events(n_parts: int, payment_hash: str = "33" * 32) -> list[PaymentEvent]:
+    """A payment of ``n_parts`` parts: every third part fails, the others succeed."""
+    t = 1_700_000_000.0
+    events: list[PaymentEvent] = [
+        PaymentStarted(
+            payment_hash=payment_hash,
+            destination=C,
+            amount_msat=1000 * n_parts,
+            strategy="mincostflow",
+            at=t,
+            groupid=2,
+            bolt11="lnbcrt1...",
+            label="coffee",
+            maxfee_msat=5000,
+        )
+    ]
+    for i in range(1, n_parts + 1):
+        events.append(
+            PartStarted(
+                payment_hash=payment_hash,
+                partid=i,
+                groupid=2,
+                amount_msat=1000,
+                route=_route(1000, 1),
+                at=t + i,
+                compute_s=0.001 * i,
+            )
+        )
+    for i in range(1, n_parts + 1):
+        ok = i % 3 != 0
+        events.append(
+            PartEnded(
+                payment_hash=payment_hash,
+                partid=i,
+                groupid=2,
+                amount_msat=1000,
+                state=PartState.SUCCEEDED if ok else PartState.FAILED,
+                at=t + 100 + i,
+                failure=None if ok else RouteFailure(failcode=0x1007, erring_index=1),
+                reason=None if ok else "no liquidity",
+                preimage="44" * 32 if ok else None,
+            )
+        )
+    events.append(
+        PaymentEnded(
+            payment_hash=payment_hash,
+            status=PaymentStatus.COMPLETE,
+            at=t + 500,
+            groupid=2,
+            compute_s=0.5,
+        )
+    )
+    return events
+
+
+def test_recorded_events_read_back_as_their_fold(tmp_path: Path) -> None:
+    events = _events(7)
+    with open_store(tmp_path / "db") as store:
+        for i, ev in enumerate(events):
+            store.record(ev)
+            assert store.get_payments() == [fold_all(events[: i + 1])]  # after every event
+    with open_store(tmp_path / "db") as store:
+        [got] = store.get_payments()
+    assert got == fold_all(events)
+    assert got.status is PaymentStatus.COMPLETE and got.payment_preimage == "44" * 32
+    assert got.delivered_msat == 5000 and got.attempts == 7 and got.compute_s == 0.5
+
+
+def test_recording_costs_one_part_row_per_event(tmp_path: Path) -> None:
+    """O(parts) row writes per payment: each event writes its part's row and the payment's."""
+    path = tmp_path / "db"
+    open_store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE row_writes (n INTEGER)")
+    for table in ("payments", "parts"):
+        for op in ("INSERT", "UPDATE"):
+            conn.execute(
+                f"CREATE TRIGGER count_{table}_{op} AFTER {op} ON {table} "
+                "BEGIN INSERT INTO row_writes VALUES (1); END"
+            )
+    conn.commit()
+    conn.close()
+    parts = 64
+    events = _events(parts)
+    with open_store(path) as store:
+        for ev in events:
+            store.record(ev)
+        store.flush()
+    conn = sqlite3.connect(path)
+    [(writes,)] = conn.execute("SELECT COUNT(*) FROM row_writes").fetchall()
+    conn.close()
+    assert writes <= 2 * len(events) == 2 * (2 * parts + 2)  # not parts * events
+
+
+def test_an_event_of_a_payment_never_started_is_reported_and_skipped(tmp_path: Path) -> None:
+    errors: list[str] = []
+    with open_store(tmp_path / "db", on_error=errors.append) as store:
+        store.record(_events(1)[-1])  # PaymentEnded alone
+        assert store.get_payments() == []
+    assert "PaymentEnded" in errors[0] and "before PaymentStarted" in errors[0]

@@ -51,7 +51,6 @@ import numpy.typing as npt
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from barq.actors._mailbox import reply
-from barq.actors.failures import FailureKind, classify
 from barq.actors.messages import (
     ChannelKnowledge,
     DisabledChannel,
@@ -68,6 +67,7 @@ from barq.actors.messages import (
 )
 from barq.model import FailCode, NodeId, Route, RouteFailure, ScidDir, parse_scid_dir, scid_dir
 from barq.model.payment import PartState
+from barq.payment.failures import FailureKind, classify
 
 __all__ = [
     "DECAY_STEPS",

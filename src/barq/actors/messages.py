@@ -26,8 +26,8 @@ from typing import Any
 import msgspec
 from anyio.streams.memory import MemoryObjectSendStream
 
-from barq.model import NodeId, Route, RouteFailure, RouteHintHop, RouteInput, ScidDir
-from barq.model.payment import PartState
+from barq.model import NodeId, Route, RouteHintHop, RouteInput, ScidDir
+from barq.model.payment import PartOutcome  # re-exported: part of the actor protocol
 
 __all__ = [
     "ChannelKnowledge",
@@ -74,30 +74,6 @@ class PlannedRoute(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     reservation: int
     route: Route
     capacities_msat: tuple[int, ...]
-
-
-class PartOutcome(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """How one part ended.
-
-    Attributes:
-        state: ``SUCCEEDED`` or ``FAILED``.
-        sent: an HTLC left us (``sendpay`` accepted the part). False for an
-            immediate refusal or a part never sent (deadline passed first).
-        failure: the BOLT 4 failure, when the node reported one.
-        preimage: the payment preimage on success.
-        reason: one human line (why it failed, or how it was adopted).
-        rpc_code: the node's JSON-RPC code for a refusal that carried no failure.
-        lost: ``waitsendpay`` kept failing: the part may still be in flight, its
-            amount must not be reused.
-    """
-
-    state: PartState
-    sent: bool
-    failure: RouteFailure | None = None
-    preimage: str | None = None
-    reason: str | None = None
-    rpc_code: int | None = None
-    lost: bool = False
 
 
 # -- estimator inbox ------------------------------------------------------------------------

@@ -40,7 +40,6 @@ import numpy.typing as npt
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from barq.actors._mailbox import ask, reply
-from barq.actors.failures import classify
 from barq.actors.messages import (
     ClosePayment,
     EstimatorMsg,
@@ -77,6 +76,7 @@ from barq.model import (
 )
 from barq.model.payment import EngineConfig, PartState
 from barq.node.base import NodeInterface
+from barq.payment.failures import classify
 from barq.strategies import RoutingContext, Strategy, get_strategy
 
 __all__ = ["RouterBook", "router"]

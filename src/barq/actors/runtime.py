@@ -4,7 +4,7 @@
 
     async with open_runtime(node, config) as rt:        # router + estimator start here
         view = await rt.pay(PayParams(invstring=bolt11))  # one supervisor per payment
-        rt.status()                                     # live + recent payments (copies)
+        rt.status()                                     # live + recent payments (frozen views)
 
 Lifetimes (tractor's one-cancels-all, per level): the runtime's task group
 holds the router, the estimator and every payment's supervisor; each
@@ -16,25 +16,27 @@ same invoice adopts them (``listsendpays``).
 
 A payment runs in the runtime's task group, not in the caller's task: if
 the caller of :meth:`Runtime.pay` is cancelled the payment goes on (nothing
-sent is ever orphaned) and :meth:`Runtime.status` shows how it ends.
+sent is ever orphaned) and :meth:`Runtime.status` shows how it ends. What
+happened before a call (already paid, parts to adopt, a payment of the hash
+running) and the restart reconciliation are the coordinator's
+(:mod:`barq.actors.coordinator`), which asks :mod:`barq.payment`.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectSendStream
 
 from barq.actors._mailbox import ask
+from barq.actors.coordinator import RECENT_PAYMENTS, PaymentCoordinator
 from barq.actors.estimator import LiquidityKnowledge, liquidity_estimator
 from barq.actors.messages import (
     EstimatorMsg,
@@ -50,7 +52,7 @@ from barq.actors.messages import (
     RoutesFound,
 )
 from barq.actors.router import router
-from barq.actors.supervisor import MAXPARTS_LIMIT, decode_invoice, payment_supervisor
+from barq.actors.supervisor import payment_supervisor
 from barq.errors import (
     PAY_ROUTE_NOT_FOUND,
     PAY_ROUTE_TOO_EXPENSIVE,
@@ -61,33 +63,45 @@ from barq.errors import (
     RouteTooExpensive,
     UnknownStrategy,
 )
+from barq.limits import MAXPARTS
 from barq.model import Invoice, NodeId, NodeInfo, PartStatus, Route, RouteInput
 from barq.model.payment import (
     EngineConfig,
     PaymentEvent,
-    PaymentStatus,
     PaymentView,
+    PayOutcome,
     PayParams,
 )
 from barq.node.base import NodeInterface
+from barq.payment import PaymentJournal, Publish, Resume
 from barq.strategies import Strategy, get_strategy
+from barq.strategies import available_strategies as _registered
 
-__all__ = ["RECENT_PAYMENTS", "Runtime", "open_runtime"]
+__all__ = [
+    "RECENT_PAYMENTS",
+    "Runtime",
+    "available_strategies",
+    "check_strategy",
+    "open_runtime",
+]
 
 log = logging.getLogger(__name__)
 
-#: finished payments :meth:`Runtime.status` remembers
-RECENT_PAYMENTS = 200
 _INBOX_SIZE = 16
 
 
-@dataclass
-class _Payment:
-    """One payment as the runtime tracks it (written only by the payment's own task)."""
+def available_strategies() -> list[dict[str, Any]]:
+    """The registered routing strategies, one entry each (``barqstrategies``'s list)."""
+    return _registered()
 
-    done: anyio.Event = field(default_factory=anyio.Event)
-    view: PaymentView | None = None
-    error: BarqError | None = None
+
+def check_strategy(name: str) -> None:
+    """Check that a strategy is registered as ``name``.
+
+    Raises:
+        UnknownStrategy: (-32602) nothing is; the message lists what is.
+    """
+    get_strategy(name)
 
 
 class Runtime:
@@ -103,17 +117,18 @@ class Runtime:
         router_tx: MemoryObjectSendStream[RouterMsg],
         estimator_tx: MemoryObjectSendStream[EstimatorMsg],
         info: NodeInfo,
+        journal: PaymentJournal | None = None,
     ) -> None:
         self._node = node
         self._config = config
         self._info = info  # our id and network never change while lightningd runs
         self._strategies: dict[str, Strategy] = {}
         self._clock = clock
-        self._tg = tg
         self._router = router_tx
         self._estimator = estimator_tx
-        self._live: dict[str, _Payment] = {}
-        self._recent: deque[PaymentView] = deque(maxlen=RECENT_PAYMENTS)
+        self._payments = PaymentCoordinator(
+            node=node, execute=self._execute, tg=tg, clock=clock, journal=journal
+        )
         self._closed = False
 
     @property
@@ -128,13 +143,28 @@ class Runtime:
         invoice: Invoice | None = None,
         sendpays: Sequence[PartStatus] | None = None,
     ) -> PaymentView:
-        """Pay ``params.invstring``.
+        """Pay ``params.invstring``; the payment's view (see :meth:`pay_outcome`)."""
+        outcome = await self.pay_outcome(
+            params, on_event=on_event, invoice=invoice, sendpays=sendpays
+        )
+        return outcome.view
+
+    async def pay_outcome(
+        self,
+        params: PayParams,
+        *,
+        on_event: Callable[[PaymentEvent], None] | None = None,
+        invoice: Invoice | None = None,
+        sendpays: Sequence[PartStatus] | None = None,
+    ) -> PayOutcome:
+        """Pay ``params.invstring`` once, whatever happened before.
 
         Concurrent calls for the same payment hash do not send twice: the
-        later ones wait for the first and return (or raise) its result
-        (``on_event`` of a later call sees nothing). A call after the first
-        finished starts again and finds the payment already complete
-        (``listsendpays``) without sending.
+        later ones wait for the first and get its result (``joined``; their
+        ``on_event`` sees nothing). An invoice already paid (``listsendpays``)
+        is answered with that payment (``already_paid``) without sending; parts
+        still pending from an earlier run are adopted (same group, new part ids
+        for anything more). See :mod:`barq.payment` for the rules.
 
         Args:
             params: the ``barqpay`` parameters.
@@ -144,126 +174,59 @@ class Runtime:
             invoice: ``params.invstring`` already decoded by the caller (its
                 ``bolt11`` must be ``params.invstring``): saves a ``decode``.
             sendpays: what ``listsendpays`` of this invoice's payment hash returned
-                just before this call (the caller's own check for an earlier payment):
-                the payment adopts from it instead of asking the node again. Only
-                for a caller that makes sure nothing else pays this hash meanwhile.
+                just before this call: the payment decides from it instead of
+                asking the node again. Only for a caller that makes sure nothing
+                else pays this hash meanwhile.
 
         Returns:
-            the payment's view, status ``complete``.
+            the outcome; its view has status ``complete``.
 
         Raises:
             barq.errors.BarqError: a subclass saying why (see
                 :func:`~barq.actors.supervisor.payment_supervisor`); ``.data`` is the
                 view as builtins with ``attempts`` the list of every part tried
                 (partid, route, amount, outcome, failcodename, erring channel/node).
+            AlreadyPaid: (201) the invoice was paid before with another amount.
             InvalidParams: ``invoice`` is not the decoded ``params.invstring``, or
                 ``sendpays`` holds parts of another payment hash.
         """
         self._check_open()
-        if invoice is None:
-            invoice = await decode_invoice(self._node, params.invstring)
-        elif invoice.bolt11 != params.invstring:
-            raise InvalidParams("the decoded invoice given is not params.invstring's")
-        h = invoice.payment_hash
-        if sendpays is not None and any(p.payment_hash != h for p in sendpays):
-            raise InvalidParams(f"sendpays must all be of payment hash {h}")
-        mine = self._live.get(h)
-        if mine is None:
-            mine = self._live[h] = _Payment()
-            try:
-                await self._tg.start(
-                    partial(
-                        self._run_payment,
-                        params,
-                        invoice,
-                        mine,
-                        on_event,
-                        None if sendpays is None else list(sendpays),
-                    )
-                )
-            except BaseException as exc:
-                if isinstance(exc, BarqError):
-                    mine.error = exc
-                self._live.pop(h, None)
-                mine.done.set()
-                raise
-        await mine.done.wait()
-        if mine.error is not None:
-            raise _fresh(mine.error)
-        assert mine.view is not None
-        return copy.deepcopy(mine.view)
+        return await self._payments.pay(
+            params, on_event=on_event, invoice=invoice, sendpays=sendpays
+        )
 
-    async def _run_payment(
+    async def decode_invoice(self, invstring: str) -> Invoice:
+        """The node's decoding of ``invstring``.
+
+        Raises:
+            InvalidInvoice: the node cannot decode it.
+        """
+        self._check_open()
+        return await self._payments.decode(invstring)
+
+    async def _execute(
         self,
         params: PayParams,
         invoice: Invoice,
-        mine: _Payment,
-        on_event: Callable[[PaymentEvent], None] | None,
-        sendpays: list[PartStatus] | None,
+        resume: Resume,
+        publish: Publish,
         *,
         task_status: anyio.abc.TaskStatus[None],
     ) -> None:
-        """The payment's task in the runtime group: runs its supervisor, records the result.
-
-        Errors before the supervisor is ready propagate to :meth:`pay` (through
-        ``start``); after that nothing escapes: the result lands in ``mine``.
-        """
-        started = False
-
-        def ready(value: None = None) -> None:
-            nonlocal started
-            started = True
-            task_status.started()
-
-        status = _Started(ready)
-
-        def publish(event: PaymentEvent, view: PaymentView) -> None:
-            mine.view = view
-            if on_event is not None:
-                try:
-                    on_event(event)
-                except Exception:
-                    log.exception("payment %s: on_event callback failed", invoice.payment_hash)
-
-        try:
-            view = await payment_supervisor(
-                params=params,
-                invoice=invoice,
-                node=self._node,
-                router=self._router,
-                estimator=self._estimator,
-                config=self._config,
-                clock=self._clock,
-                publish=publish,
-                task_status=status,
-                info=self._info,
-                previous=sendpays,
-                strategies=self._strategy,
-            )
-            mine.view = view
-        except BarqError as exc:
-            if not started:
-                raise
-            mine.error = exc
-        except Exception as exc:
-            if not started:
-                raise
-            log.exception("payment %s: supervisor crashed", invoice.payment_hash)
-            mine.error = BarqError(f"internal error while paying: {exc!r}")
-        finally:
-            if started:
-                if mine.error is None and (
-                    mine.view is None or mine.view.status is PaymentStatus.PENDING
-                ):
-                    mine.error = BarqError(
-                        "the payment engine shut down during the payment; "
-                        "parts in flight stay with the node (pay again to "
-                        "adopt them)"
-                    )
-                if mine.view is not None:
-                    self._recent.append(mine.view)
-                self._live.pop(invoice.payment_hash, None)
-                mine.done.set()
+        await payment_supervisor(
+            params=params,
+            invoice=invoice,
+            node=self._node,
+            router=self._router,
+            estimator=self._estimator,
+            config=self._config,
+            clock=self._clock,
+            publish=publish,
+            strategies=self._strategy,
+            resume=resume,
+            info=self._info,
+            task_status=task_status,
+        )
 
     async def route(
         self,
@@ -288,8 +251,8 @@ class Runtime:
         if amount_msat <= 0:
             raise InvalidParams(f"amount must be positive, got {amount_msat} msat")
         parts = cfg.maxparts if maxparts is None else maxparts
-        if not 1 <= parts <= MAXPARTS_LIMIT:
-            raise InvalidParams(f"maxparts must be between 1 and {MAXPARTS_LIMIT}, got {parts}")
+        if not MAXPARTS.lo <= parts <= MAXPARTS.hi:
+            raise InvalidParams(f"maxparts must be {MAXPARTS.describe()}, got {parts}")
         fee = cfg.default_maxfee_msat(amount_msat) if maxfee_msat is None else maxfee_msat
         if fee < 0:
             raise InvalidParams(f"maxfee_msat must be >= 0, got {fee}")
@@ -317,13 +280,9 @@ class Runtime:
         raise AssertionError(f"unexpected router answer {answer!r}")  # pragma: no cover
 
     def status(self, payment_hash: str | None = None) -> list[PaymentView]:
-        """Copies of the live payments, then the recent ones (newest last)."""
-        views = [p.view for p in self._live.values() if p.view is not None]
-        live = {v.payment_hash for v in views}
-        views += [v for v in self._recent if v.payment_hash not in live]
-        if payment_hash is not None:
-            views = [v for v in views if v.payment_hash == payment_hash]
-        return [copy.deepcopy(v) for v in views]
+        """Live payments, then recent ones (newest last), then groups recovering from a
+        restart; frozen views (folds of each payment's events)."""
+        return self._payments.status(payment_hash)
 
     async def export_knowledge(self) -> list[KnowledgeEntry]:
         """Everything the estimator knows (persist it; hand it back to :func:`open_runtime`)."""
@@ -368,27 +327,6 @@ class Runtime:
             raise BarqError("the payment engine is shut down")
 
 
-class _Started:
-    """A ``TaskStatus`` that records that ``started()`` was called."""
-
-    def __init__(self, on_started: Callable[[None], None]) -> None:
-        self._on_started = on_started
-
-    def started(self, value: None = None) -> None:
-        self._on_started(value)
-
-
-def _fresh(err: BarqError) -> BarqError:
-    """A new exception equal to ``err`` (each waiting caller raises its own object)."""
-    try:
-        new = copy.copy(err)
-    except Exception:  # pragma: no cover - exotic subclasses
-        return err
-    new.data = copy.deepcopy(err.data)
-    new.__traceback__ = None
-    return new
-
-
 def _no_routes_error(no: NoRoutes) -> BarqError:
     if no.code == PAY_ROUTE_TOO_EXPENSIVE:
         return RouteTooExpensive(no.message, data=no.data)
@@ -408,6 +346,7 @@ async def open_runtime(
     *,
     clock: Callable[[], float] | None = None,
     knowledge: Sequence[KnowledgeEntry] | None = None,
+    journal: PaymentJournal | None = None,
 ) -> AsyncIterator[Runtime]:
     """Start the engine on ``node``: the estimator, then the router (which loads the graph).
 
@@ -417,6 +356,9 @@ async def open_runtime(
         clock: UNIX-like seconds for timestamps and knowledge decay (default
             ``time.time``; the simulator passes its own).
         knowledge: persisted estimator entries to start from.
+        journal: where payments are recorded (the plugin's store); with one, the
+            engine also reconciles with ``listsendpays`` after a restart (parts
+            still pending are awaited, payments that ended meanwhile recorded).
 
     Raises:
         barq.errors.BarqError: the node could not give our id, graph or channels.
@@ -455,7 +397,9 @@ async def open_runtime(
                     router_tx=rt_tx,
                     estimator_tx=est_tx,
                     info=info,
+                    journal=journal,
                 )
+                runtime._payments.start()
                 yield runtime
             except BaseException as exc:
                 alone = exc

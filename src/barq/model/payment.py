@@ -1,7 +1,16 @@
-"""What crosses the engine's public boundary: pay parameters, live views, events.
+"""What crosses the engine's public boundary: pay parameters, events, views, outcomes.
 
 The entry points (``barq.plugin``, ``barq.cli``) speak only these types to
 the actor runtime (``barq.actors.runtime``).
+
+A payment is told as a stream of frozen events::
+
+    PaymentStarted  (PartAdopted)*  (PartStarted | PartEnded)*  PaymentEnded
+
+and a :class:`PaymentView` is nothing but their fold
+(:func:`barq.payment.fold`): observers (``on_event``, the store, the plugin's
+notifications) get the events, readers (``barqstatus``, results) the frozen
+views. Neither can change what the engine holds.
 """
 
 from __future__ import annotations
@@ -14,10 +23,13 @@ from barq.model import NodeId, Route, RouteFailure
 
 __all__ = [
     "EngineConfig",
+    "PartAdopted",
     "PartEnded",
+    "PartOutcome",
     "PartStarted",
     "PartState",
     "PartView",
+    "PayOutcome",
     "PayParams",
     "PaymentEnded",
     "PaymentEvent",
@@ -86,7 +98,34 @@ class PaymentStatus(StrEnum):
     FAILED = "failed"
 
 
-class PartView(msgspec.Struct, kw_only=True):
+class PartOutcome(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """How one part ended (a shard worker's report, read by the payment's book).
+
+    Attributes:
+        state: ``SUCCEEDED`` or ``FAILED``.
+        sent: an HTLC left us (``sendpay`` accepted the part). False for an
+            immediate refusal or a part never sent (deadline passed first).
+        failure: the BOLT 4 failure, when the node reported one.
+        preimage: the payment preimage on success.
+        reason: one human line (why it failed, or how it was adopted).
+        rpc_code: the node's JSON-RPC code for a refusal that carried no failure.
+        lost: ``waitsendpay`` kept failing: the part may still be in flight, its
+            amount must not be reused.
+    """
+
+    state: PartState
+    sent: bool
+    failure: RouteFailure | None = None
+    preimage: str | None = None
+    reason: str | None = None
+    rpc_code: int | None = None
+    lost: bool = False
+
+
+# -- views: folds of the events (frozen; build new ones with msgspec.structs.replace) ----------
+
+
+class PartView(msgspec.Struct, frozen=True, kw_only=True):
     """One attempt (one ``sendpay`` part) of a payment, for status and results."""
 
     partid: int
@@ -102,7 +141,7 @@ class PartView(msgspec.Struct, kw_only=True):
     reason: str | None = None
 
 
-class PaymentView(msgspec.Struct, kw_only=True):
+class PaymentView(msgspec.Struct, frozen=True, kw_only=True):
     """A payment with all its parts: ``barqstatus``'s and ``barqpay``'s shape.
 
     Totals: ``amount_sent_msat`` and ``fee_msat`` count succeeded parts;
@@ -128,29 +167,77 @@ class PaymentView(msgspec.Struct, kw_only=True):
     attempts: int = 0
     maxfee_msat: int = 0
     compute_s: float = 0.0  # wall-clock seconds spent inside strategies for this payment
-    parts: list[PartView] = msgspec.field(default_factory=list)
+    parts: tuple[PartView, ...] = ()
     error: str | None = None
     error_code: int | None = None
 
 
+class PayOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What one pay call produced: the payment, and how it was obtained.
+
+    Attributes:
+        view: the payment (status complete).
+        already_paid: an earlier payment of this invoice; nothing was sent now.
+        joined: another call for the same payment hash was running; this is its result.
+    """
+
+    view: PaymentView
+    already_paid: bool = False
+    joined: bool = False
+
+
+# -- events --------------------------------------------------------------------------------
+
+
 class PaymentStarted(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """The payment is validated and about to send; ``at`` is its creation time."""
+
     payment_hash: str
     destination: NodeId
     amount_msat: int
     strategy: str
     at: float
+    groupid: int = 0
+    bolt11: str | None = None
+    label: str | None = None
+    maxfee_msat: int = 0
+
+
+class PartAdopted(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """A part an earlier run sent (``listsendpays``: still pending) now counts as in flight.
+
+    ``route`` is the one recorded by that run (empty when unknown); ``at`` its
+    start time.
+    """
+
+    payment_hash: str
+    partid: int
+    groupid: int
+    amount_msat: int
+    amount_sent_msat: int
+    at: float
+    route: Route = Route(hops=())
+    reason: str | None = None
 
 
 class PartStarted(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """A part was handed to a shard worker over ``route``.
+
+    ``compute_s`` is the payment's time in strategies so far (cumulative).
+    """
+
     payment_hash: str
     partid: int
     groupid: int
     amount_msat: int
     route: Route
     at: float
+    compute_s: float = 0.0
 
 
 class PartEnded(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """A part ended in ``state`` (``preimage`` when it succeeded)."""
+
     payment_hash: str
     partid: int
     groupid: int
@@ -159,13 +246,19 @@ class PartEnded(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     at: float
     failure: RouteFailure | None = None
     reason: str | None = None
+    preimage: str | None = None
 
 
 class PaymentEnded(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """The payment ended (``error``/``error_code`` when it failed)."""
+
     payment_hash: str
+    groupid: int
     status: PaymentStatus
     at: float
     error: str | None = None
+    error_code: int | None = None
+    compute_s: float = 0.0
 
 
-PaymentEvent = PaymentStarted | PartStarted | PartEnded | PaymentEnded
+PaymentEvent = PaymentStarted | PartAdopted | PartStarted | PartEnded | PaymentEnded

@@ -7,16 +7,24 @@ thread (``barq-store``) that is the only user of it. Every operation is a
 closure put on an unbounded FIFO ``queue.Queue`` that this thread runs in
 order, each in its own transaction:
 
-* **writes** (:meth:`Store.put_payment`, :meth:`Store.put_knowledge`) only
-  enqueue and return at once: they are safe to call from the trio thread (or
-  any thread) and never wait for the disk. A failed write is logged through
-  ``on_error`` and kept in :attr:`Store.last_error`; it never raises into
+* **writes** (:meth:`Store.record`, :meth:`Store.put_payment`,
+  :meth:`Store.put_knowledge`) only enqueue and return at once: they are safe
+  to call from the trio thread (or any thread) and never wait for the disk.
+  A failed write is logged through ``on_error`` and kept in
+  :attr:`Store.last_error`; it never raises into
   the caller (a payment already made cannot be undone because the history
   could not be written);
 * **reads** (:meth:`Store.get_payments`, :meth:`Store.get_knowledge`) go
   through the same queue, so they see every write submitted before them
   (read-your-writes). The blocking forms are for tests and tools; async code
   uses the ``a``-prefixed forms, which wait in an ``anyio.to_thread`` worker.
+
+A payment is recorded as it happens, one event at a time (:meth:`Store.record`,
+the engine's :class:`barq.payment.PaymentJournal` port): each event writes the
+payment's row and the one part it changed, so a payment of N parts costs
+O(N) row writes. The payment's totals come from :func:`barq.payment.fold`,
+the same fold every other reader uses; the store keeps the fold of each
+payment until its ``PaymentEnded``.
 
 The file is in WAL mode (readers of other processes, e.g. ``sqlite3`` on the
 command line, never block the writer). Opening takes the write lock briefly
@@ -37,11 +45,25 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
-import msgspec
 
 from barq.errors import StoreError
-from barq.model import Route, RouteFailure
-from barq.model.payment import PartState, PartView, PaymentStatus, PaymentView
+from barq.model.payment import (
+    PaymentEnded,
+    PaymentEvent,
+    PaymentStarted,
+    PaymentView,
+)
+from barq.payment import GroupKey, fold
+from barq.store._rows import (
+    KnowledgeRecord,
+    knowledge_row,
+    part_row,
+    payment_row,
+    read_knowledge,
+    read_payments,
+    write_knowledge,
+    write_payment,
+)
 from barq.store._schema import MIGRATIONS, Migration
 
 __all__ = ["KnowledgeRecord", "Store", "open_store"]
@@ -49,30 +71,6 @@ __all__ = ["KnowledgeRecord", "Store", "open_store"]
 log = logging.getLogger("barq.store")
 
 T = TypeVar("T")
-
-_route_encoder = msgspec.json.Encoder()
-_route_decoder = msgspec.json.Decoder(Route)
-_failure_decoder = msgspec.json.Decoder(RouteFailure)
-
-
-class KnowledgeRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """One entry of the estimator's knowledge, as stored (a row of ``knowledge``).
-
-    ``kind`` is ``"channel"`` (``key`` a ``scid_dir``; ``lo_msat <= hi_msat``
-    bounds learnt at ``updated_at``, UNIX seconds; ``capacity_msat`` when
-    known), ``"disabled_channel"`` (``key`` a ``scid_dir``) or
-    ``"disabled_node"`` (``key`` a node id), the last two not to be used before
-    ``until`` for ``reason``. ``(kind, key)`` is unique.
-    """
-
-    kind: str
-    key: str
-    lo_msat: int | None = None
-    hi_msat: int | None = None
-    capacity_msat: int | None = None
-    updated_at: float | None = None
-    until: float | None = None
-    reason: str = ""
 
 
 def _describe(path: Path, exc: BaseException) -> str:
@@ -201,6 +199,8 @@ class Store:
         self._queue: queue.Queue[_Op | _Stop] = queue.Queue()
         self._closed = False
         self._lock = threading.Lock()
+        self._folding = threading.Lock()  # events fold and enqueue in one order
+        self._open: dict[GroupKey, PaymentView] = {}  # payments recorded by event, not ended
         self.last_error: str | None = None
         self.writes_failed = 0
         self._thread = threading.Thread(target=self._run, name="barq-store", daemon=True)
@@ -266,17 +266,47 @@ class Store:
 
     # -- writes (never block) -------------------------------------------------------------
 
-    def put_payment(self, view: PaymentView) -> None:
-        """Insert or update a payment and all its parts (non-blocking).
+    def record(self, event: PaymentEvent) -> None:
+        """Record one event of a payment (non-blocking): its row and the changed part's.
 
-        The view is encoded at once (so later mutation by the caller does not
-        matter) and written in one transaction by the store thread.
+        The payment is the fold of the events recorded for its
+        ``(payment_hash, groupid)`` since its ``PaymentStarted``; an event the
+        fold refuses (a part event before the start) is reported through
+        ``on_error`` and skipped.
 
         Raises:
             StoreError: the store is closed.
         """
-        row, parts = _payment_row(view), [_part_row(view, p) for p in view.parts]
-        self._submit(functools.partial(_write_payment, row=row, parts=parts), wait=False)
+        key = (event.payment_hash, event.groupid)
+        with self._folding:
+            try:
+                view = fold(self._open.get(key), event)
+            except ValueError as exc:
+                self._report(f"cannot record {type(event).__name__} of {key[0]}: {exc}")
+                return
+            if isinstance(event, PaymentEnded):
+                self._open.pop(key, None)
+            else:
+                self._open[key] = view
+            parts = []
+            if not isinstance(event, PaymentStarted | PaymentEnded):
+                part = next(p for p in reversed(view.parts) if p.partid == event.partid)
+                parts.append(part_row(view, part))
+            write = functools.partial(write_payment, row=payment_row(view), parts=parts)
+            self._submit(write, wait=False)
+
+    def put_payment(self, view: PaymentView) -> None:
+        """Insert or update a whole payment and all its parts (non-blocking).
+
+        For payments rebuilt at once (from ``listsendpays`` after a restart);
+        running payments are recorded event by event (:meth:`record`). Written
+        in one transaction by the store thread.
+
+        Raises:
+            StoreError: the store is closed.
+        """
+        row, parts = payment_row(view), [part_row(view, p) for p in view.parts]
+        self._submit(functools.partial(write_payment, row=row, parts=parts), wait=False)
 
     def put_knowledge(self, records: Iterable[KnowledgeRecord], *, replace: bool = True) -> None:
         """Store the estimator's knowledge (non-blocking).
@@ -290,11 +320,8 @@ class Store:
         Raises:
             StoreError: the store is closed.
         """
-        rows = [
-            (r.kind, r.key, r.lo_msat, r.hi_msat, r.capacity_msat, r.updated_at, r.until, r.reason)
-            for r in records
-        ]
-        self._submit(functools.partial(_write_knowledge, rows=rows, replace=replace), wait=False)
+        rows = [knowledge_row(r) for r in records]
+        self._submit(functools.partial(write_knowledge, rows=rows, replace=replace), wait=False)
 
     # -- reads and barriers (blocking forms) ------------------------------------------------
 
@@ -321,9 +348,7 @@ class Store:
             StoreError: the read failed or the store is closed.
         """
         return self._call(
-            functools.partial(
-                _read_payments, payment_hash=payment_hash, status=status, limit=limit
-            ),
+            functools.partial(read_payments, payment_hash=payment_hash, status=status, limit=limit),
             timeout_s,
         )
 
@@ -333,7 +358,7 @@ class Store:
         Raises:
             StoreError: the read failed or the store is closed.
         """
-        return self._call(_read_knowledge, timeout_s)
+        return self._call(read_knowledge, timeout_s)
 
     def schema_version(self) -> int:
         """``PRAGMA user_version`` of the open file."""
@@ -385,226 +410,3 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-# -- SQL helpers (run on the store thread) ----------------------------------------------------
-
-_PAYMENT_COLS = (
-    "payment_hash",
-    "groupid",
-    "bolt11",
-    "label",
-    "destination",
-    "amount_msat",
-    "status",
-    "strategy",
-    "created_at",
-    "completed_at",
-    "payment_preimage",
-    "amount_sent_msat",
-    "delivered_msat",
-    "inflight_msat",
-    "fee_msat",
-    "attempts",
-    "maxfee_msat",
-    "compute_s",
-    "error",
-    "error_code",
-)
-_PART_COLS = (
-    "payment_hash",
-    "groupid",
-    "partid",
-    "amount_msat",
-    "amount_sent_msat",
-    "fee_msat",
-    "route",
-    "state",
-    "started_at",
-    "finished_at",
-    "failcode",
-    "failcodename",
-    "erring_index",
-    "erring_node",
-    "erring_channel",
-    "erring_direction",
-    "failure",
-    "reason",
-)
-
-
-def _payment_row(v: PaymentView) -> tuple[Any, ...]:
-    return (
-        v.payment_hash,
-        v.groupid,
-        v.bolt11,
-        v.label,
-        v.destination,
-        v.amount_msat,
-        str(v.status),
-        v.strategy,
-        v.created_at,
-        v.completed_at,
-        v.payment_preimage,
-        v.amount_sent_msat,
-        v.delivered_msat,
-        v.inflight_msat,
-        v.fee_msat,
-        v.attempts,
-        v.maxfee_msat,
-        v.compute_s,
-        v.error,
-        v.error_code,
-    )
-
-
-def _part_row(v: PaymentView, p: PartView) -> tuple[Any, ...]:
-    f = p.failure
-    return (
-        v.payment_hash,
-        v.groupid,
-        p.partid,
-        p.amount_msat,
-        p.amount_sent_msat,
-        p.fee_msat,
-        _route_encoder.encode(p.route).decode(),
-        str(p.state),
-        p.started_at,
-        p.finished_at,
-        f.failcode if f else None,
-        f.failcodename if f else None,
-        f.erring_index if f else None,
-        f.erring_node if f else None,
-        f.erring_channel if f else None,
-        f.erring_direction if f else None,
-        _route_encoder.encode(f).decode() if f else None,
-        p.reason,
-    )
-
-
-def _write_payment(
-    conn: sqlite3.Connection, *, row: tuple[Any, ...], parts: list[tuple[Any, ...]]
-) -> None:
-    cols = ", ".join(_PAYMENT_COLS)
-    marks = ", ".join("?" for _ in _PAYMENT_COLS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in _PAYMENT_COLS[2:])
-    conn.execute(
-        f"INSERT INTO payments ({cols}) VALUES ({marks}) "
-        f"ON CONFLICT (payment_hash, groupid) DO UPDATE SET {updates}",
-        row,
-    )
-    if parts:
-        pcols = ", ".join(_PART_COLS)
-        pmarks = ", ".join("?" for _ in _PART_COLS)
-        conn.executemany(f"INSERT OR REPLACE INTO parts ({pcols}) VALUES ({pmarks})", parts)
-
-
-_KNOWLEDGE_COLS = (
-    "kind",
-    "key",
-    "lo_msat",
-    "hi_msat",
-    "capacity_msat",
-    "updated_at",
-    "until",
-    "reason",
-)
-
-
-def _write_knowledge(
-    conn: sqlite3.Connection, *, rows: list[tuple[Any, ...]], replace: bool
-) -> None:
-    if replace:
-        conn.execute("DELETE FROM knowledge")
-    cols = ", ".join(_KNOWLEDGE_COLS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in _KNOWLEDGE_COLS[2:])
-    conn.executemany(
-        f"INSERT INTO knowledge ({cols}) VALUES ({', '.join('?' for _ in _KNOWLEDGE_COLS)}) "
-        f"ON CONFLICT (kind, key) DO UPDATE SET {updates}",
-        rows,
-    )
-
-
-def _read_payments(
-    conn: sqlite3.Connection, *, payment_hash: str | None, status: str | None, limit: int | None
-) -> list[PaymentView]:
-    where: list[str] = []
-    args: list[Any] = []
-    if payment_hash is not None:
-        where.append("payment_hash = ?")
-        args.append(payment_hash)
-    if status is not None:
-        where.append("status = ?")
-        args.append(status)
-    sql = f"SELECT {', '.join(_PAYMENT_COLS)} FROM payments"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    # newest first so that LIMIT keeps the most recent; reversed below
-    sql += " ORDER BY created_at DESC, payment_hash DESC, groupid DESC"
-    if limit is not None:
-        sql += " LIMIT ?"
-        args.append(limit)
-    rows = conn.execute(sql, args).fetchall()
-    rows.reverse()
-    views: list[PaymentView] = []
-    for r in rows:
-        d = dict(zip(_PAYMENT_COLS, r, strict=True))
-        parts = [
-            _part_from_row(dict(zip(_PART_COLS, pr, strict=True)))
-            for pr in conn.execute(
-                f"SELECT {', '.join(_PART_COLS)} FROM parts "
-                "WHERE payment_hash = ? AND groupid = ? ORDER BY partid",
-                (d["payment_hash"], d["groupid"]),
-            ).fetchall()
-        ]
-        views.append(
-            PaymentView(
-                payment_hash=d["payment_hash"],
-                groupid=d["groupid"],
-                bolt11=d["bolt11"],
-                label=d["label"],
-                destination=d["destination"],
-                amount_msat=d["amount_msat"],
-                status=PaymentStatus(d["status"]),
-                strategy=d["strategy"],
-                created_at=d["created_at"],
-                completed_at=d["completed_at"],
-                payment_preimage=d["payment_preimage"],
-                amount_sent_msat=d["amount_sent_msat"],
-                delivered_msat=d["delivered_msat"],
-                inflight_msat=d["inflight_msat"],
-                fee_msat=d["fee_msat"],
-                attempts=d["attempts"],
-                maxfee_msat=d["maxfee_msat"],
-                compute_s=d["compute_s"],
-                error=d["error"],
-                error_code=d["error_code"],
-                parts=parts,
-            )
-        )
-    return views
-
-
-def _part_from_row(d: dict[str, Any]) -> PartView:
-    return PartView(
-        partid=d["partid"],
-        groupid=d["groupid"],
-        amount_msat=d["amount_msat"],
-        amount_sent_msat=d["amount_sent_msat"],
-        fee_msat=d["fee_msat"],
-        route=_route_decoder.decode(d["route"]),
-        state=PartState(d["state"]),
-        started_at=d["started_at"],
-        finished_at=d["finished_at"],
-        failure=_failure_decoder.decode(d["failure"]) if d["failure"] else None,
-        reason=d["reason"],
-    )
-
-
-def _read_knowledge(conn: sqlite3.Connection) -> list[KnowledgeRecord]:
-    return [
-        KnowledgeRecord(**dict(zip(_KNOWLEDGE_COLS, r, strict=True)))
-        for r in conn.execute(
-            f"SELECT {', '.join(_KNOWLEDGE_COLS)} FROM knowledge ORDER BY kind, key"
-        ).fetchall()
-    ]

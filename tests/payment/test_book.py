@@ -1,14 +1,11 @@
-"""Supervisor, the pure parts: validation and the payment's books (no event loop)."""
+"""The payment lifecycle's pure parts: validation and the payment's book (no event loop)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from actor_helpers import CONFIG
 
-from barq.actors.messages import PartOutcome, PlannedRoute, ShardResult
-from barq.actors.supervisor import MAX_STRIKES, PaymentBook, PaymentPlan, validate
 from barq.errors import (
     BarqError,
     DestinationPermanentFailure,
@@ -27,8 +24,32 @@ from barq.model import (
     RouteFailure,
     SendpayStatus,
 )
-from barq.model.payment import EngineConfig, PartState, PaymentStatus, PayParams
+from barq.model.payment import (
+    EngineConfig,
+    PartAdopted,
+    PartOutcome,
+    PartState,
+    PaymentStatus,
+    PayParams,
+)
+from barq.payment import (
+    MAX_STRIKES,
+    PaymentBook,
+    PaymentPlan,
+    Resume,
+    StrategyTraits,
+    decide_prior,
+    validate,
+)
+from barq.strategies import get_strategy
 
+#: engine settings of the actor tests: small parts allowed
+CONFIG = EngineConfig(
+    strategies_in_thread=False,
+    default_strategy="dijkstra",
+    min_part_msat=1_000_000,
+    retry_for_s=60.0,
+)
 US, A, DEST = "02" + "00" * 32, "02" + "aa" * 32, "03" + "dd" * 32
 NOW = 1_700_000_000.0
 INFO = NodeInfo(id=US, network="regtest", blockheight=800_000)
@@ -50,9 +71,15 @@ def invoice(amount: int | None = 100_000_000, **kw: Any) -> Invoice:
     return Invoice(**fields)
 
 
+def strategies(name: str) -> StrategyTraits:
+    return get_strategy(name)
+
+
 def plan(**kw: Any) -> PaymentPlan:
     inv = kw.pop("inv", invoice())
-    return validate(PayParams(invstring="lnbcrt1x", **kw), inv, INFO, CONFIG, NOW)
+    return validate(
+        PayParams(invstring="lnbcrt1x", **kw), inv, INFO, CONFIG, NOW, strategies=strategies
+    )
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -69,7 +96,9 @@ def test_defaults_fix_every_limit() -> None:
     )
     assert p.strategy_name == "dijkstra" and p.strategy.name == "dijkstra"
     assert p.min_part_msat == max(p.strategy.min_part_msat or 0, CONFIG.min_part_msat)
-    small = validate(PayParams(invstring="x"), invoice(1000), INFO, CONFIG, NOW)
+    small = validate(
+        PayParams(invstring="x"), invoice(1000), INFO, CONFIG, NOW, strategies=strategies
+    )
     assert small.maxfee_msat == CONFIG.maxfee_base_msat  # the floor
 
 
@@ -108,9 +137,10 @@ def test_validation_errors(kw: dict[str, Any], error: type[BarqError], words: st
 # -- the books ----------------------------------------------------------------------------
 
 
-def book(**kw: Any) -> tuple[PaymentBook, list[Any]]:
+def book(resume: Resume | None = None, **kw: Any) -> tuple[PaymentBook, list[Any]]:
     events: list[Any] = []
-    b = PaymentBook(plan=plan(**kw), clock=lambda: NOW, publish=lambda e, v: events.append(e))
+    b = PaymentBook(plan(**kw), lambda: NOW, events.append, resume=resume)
+    b.open()
     return b, events
 
 
@@ -132,39 +162,38 @@ def status(
     )
 
 
+def prior(*parts: PartStatus) -> Any:
+    return decide_prior(invoice(), PayParams(invstring="lnbcrt1x"), parts, [], NOW)
+
+
 def test_adopt_complete_means_already_paid() -> None:
-    b, _ = book()
-    paid = b.adopt(
-        [
-            status(1, 1, SendpayStatus.FAILED),
-            status(2, 2, SendpayStatus.COMPLETE, 100_000_000, "99" * 32),
-        ]
+    paid = prior(
+        status(1, 1, SendpayStatus.FAILED),
+        status(2, 2, SendpayStatus.COMPLETE, 100_000_000, "99" * 32),
     )
-    assert paid and b.view.status is PaymentStatus.COMPLETE
-    assert b.view.payment_preimage == "99" * 32 and b.view.delivered_msat == 100_000_000
+    assert paid.view.status is PaymentStatus.COMPLETE
+    assert paid.view.payment_preimage == "99" * 32 and paid.view.delivered_msat == 100_000_000
 
 
 def test_adopt_pending_group_continues_its_partids() -> None:
-    b, _ = book()
-    assert not b.adopt(
-        [
-            status(1, 3, SendpayStatus.FAILED),
-            status(2, 3, SendpayStatus.PENDING),
-            status(5, 3, SendpayStatus.FAILED),
-            status(1, 2, SendpayStatus.FAILED),
-        ]
+    resume = prior(
+        status(1, 3, SendpayStatus.FAILED),
+        status(2, 3, SendpayStatus.PENDING),
+        status(5, 3, SendpayStatus.FAILED),
+        status(1, 2, SendpayStatus.FAILED),
     )
+    b, events = book(resume)
     assert (b.groupid, b.next_partid) == (3, 6)
     assert b.parts_in_flight == 1 and b.inflight_msat == 10_000_000
     assert b.unassigned_msat == 90_000_000
+    assert [type(e) for e in events] == [type(events[0]), PartAdopted]
+    assert b.view.groupid == 3 and b.attempts == 0
 
 
 def test_adopt_fresh_group_after_failed_ones() -> None:
-    b, _ = book()
-    b.adopt([status(1, 4, SendpayStatus.FAILED)])
+    b, _ = book(prior(status(1, 4, SendpayStatus.FAILED)))
     assert (b.groupid, b.next_partid) == (5, 1)
-    b2, _ = book()
-    b2.adopt([])
+    b2, _ = book(prior())
     assert (b2.groupid, b2.next_partid) == (1, 1)
 
 
@@ -177,23 +206,17 @@ def route(amount: int, fee: int = 1000, delay: int = 58, dest: str = DEST) -> Ro
     )
 
 
-def planned(*routes: Route) -> list[PlannedRoute]:
-    return [PlannedRoute(reservation=i, route=r, capacities_msat=()) for i, r in enumerate(routes)]
-
-
 def test_check_routes_enforces_the_money_rules() -> None:
     b, _ = book(maxdelay=100)
-    ok = planned(route(60_000_000), route(40_000_000))
+    ok = [route(60_000_000), route(40_000_000)]
     assert b.check_routes(ok, 100_000_000, 2, 5000) is None
-    assert "deliver" in (b.check_routes(planned(route(60_000_000)), 100_000_000, 2, 5000) or "")
+    assert "deliver" in (b.check_routes([route(60_000_000)], 100_000_000, 2, 5000) or "")
     assert "fees" in (b.check_routes(ok, 100_000_000, 2, 1999) or "")
     assert "at most 1" in (b.check_routes(ok, 100_000_000, 1, 5000) or "")
     assert "maxdelay" in (
-        b.check_routes(planned(route(100_000_000, delay=200)), 100_000_000, 1, 5000) or ""
+        b.check_routes([route(100_000_000, delay=200)], 100_000_000, 1, 5000) or ""
     )
-    assert "payee" in (
-        b.check_routes(planned(route(100_000_000, dest=A)), 100_000_000, 1, 5000) or ""
-    )
+    assert "payee" in (b.check_routes([route(100_000_000, dest=A)], 100_000_000, 1, 5000) or "")
 
 
 def test_next_piece_shares_fee_budget_and_halving_respects_floor_and_parts() -> None:
@@ -212,34 +235,20 @@ def test_next_piece_shares_fee_budget_and_halving_respects_floor_and_parts() -> 
 
 def test_part_results_move_amounts_and_stop_on_final_failure() -> None:
     b, events = book()
-    order = b.start_part(planned(route(100_000_000))[0])
+    order = b.start_part(route(100_000_000))
     assert (order.partid, order.groupid, order.total_msat) == (1, 1, 100_000_000)
     b.pool.pop(0)
     assert b.parts_in_flight == 1 and b.fees_committed_msat == 1000
     fail = RouteFailure(failcode=int(FailCode.TEMPORARY_CHANNEL_FAILURE), erring_index=1)
-    b.part_ended(
-        ShardResult(
-            partid=1,
-            groupid=1,
-            amount_msat=100_000_000,
-            outcome=PartOutcome(state=PartState.FAILED, sent=True, failure=fail),
-        )
-    )
+    b.part_ended(1, PartOutcome(state=PartState.FAILED, sent=True, failure=fail))
     assert b.pool == [100_000_000] and b.parts_in_flight == 0 and b.sending
     assert b.strikes["2x2x2/1"] == 1
-    b.start_part(planned(route(100_000_000))[0])
+    b.start_part(route(100_000_000))
     b.pool.pop(0)
     final = RouteFailure(
         failcode=int(FailCode.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS), erring_index=2
     )
-    b.part_ended(
-        ShardResult(
-            partid=2,
-            groupid=1,
-            amount_msat=100_000_000,
-            outcome=PartOutcome(state=PartState.FAILED, sent=True, failure=final),
-        )
-    )
+    b.part_ended(2, PartOutcome(state=PartState.FAILED, sent=True, failure=final))
     assert not b.sending and isinstance(b.stop_error, DestinationPermanentFailure)
     with pytest.raises(DestinationPermanentFailure) as info:
         b.finish()
@@ -252,49 +261,42 @@ def test_part_results_move_amounts_and_stop_on_final_failure() -> None:
     assert data["attempts"][0]["erring_channel"] == "2x2x2/1"
     assert data["status"] == "failed" and data["payment_hash"] == "ab" * 32
     kinds = [type(e).__name__ for e in events]
-    assert kinds == ["PartStarted", "PartEnded", "PartStarted", "PartEnded", "PaymentEnded"]
+    assert kinds == [
+        "PaymentStarted",
+        "PartStarted",
+        "PartEnded",
+        "PartStarted",
+        "PartEnded",
+        "PaymentEnded",
+    ]
 
 
 def test_repeated_failures_exclude_a_channel() -> None:
     b, _ = book(maxparts=50)
     fail = RouteFailure(failcode=int(FailCode.TEMPORARY_CHANNEL_FAILURE), erring_index=1)
     for _i in range(MAX_STRIKES):
-        o = b.start_part(planned(route(100_000_000))[0])
+        o = b.start_part(route(100_000_000))
         b.pool.pop(0)
         assert "2x2x2/1" not in b.exclude_channels
-        b.part_ended(
-            ShardResult(
-                partid=o.partid,
-                groupid=1,
-                amount_msat=100_000_000,
-                outcome=PartOutcome(state=PartState.FAILED, sent=True, failure=fail),
-            )
-        )
+        b.part_ended(o.partid, PartOutcome(state=PartState.FAILED, sent=True, failure=fail))
     assert "2x2x2/1" in b.exclude_channels
     assert b.route_input(1, 1, 1).exclude_channels == frozenset({"2x2x2/1"})
 
 
 def test_config_min_part_msat_is_the_floor() -> None:
     cfg = EngineConfig(min_part_msat=60_000_000, default_strategy="dijkstra")
-    p = validate(PayParams(invstring="x"), invoice(), INFO, cfg, NOW)
-    b = PaymentBook(plan=p, clock=lambda: NOW, publish=lambda e, v: None)
+    p = validate(PayParams(invstring="x"), invoice(), INFO, cfg, NOW, strategies=strategies)
+    b = PaymentBook(p, lambda: NOW, lambda e: None)
     assert not b.halve(100_000_000)  # halves of 50M < 60M floor
 
 
 def test_a_retry_takes_only_its_share_of_the_free_part_slots() -> None:
     b, _ = book(strategy="mincostflow", maxparts=16, maxfee_msat=10_000)
     assert b.next_piece() == (100_000_000, 16, 10_000)  # nothing in flight: every slot
-    orders = [b.start_part(planned(route(10_000_000))[0]) for _ in range(10)]
+    orders = [b.start_part(route(10_000_000)) for _ in range(10)]
     b.pool.pop(0)
     fail = RouteFailure(failcode=int(FailCode.TEMPORARY_CHANNEL_FAILURE), erring_index=1)
-    b.part_ended(
-        ShardResult(
-            partid=orders[0].partid,
-            groupid=1,
-            amount_msat=10_000_000,
-            outcome=PartOutcome(state=PartState.FAILED, sent=True, failure=fail),
-        )
-    )
+    b.part_ended(orders[0].partid, PartOutcome(state=PartState.FAILED, sent=True, failure=fail))
     # 9 parts (90M msat) still in flight, 7 slots free: 10M msat gets 1 + 6 * 10/100
     assert b.parts_free == 7
     piece = b.next_piece()

@@ -1,10 +1,11 @@
-"""Reading a part's failure (renepay's ``routefail``): one pure function, used by three actors.
+"""Reading a part's failure (renepay's ``routefail``): one pure function, used by three readers.
 
 :func:`classify` turns a :class:`~barq.model.RouteFailure` on a route into a
-:class:`Verdict`; each actor acts on its own piece of it:
+:class:`Verdict`; the payment's book and two actors each act on their own
+piece of it:
 
 ==============  ==============================  ===========================  ==============
-kind            supervisor (this payment)       estimator (all payments)     router
+kind            book (this payment)             estimator (all payments)     router
 ==============  ==============================  ===========================  ==============
 LIQUIDITY       amount back to the pool (or     hop k: hi < amount;          refresh our
                 halved)                         hops < k: lo >= amount       channels if k=0

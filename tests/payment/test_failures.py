@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from barq.actors.failures import FailureKind, classify
 from barq.model import ChannelUpdate, FailCode, Hop, Route, RouteFailure
+from barq.payment import FailureKind, classify
 
 A, B, C = "02" + "aa" * 32, "02" + "bb" * 32, "03" + "cc" * 32
 ROUTE = Route(
