@@ -55,6 +55,25 @@ def row(
     )
 
 
+def record(**changes: Any) -> PaymentRecord:
+    rec = PaymentRecord(
+        strategy="a",
+        amount_msat=1_000_000,
+        source="s",
+        destination="t",
+        feasible=True,
+        max_flow_msat=5,
+        oracle_fee_msat=1,
+        succeeded=True,
+        attempts=1,
+        rounds=1,
+        fee_msat=1,
+        sim_time_s=0.1,
+        compute_s=0.01,
+    )
+    return msgspec.structs.replace(rec, **changes)
+
+
 def test_best_strategy_by_success_then_rounds_then_fee_ratio() -> None:
     rows = [
         row("a", 1000, 1.0),
@@ -86,21 +105,7 @@ def test_json_rows_and_records(tmp_path: Path) -> None:
     assert data == rows_to_json(rows)
     assert data[0]["fee_ratio_p50"] is None  # JSON has no infinity
     assert data[0]["strategy"] == "a" and data[0]["amount_sat"] == 1000
-    rec = PaymentRecord(
-        strategy="a",
-        amount_msat=1_000_000,
-        source="s",
-        destination="t",
-        feasible=True,
-        max_flow_msat=5,
-        oracle_fee_msat=1,
-        succeeded=True,
-        attempts=1,
-        rounds=1,
-        fee_msat=1,
-        sim_time_s=0.1,
-        compute_s=0.01,
-    )
+    rec = record()
     lines = tmp_path / "r.jsonl"
     write_records([rec, rec], lines)
     got = [msgspec.json.decode(x, type=PaymentRecord) for x in lines.read_bytes().splitlines()]
@@ -195,21 +200,7 @@ def test_figure_in_every_format(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib", reason="the figure needs the plot extra (barq[plot])")
     from barq.bench.plot import write_figure
 
-    rec = PaymentRecord(
-        strategy="a",
-        amount_msat=1_000_000,
-        source="s",
-        destination="t",
-        feasible=True,
-        max_flow_msat=5,
-        oracle_fee_msat=1,
-        succeeded=True,
-        attempts=1,
-        rounds=1,
-        fee_msat=0,
-        sim_time_s=0.1,
-        compute_s=0.01,
-    )
+    rec = record(fee_msat=0)
     rows = [row("a", 1000, 1.0), row("a", 10_000_000, 0.5), row("b", 1000, None)]
     paths = [tmp_path / "f.png", tmp_path / "f.svg", tmp_path / "f.pdf"]
     write_figure(rows, [rec], paths, caption="seed 1")

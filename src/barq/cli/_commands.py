@@ -118,8 +118,8 @@ class _BenchProgress:
                 transient=True,
             )
         self._tasks: dict[str, TaskID] = {}
-        self._t0 = time.monotonic()
-        self._next = self._t0 + HEARTBEAT_S
+        self._started: dict[str, float] = {}  # phase -> when its first report came
+        self._next = time.monotonic() + HEARTBEAT_S
         self.console = console
 
     def __enter__(self) -> _BenchProgress:
@@ -139,11 +139,15 @@ class _BenchProgress:
             self._bar.update(self._tasks[phase], completed=done, total=total)
             return
         now = time.monotonic()
+        start = self._started.setdefault(phase, now)
         if now >= self._next and 0 < done < total:
             self._next = now + HEARTBEAT_S
-            spent = now - self._t0
-            eta = f", eta {spent * (total - done) / done:.0f} s" if phase == "pay" else ""
-            print(f"barq bench: {what} {done}/{total}, {spent:.0f} s{eta}", file=sys.stderr)
+            spent = now - start
+            eta = spent * (total - done) / done
+            print(
+                f"barq bench: {what} {done}/{total}, {spent:.0f} s, eta {eta:.0f} s",
+                file=sys.stderr,
+            )
 
     def crash(self, message: str) -> None:
         out = self._bar.console if self._bar is not None else self.console
@@ -189,6 +193,7 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
         f"graph: {label}: {graph.num_nodes:,} nodes, {graph.num_edges:,} "
         f"half-channels (loaded in {load_s:.2f} s)",
         highlight=False,
+        soft_wrap=True,
     )
     crashes: list[str] = []
     t0 = time.perf_counter()
