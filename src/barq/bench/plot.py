@@ -229,7 +229,7 @@ def write_figure(
             p.ax[3].set_ylabel("compute time (ms)")
             p.ax[3].set_title("(d) time in strategies per payment, p50 to p95", loc="left")
             _fee_cdf(p, p.ax[4], records)
-            _spread(p, p.ax[5], groups, "rounds_p50", "rounds_max", log=False)
+            _spread(p, p.ax[5], groups, "rounds_p50", "rounds_max", log=True)
             p.ax[5].set_ylabel("rounds")
             p.ax[5].set_title("(f) sequential rounds, p50 to max", loc="left")
             handles, labels = p.ax[0].get_legend_handles_labels()
