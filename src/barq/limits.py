@@ -22,12 +22,19 @@ from barq.errors import InvalidParams
 
 __all__ = [
     "AMOUNT_MSAT",
+    "AMOUNT_SAT",
+    "CLI_CONCURRENCY",
+    "CLI_JOBS",
     "CLI_PAYMENTS",
+    "CLI_SESSION_TIMEOUT_S",
+    "CLI_SIM_PAYMENTS",
+    "CLI_SIM_SPEED",
     "ESTIMATOR_HALF_LIFE_S",
     "MAXDELAY",
     "MAXFEE_MSAT",
     "MAXPARTS",
     "MAX_MSAT",
+    "NETWORK_PORT",
     "RETRY_FOR_S",
     "SEED",
     "Range",
@@ -71,6 +78,20 @@ MAXDELAY = Range(name="maxdelay", lo=1, hi=2**32 - 1, unit="blocks")
 ESTIMATOR_HALF_LIFE_S = Range(name="estimator_half_life", lo=1, hi=2**32 - 1, unit="s")
 SEED = Range(name="seed", lo=0, hi=2**32 - 1)
 CLI_PAYMENTS = Range(name="payments", lo=1, hi=1_000_000)
+#: whole satoshis (the ``barq`` command line's amounts), bounded like AMOUNT_MSAT
+AMOUNT_SAT = Range(name="amount_sat", lo=1, hi=MAX_MSAT // 1000, unit="sat")
+#: payments in flight at once from one payer in one runtime (``barq bench --concurrency``)
+CLI_CONCURRENCY = Range(name="concurrency", lo=1, hi=10_000)
+#: worker processes of ``barq bench --jobs``
+CLI_JOBS = Range(name="jobs", lo=1, hi=1024)
+#: wall seconds before ``barq bench`` gives up one session (one network, one strategy)
+CLI_SESSION_TIMEOUT_S = Range(name="session_timeout", lo=1, hi=7 * 24 * 3600, unit="s")
+#: concurrent payments of ``barq sim`` (one live table row each)
+CLI_SIM_PAYMENTS = Range(name="payments", lo=1, hi=10_000)
+#: simulated seconds per wall second of ``barq sim``'s live view (0: as fast as possible)
+CLI_SIM_SPEED = Range(name="speed", lo=0, hi=1_000_000)
+#: a TCP port (``barq bench --dask tcp://host:PORT``)
+NETWORK_PORT = Range(name="port", lo=1, hi=65_535)
 
 
 def _num(x: int | float) -> str:

@@ -79,7 +79,7 @@ def test_bench_scores_the_example(tmp_path: Path) -> None:
         ]
     )
     assert rc == 0
-    rows = {r["strategy"]: r for r in json.loads(out.read_text())}
+    rows = {r["strategy"]: r for r in json.loads(out.read_text())["rows"]}
     assert set(rows) == {"fewhops", "dijkstra"}
     assert rows["fewhops"]["payments"] == 3
     assert rows["fewhops"]["succeeded"] >= 1  # it really routes
