@@ -119,6 +119,7 @@ class InvoiceFields(msgspec.Struct, frozen=True, kw_only=True):
             amount_msat=inv.amount_msat,
             payment_secret=inv.payment_secret,
             description=inv.description,
+            description_hash=inv.description_hash,
             expiry=inv.expiry,
             min_final_cltv_expiry=inv.min_final_cltv_expiry,
             payee=inv.payee if include_payee else None,
@@ -537,6 +538,7 @@ def decode(text: str, *, trusted_signers: Collection[NodeId] = ()) -> Invoice:
         network=f.network,
         payment_secret=f.payment_secret,
         description=f.description,
+        description_hash=f.description_hash,
         route_hints=f.route_hints,
         features=f.features,
     )

@@ -292,6 +292,7 @@ class Invoice(msgspec.Struct, frozen=True, kw_only=True):
     network: str
     payment_secret: str | None = None
     description: str | None = None
+    description_hash: str | None = None  # hex sha256 of the description (``h`` field)
     route_hints: tuple[tuple[RouteHintHop, ...], ...] = ()
     features: str = ""
 

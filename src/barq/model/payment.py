@@ -70,7 +70,12 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
 class PayParams(msgspec.Struct, frozen=True, kw_only=True):
     """One ``barqpay`` call, already type-checked (not yet validated against the invoice).
 
-    ``None`` means "use the engine default".
+    ``None`` means "use the engine default". ``maxfee_ppm``/``exemptfee_msat``
+    are ``pay``'s ``maxfeepercent``/``exemptfee`` (the fee budget is then
+    xpay's: that share of the amount, at least the exempt fee);
+    ``partial_msat`` delivers only that much of the invoice's amount (the
+    rest is another payer's, as ``pay``'s ``partial_msat``); ``description``
+    must hash to the invoice's description hash when it has one.
     """
 
     invstring: str
@@ -82,6 +87,10 @@ class PayParams(msgspec.Struct, frozen=True, kw_only=True):
     exclude: tuple[str, ...] = ()
     strategy: str | None = None
     label: str | None = None
+    maxfee_ppm: int | None = None
+    exemptfee_msat: int | None = None
+    partial_msat: int | None = None
+    description: str | None = None
 
 
 class PartState(StrEnum):

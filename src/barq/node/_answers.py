@@ -80,6 +80,7 @@ class Bolt11(msgspec.Struct):
     amount_msat: Msat | None = None
     payment_secret: str | None = None
     description: str | None = None
+    description_hash: str | None = None
     min_final_cltv_expiry: int = 18
     features: str = ""
     routes: list[list[Bolt11HintHop]] = []
@@ -240,6 +241,7 @@ def invoice_of(b: Bolt11, invstring: str) -> Invoice:
             network=network,
             payment_secret=b.payment_secret,
             description=b.description,
+            description_hash=b.description_hash,
             route_hints=tuple(
                 tuple(
                     RouteHintHop(

@@ -47,6 +47,7 @@ from barq.payment.failures import FailureKind, Verdict, classify
 from barq.payment.fold import fold
 from barq.payment.plan import PaymentPlan
 from barq.payment.prior import Resume
+from barq.payment.wording import destination_refused, gave_up
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -333,7 +334,7 @@ class PaymentBook:
             partid=partid,
             groupid=self.groupid,
             amount_msat=amount_msat,
-            total_msat=self.plan.amount_msat,
+            total_msat=self.plan.total_msat,
             payment_secret=inv.payment_secret,
             bolt11=inv.bolt11,
             label=self.plan.label,
@@ -408,7 +409,7 @@ class PaymentBook:
             self.pool.append(pv.amount_msat)
             self.stop(
                 DestinationPermanentFailure(
-                    f"the destination refused part {pv.partid}: {out.failure.failcodename}",
+                    destination_refused(out.failure, pv.partid),
                     data={
                         "failcode": out.failure.failcode,
                         "failcodename": out.failure.failcodename,
@@ -482,8 +483,9 @@ class PaymentBook:
         """Close the books: the view on success.
 
         Raises:
-            BarqError: why the payment failed; ``.data`` is the view (as builtins)
-                with ``attempts`` replaced by one entry per part sent.
+            BarqError: why the payment failed, in xpay's words
+                (:func:`barq.payment.wording.gave_up`); ``.data`` is the view (as
+                builtins) with ``attempts`` replaced by one entry per part sent.
         """
         at = self.clock()
         h, g = self.plan.payment_hash, self.groupid
@@ -498,7 +500,14 @@ class PaymentBook:
                 )
             )
             return self.view
-        err = self.stop_error or self.routing_error or StoppedRetrying("gave up")
+        cause = self.stop_error or self.routing_error or StoppedRetrying("gave up")
+        err = gave_up(
+            cause,
+            self.view.parts,
+            attempts=self.attempts,
+            amount_msat=self.plan.amount_msat,
+            unassigned_msat=self.unassigned_msat,
+        )
         self._emit(
             PaymentEnded(
                 payment_hash=h,
@@ -513,7 +522,7 @@ class PaymentBook:
         data: dict[str, Any] = msgspec.to_builtins(self.view)
         data["attempts"] = [attempt_detail(p) for p in self.view.parts]
         data.update({k: val for k, val in err.data.items() if k not in data})
-        if self.routing_error is not None and self.routing_error is not err:
+        if self.routing_error is not None and self.routing_error is not cause:
             data["last_routing_error"] = self.routing_error.message
         err.data = data
         raise err
