@@ -22,7 +22,7 @@ from barq.invoice import bolt11
 from barq.model import FailCode, Hop, Invoice, Route, RouteFailure, SendpayStatus
 from barq.node.base import NodeInterface
 from barq.node.simulated import PartInfo, SimulatedNetwork, SimulatedNode
-from barq.strategies.base import build_route
+from barq.routing import build_route
 
 EPOCH = 1_700_000_000
 SAT = 1000

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from barq.errors import UnknownStrategy
+from barq.routing import Strategy
 from barq.strategies import available_strategies, get_strategy
-from barq.strategies.base import Strategy
 
 BUILTINS = {
     "direct": ("DirectStrategy", False),

@@ -77,7 +77,8 @@ from barq.model import (
 )
 from barq.model.payment import EngineConfig, PartState
 from barq.node.base import NodeInterface
-from barq.strategies import RoutingContext, Strategy, get_strategy
+from barq.routing import RoutingContext, Strategy
+from barq.strategies import get_strategy
 
 __all__ = ["RouterBook", "router"]
 
