@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections import Counter
 
 import numpy as np
@@ -360,3 +362,27 @@ def test_cheapflow_pays_less_fee_than_mincostflow_for_less_probability() -> None
     p_cheap = np.prod([x.probability or 0.0 for x in cheap])
     p_reliable = np.prod([x.probability or 0.0 for x in reliable])
     assert p_cheap < p_reliable
+
+
+def test_mincostflow_built_with_cheapflow_params_answers_as_cheapflow() -> None:
+    """Parameters are data: mincostflow given cheapflow's numbers is cheapflow."""
+    from barq.strategies.cheapflow import CHEAPFLOW_PARAMS, CheapFlowStrategy
+
+    net, firsts, _ = parallel(3, 10_000, ppm=1000)
+    ctx = own(uninformed(net.graph()), net, firsts, 10_000)
+    r = req(0, 50, 12_000 * SAT, maxparts=8, maxfee_msat=10_000_000)
+    default = MinCostFlowStrategy().find_routes(r, ctx)
+    tuned = MinCostFlowStrategy(CHEAPFLOW_PARAMS).find_routes(r, ctx)
+    assert tuned == CheapFlowStrategy().find_routes(r, ctx)
+    assert sum(x.fee_msat for x in tuned) < sum(x.fee_msat for x in default)
+
+
+def test_a_passed_deadline_stops_the_flow() -> None:
+    net, firsts, _ = parallel(3, 10_000)
+    ctx = own(uninformed(net.graph()), net, firsts, 10_000)
+    late = dataclasses.replace(ctx, deadline=time.monotonic() - 1.0)
+    r = req(0, 50, 12_000 * SAT, maxparts=8, maxfee_msat=10_000_000)
+    with pytest.raises(RouteNotFound) as ei:
+        MinCostFlowStrategy().find_routes(r, late)
+    assert ei.value.data.get("deadline_passed") is True
+    assert MinCostFlowStrategy().find_routes(r, dataclasses.replace(ctx, deadline=None))

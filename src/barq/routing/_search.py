@@ -31,7 +31,7 @@ from barq.routing._masks import allowed_edges, delay_allowed, endpoints
 from barq.routing._route import HopProblem, build_route, check_hops
 from barq.routing._topology import Topology, shortest_path, topology, weighted
 
-__all__ = ["BUDGET_WEIGHTS", "MAX_ATTEMPTS", "EdgeCostModel", "find_path"]
+__all__ = ["EdgeCostModel", "find_path"]
 
 F64 = npt.NDArray[np.float64]
 

@@ -10,6 +10,17 @@ public toolkit :mod:`barq.routing`, :mod:`barq.model` and :mod:`barq.errors`
 """
 
 from barq.routing import Strategy
-from barq.strategies.registry import available_strategies, get_strategy, register_strategy
+from barq.strategies.registry import (
+    available_strategies,
+    get_strategy,
+    register_strategy,
+    strategy_parameters,
+)
 
-__all__ = ["Strategy", "available_strategies", "get_strategy", "register_strategy"]
+__all__ = [
+    "Strategy",
+    "available_strategies",
+    "get_strategy",
+    "register_strategy",
+    "strategy_parameters",
+]

@@ -88,7 +88,7 @@ def strategy_parameters(strategy: Strategy) -> dict[str, Any]:
     params = getattr(strategy, "params", None)
     if not isinstance(params, msgspec.Struct):
         return {}
-    out: dict[str, Any] = msgspec.to_builtins(params)
+    out: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(params))
     return out
 
 
