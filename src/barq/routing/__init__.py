@@ -20,6 +20,7 @@ guards the surface):
   :func:`delay_block_weight`;
 * **routes** — :func:`build_route` (exact hop amounts and delays),
   :func:`build_routes` (a set sent together, checked), :func:`check_hops`,
+  :func:`htlc_max_parts` (cut a path's amount under its ``htlc_max``),
   :func:`reserve` / :func:`add_route_usage` (parts of one answer seeing each other);
 * **paths** — :func:`endpoints`, :func:`allowed_edges`, :func:`delay_allowed`,
   :func:`topology`, :func:`weighted`, :func:`shortest_path`,
@@ -66,6 +67,7 @@ from barq.routing._route import (
     build_route,
     build_routes,
     check_hops,
+    htlc_max_parts,
     reserve,
 )
 from barq.routing._search import EdgeCostModel, find_path
@@ -110,6 +112,7 @@ __all__ = [
     "find_path",
     "flow_network",
     "flow_probability",
+    "htlc_max_parts",
     "max_flow",
     "min_cost_flow",
     "neg_log_success",

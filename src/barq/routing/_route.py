@@ -21,6 +21,7 @@ __all__ = [
     "build_route",
     "build_routes",
     "check_hops",
+    "htlc_max_parts",
     "reserve",
 ]
 
@@ -140,6 +141,32 @@ def build_routes(
         for r, (edges, _) in zip(built, paths, strict=True)
     ]
     return routes, []
+
+
+def htlc_max_parts(
+    graph: Graph, edges: Sequence[int], amount_msat: int, final_cltv: int
+) -> list[int]:
+    """``amount_msat`` over the path ``edges`` cut into equal parts no hop's ``htlc_max`` refuses.
+
+    Hop amounts carry downstream fees, so the part size is shrunk (a few times)
+    until every hop fits. Returns ``[amount_msat]`` when the whole amount fits,
+    or when no part size helps (the exact checks then report the hop).
+    """
+    part = amount_msat
+    for _ in range(8):  # hop amounts carry downstream fees: shrink until none is over
+        r = build_route(graph, edges, part, final_cltv)
+        fit = min(
+            int(graph.htlc_max_msat[e]) * part // h.amount_msat
+            for h, e in zip(r.hops, edges, strict=True)
+        )
+        if fit >= part or fit <= 0:
+            break
+        part = min(fit, part - 1)
+    if part >= amount_msat or part <= 0:
+        return [amount_msat]
+    n = -(-amount_msat // part)
+    share, extra = divmod(amount_msat, n)
+    return [share + (1 if i < extra else 0) for i in range(n)]
 
 
 def reserve(ctx: RoutingContext, used_msat: I64) -> RoutingContext:

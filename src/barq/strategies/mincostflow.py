@@ -37,7 +37,7 @@ The steps of :meth:`MinCostFlowStrategy.find_routes`:
    flow out of each node), round so the amounts add up exactly to the
    request, and keep at most ``maxparts`` paths (the smallest are dropped and
    their amount added to kept paths that have room).
-5. **Verify** the exact routes (:func:`build_route`): htlc limits and the
+5. **Verify** the exact routes (:func:`~barq.routing.build_routes`): htlc limits and the
    total each half-channel carries (flow plus downstream fees) against
    ``ctx.max_msat``; each violation shrinks that edge's capacity by the
    excess (or closes it, for ``htlc_min``) and the flow is re-solved. Over the fee budget (or
@@ -78,13 +78,13 @@ from barq.routing import (
     FlowNetwork,
     RoutingContext,
     allowed_edges,
-    build_route,
     build_routes,
     decompose_flow,
     delay_allowed,
     distances,
     endpoints,
     flow_network,
+    htlc_max_parts,
     max_flow,
     min_cost_flow,
     nlp_pieces,
@@ -524,25 +524,11 @@ class MinCostFlowStrategy:
 
         Returns None when that needs more than ``request.maxparts`` parts.
         """
-        g = ctx.graph
-        out: list[_Path] = []
-        for x in paths:
-            part = x.amount_msat
-            for _ in range(8):  # hop amounts carry downstream fees: shrink until none is over
-                r = build_route(g, x.edges, part, request.final_cltv)
-                fit = min(
-                    int(g.htlc_max_msat[e]) * part // h.amount_msat
-                    for h, e in zip(r.hops, x.edges, strict=True)
-                )
-                if fit >= part or fit <= 0:
-                    break
-                part = min(fit, part - 1)
-            if part >= x.amount_msat or part <= 0:
-                out.append(x)  # fits (or cannot be helped: the exact check repairs it)
-                continue
-            n = -(-x.amount_msat // part)
-            share, extra = divmod(x.amount_msat, n)
-            out.extend(_Path(list(x.edges), share + (1 if i < extra else 0)) for i in range(n))
+        out = [
+            _Path(list(x.edges), a)
+            for x in paths
+            for a in htlc_max_parts(ctx.graph, x.edges, x.amount_msat, request.final_cltv)
+        ]
         return out if len(out) <= request.maxparts else None
 
     @staticmethod
