@@ -177,6 +177,7 @@ class _Job:
     snapshot: KnowledgeSnapshot
     deadline: float | None  # time.monotonic(); None: no deadline (inline)
     relaxed: bool = False
+    compute_s: float = 0.0  # wall time spent in the strategy (every run)
 
 
 @dataclass(slots=True)
@@ -223,38 +224,37 @@ class _Solver:
         answer: FindRoutesReply | None = None
         timeout = math.inf if job.deadline is None else job.deadline - time.monotonic()
         with anyio.move_on_after(timeout):
-            answer = await self._routes_or_error(job, t0)
+            answer = await self._routes_or_error(job)
         if answer is None or _deadline_passed(answer):
+            job.compute_s = time.perf_counter() - t0
             answer = self._no_routes(
                 RouteNotFound(
                     f"strategy {msg.strategy!r} found no route within "
                     f"{self._config.route_timeout_s:g} s (route computation abandoned)",
                     data={"timeout_s": self._config.route_timeout_s},
                 ),
-                msg,
-                t0,
+                job,
             )
         if not (await reply(msg.reply, answer)) and isinstance(answer, RoutesFound):
             for p in answer.routes:
                 if p.reservation:
                     self._book.release(p.reservation, _GONE)
 
-    async def _routes_or_error(self, job: _Job, t0: float) -> FindRoutesReply:
+    async def _routes_or_error(self, job: _Job) -> FindRoutesReply:
         """The reply to ``job``: routes (reserved when asked) or why there are none."""
         msg = job.msg
         try:
             plan = await self._plan(job)
             routes = await self._settle(job, plan)
         except BarqError as exc:
-            return self._no_routes(exc, msg, t0)
+            return self._no_routes(exc, job)
         except Exception as exc:  # a broken (third-party) strategy must not take the router down
             log.exception("router: strategy %r crashed", msg.strategy)
             return NoRoutes(
                 code=BarqError.cln_code,
                 message=f"strategy {msg.strategy!r} crashed: {exc!r}",
-                compute_s=time.perf_counter() - t0,
+                compute_s=job.compute_s,
             )
-        compute_s = time.perf_counter() - t0
         if msg.reserve:
             book = self._book
             planned = tuple(book.reserve(msg.payment_hash, job.graph, r) for r in routes)
@@ -262,7 +262,7 @@ class _Solver:
             planned = tuple(
                 PlannedRoute(reservation=0, route=r, capacities_msat=()) for r in routes
             )
-        return RoutesFound(routes=planned, compute_s=compute_s, relaxed=job.relaxed)
+        return RoutesFound(routes=planned, compute_s=job.compute_s, relaxed=job.relaxed)
 
     async def _plan(self, job: _Job) -> _Plan:
         """Run the strategy; once more without stale bounds when it finds no route.
@@ -300,16 +300,20 @@ class _Solver:
         version = book.version
         ctx = book.context(job.graph, job.snapshot, dest, job.deadline)
         request: RouteInput = job.msg.request
-        if self._threaded:
-            routes = await anyio.to_thread.run_sync(
-                job.strategy.find_routes,
-                request,
-                ctx,
-                abandon_on_cancel=True,
-                limiter=self._limiter,
-            )
-        else:
-            routes = job.strategy.find_routes(request, ctx)
+        t0 = time.perf_counter()
+        try:
+            if self._threaded:
+                routes = await anyio.to_thread.run_sync(
+                    job.strategy.find_routes,
+                    request,
+                    ctx,
+                    abandon_on_cancel=True,
+                    limiter=self._limiter,
+                )
+            else:
+                routes = job.strategy.find_routes(request, ctx)
+        finally:
+            job.compute_s += time.perf_counter() - t0
         return _Plan(routes=routes, ctx=ctx, version=version)
 
     async def _settle(self, job: _Job, plan: _Plan) -> list[Route]:
@@ -343,13 +347,13 @@ class _Solver:
             plan = await self._solve(job)
         return plan.routes
 
-    def _no_routes(self, exc: BarqError, msg: FindRoutes, t0: float) -> NoRoutes:
+    def _no_routes(self, exc: BarqError, job: _Job) -> NoRoutes:
         return NoRoutes(
             code=exc.code,
             message=exc.message,
             data=exc.data,
-            compute_s=time.perf_counter() - t0,
-            others_reserved_msat=self._book.reserved_by_others(msg.payment_hash),
+            compute_s=job.compute_s,
+            others_reserved_msat=self._book.reserved_by_others(job.msg.payment_hash),
         )
 
 
