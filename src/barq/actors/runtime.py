@@ -74,8 +74,9 @@ from barq.model.payment import (
 )
 from barq.node.base import NodeInterface
 from barq.payment import PaymentJournal, Publish, Resume
-from barq.strategies import Strategy, get_strategy
+from barq.routing import Strategy
 from barq.strategies import available_strategies as _registered
+from barq.strategies import get_strategy
 
 __all__ = [
     "RECENT_PAYMENTS",

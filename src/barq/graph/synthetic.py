@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import coincurve
 
 from barq.errors import InvalidParams
-from barq.graph._graph import Graph
+from barq.graph._graph import COLUMNS, Graph
 from barq.model import NodeId, direction_of
 
 __all__ = [
@@ -93,22 +93,7 @@ def network_from_channels(
     ids_keys = [node_key(seed, i) for i in range(n_nodes)]
     ids = [k[0] for k in ids_keys]
     scids: list[str] = []
-    cols: dict[str, list[int]] = {
-        k: []
-        for k in (
-            "direction",
-            "src",
-            "dst",
-            "capacity_msat",
-            "fee_base_msat",
-            "fee_ppm",
-            "cltv_delta",
-            "htlc_min_msat",
-            "htlc_max_msat",
-            "enabled",
-            "private",
-        )
-    }
+    cols: dict[str, list[int]] = {k: [] for k in COLUMNS}
     seen: set[str] = set()
     for k, ch in enumerate(channels):
         if not (0 <= ch.a < n_nodes and 0 <= ch.b < n_nodes) or ch.a == ch.b:

@@ -57,6 +57,8 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     gossip_refresh_s: float = 60.0  # reload the gossip graph at most this often (or when stale)
     waitsendpay_timeout_s: float | None = None
     strategies_in_thread: bool = True  # False under a simulated clock
+    route_timeout_s: float = 10.0  # a route computation abandoned after this (askrene-timeout)
+    route_threads: int = 4  # route computations at once in worker threads (askrene: 4)
 
     def default_maxfee_msat(self, amount_msat: int) -> int:
         """The fee budget for ``amount_msat`` when the caller gives none.
