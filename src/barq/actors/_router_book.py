@@ -63,7 +63,7 @@ class _GraphIndex:
         self.graph = graph
         dirs = graph.direction.tolist()
         self.row_of: dict[ScidDir, int] = {
-            f"{s}/{d}": e for e, (s, d) in enumerate(zip(graph.scid, dirs, strict=True))
+            scid_dir(s, d): e for e, (s, d) in enumerate(zip(graph.scid, dirs, strict=True))
         }
         self._learnt: tuple[ScidDir, ...] = ()
         self._learnt_rows = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))

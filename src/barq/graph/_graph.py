@@ -253,7 +253,7 @@ class Graph:
 
     def edge_by_scid_dir(self, sd: ScidDir) -> int | None:
         s, _, d = sd.partition("/")
-        return self.edge(s, int(d)) if d in ("0", "1") else None
+        return self.edge(Scid(s), int(d)) if d in ("0", "1") else None
 
     def scid_dir(self, e: int) -> ScidDir:
         return scid_dir(self.scid[e], int(self.direction[e]))

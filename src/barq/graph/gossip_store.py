@@ -62,6 +62,7 @@ from barq.graph.store_writer import (
     STORE_PRIVATE_CHANNEL,
     STORE_PRIVATE_UPDATE,
 )
+from barq.model import NodeId, scid_from_u64
 
 __all__ = ["load_gossip_store"]
 
@@ -100,10 +101,6 @@ def _be(
     for j in range(width):
         v = (v << np.uint64(8)) | a[offs + j].astype(np.uint64)
     return v
-
-
-def _scid_str(s: int) -> str:
-    return f"{s >> 40}x{(s >> 16) & 0xFFFFFF}x{s & 0xFFFF}"
 
 
 class _Walk:
@@ -256,13 +253,13 @@ def _build(data: bytes, w: _Walk) -> Graph:
     rdir = direction[rows]
 
     node_index: dict[bytes, int] = {}
-    nodes: list[str] = []
+    nodes: list[NodeId] = []
 
     def idx(n: bytes) -> int:
         i = node_index.get(n)
         if i is None:
             i = node_index[n] = len(nodes)
-            nodes.append(n.hex())
+            nodes.append(NodeId(n.hex()))
         return i
 
     n1 = np.fromiter((idx(c.node1) for c in row_chan), dtype=np.int32, count=len(row_chan))
@@ -282,7 +279,7 @@ def _build(data: bytes, w: _Walk) -> Graph:
     htlc_max = np.minimum(i64(_be(a, ro + 32, 8)), cap_msat)
     return Graph(
         nodes=nodes,
-        scid=[_scid_str(s) for s in scid[rows].tolist()],
+        scid=[scid_from_u64(s) for s in scid[rows].tolist()],
         direction=rdir,
         src=np.where(rdir == 0, n1, n2),
         dst=np.where(rdir == 0, n2, n1),

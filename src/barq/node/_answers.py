@@ -19,9 +19,11 @@ from barq.model import (
     ChannelUpdate,
     Invoice,
     LocalChannel,
+    NodeId,
     PartStatus,
     RouteFailure,
     RouteHintHop,
+    Scid,
     SendpayStatus,
 )
 from barq.node.wire import parse_channel_update, parse_failure_message
@@ -51,7 +53,7 @@ def msat(value: Msat) -> int:
 
 
 class Getinfo(msgspec.Struct):
-    id: str
+    id: NodeId
     network: str
     blockheight: int
     alias: str = ""
@@ -64,8 +66,8 @@ class DecodedKind(msgspec.Struct):
 
 
 class Bolt11HintHop(msgspec.Struct):
-    pubkey: str
-    short_channel_id: str
+    pubkey: NodeId
+    short_channel_id: Scid
     fee_base_msat: Msat = 0
     fee_proportional_millionths: int = 0
     cltv_expiry_delta: int = 0
@@ -74,7 +76,7 @@ class Bolt11HintHop(msgspec.Struct):
 class Bolt11(msgspec.Struct):
     currency: str
     created_at: int
-    payee: str
+    payee: NodeId
     payment_hash: str
     expiry: int = 3600
     amount_msat: Msat | None = None
@@ -87,15 +89,15 @@ class Bolt11(msgspec.Struct):
 
 
 class ChannelAlias(msgspec.Struct):
-    local: str | None = None
-    remote: str | None = None
+    local: Scid | None = None
+    remote: Scid | None = None
 
 
 class PeerChannel(msgspec.Struct):
-    peer_id: str
+    peer_id: NodeId
     state: str
     peer_connected: bool = False
-    short_channel_id: str | None = None
+    short_channel_id: Scid | None = None
     alias: ChannelAlias | None = None
     direction: int | None = None
     private: bool = False
@@ -119,7 +121,7 @@ class Payment(msgspec.Struct):
     groupid: int | None = None
     partid: int | None = None
     amount_msat: Msat | None = None
-    destination: str | None = None
+    destination: NodeId | None = None
     created_at: int = 0
     completed_at: int | float | None = None
     payment_preimage: str | None = None
@@ -134,8 +136,8 @@ class Payments(msgspec.Struct):
 class RouteFailData(msgspec.Struct):
     erring_index: int = 0
     failcode: int = 0
-    erring_node: str | None = None
-    erring_channel: str | None = None
+    erring_node: NodeId | None = None
+    erring_channel: Scid | None = None
     erring_direction: int | None = None
     raw_message: str | None = None
     channel_update: str | None = None  # very old lightningd

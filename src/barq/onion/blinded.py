@@ -61,7 +61,7 @@ channel was ever mined in block 0, so it cannot collide with gossip (xpay does
 the same, ``scid.u64 = blindedpath_num``)."""
 
 
-BLINDED_DESTINATION: NodeId = "02" + "00" * 31 + "01"
+BLINDED_DESTINATION = NodeId("02" + "00" * 31 + "01")
 """The pseudo node every blinded edge leads to (xpay's ``fakenode``, a point
 nobody holds the key of). Routing to it, rather than to ``invoice_node_id``,
 keeps a path whose introduction node *is* the payee an ordinary edge, and
@@ -71,7 +71,7 @@ forbids reaching the payee any other way than through one of its paths."""
 class BlindedHop(msgspec.Struct, frozen=True, kw_only=True):
     """One hop of a blinded path: its blinded key and the data only it can read."""
 
-    blinded_node_id: str
+    blinded_node_id: NodeId
     encrypted_recipient_data: bytes
 
 
@@ -240,7 +240,7 @@ def blinded_edge(index: int, path: BlindedPath, payinfo: BlindedPayinfo) -> Blin
         )
     return BlindedEdge(
         index=index,
-        scid=f"{BLINDED_SCID_BLOCK}x0x{index}",
+        scid=Scid(f"{BLINDED_SCID_BLOCK}x0x{index}"),
         direction=direction_of(source, BLINDED_DESTINATION),
         source=source,
         destination=BLINDED_DESTINATION,
@@ -267,7 +267,7 @@ class _Payinfo(msgspec.Struct):
 
 
 class _PathHop(msgspec.Struct):
-    blinded_node_id: str
+    blinded_node_id: NodeId
     encrypted_recipient_data: str
 
 
@@ -275,8 +275,8 @@ class _Path(msgspec.Struct):
     first_path_key: str
     payinfo: _Payinfo
     path: list[_PathHop]
-    first_node_id: str | None = None
-    first_scid: str | None = None
+    first_node_id: NodeId | None = None
+    first_scid: Scid | None = None
     first_scid_dir: int | None = None
 
 

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from barq.model import Scid
+from barq.model import Scid, scid_from_u64, scid_to_u64
 from barq.onion.tlv import (
     TlvError,
     decode_tlv_stream,
@@ -88,26 +88,6 @@ _KNOWN = frozenset(
     }
 )
 _SCID = re.compile(r"(\d+)x(\d+)x(\d+)")
-
-
-def scid_to_u64(scid: Scid) -> int:
-    """``BLOCKxTXxOUT`` -> the BOLT 7 8-byte integer (block 24 bits, tx 24, output 16).
-
-    Raises:
-        ValueError: not ``BLOCKxTXxOUT`` or a part out of range.
-    """
-    m = _SCID.fullmatch(scid)
-    if m is None:
-        raise ValueError(f"not a short_channel_id: {scid!r}")
-    block, tx, out = (int(g) for g in m.groups())
-    if block >= 1 << 24 or tx >= 1 << 24 or out >= 1 << 16:
-        raise ValueError(f"short_channel_id out of range: {scid!r}")
-    return (block << 40) | (tx << 16) | out
-
-
-def scid_from_u64(value: int) -> Scid:
-    """Inverse of :func:`scid_to_u64`."""
-    return f"{value >> 40}x{(value >> 16) & 0xFFFFFF}x{value & 0xFFFF}"
 
 
 def check_custom_records(records: Mapping[int, bytes]) -> None:

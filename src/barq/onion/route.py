@@ -65,7 +65,7 @@ class OnionHop(msgspec.Struct, frozen=True, kw_only=True):
     ``payload`` carries its BigSize length prefix, as ``createonion`` requires.
     """
 
-    pubkey: str
+    pubkey: NodeId
     payload: bytes
 
     def to_json(self) -> dict[str, str]:

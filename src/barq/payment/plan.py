@@ -243,7 +243,7 @@ def _exclusions(entries: tuple[str, ...]) -> tuple[set[ScidDir], set[NodeId]]:
     nodes: set[NodeId] = set()
     for entry in entries:
         if is_node_id(entry):
-            nodes.add(entry)
+            nodes.add(NodeId(entry))
             continue
         try:
             parse_scid_dir(entry)
@@ -252,5 +252,5 @@ def _exclusions(entries: tuple[str, ...]) -> tuple[set[ScidDir], set[NodeId]]:
                 f"exclude entry {entry!r} is neither a short_channel_id/direction "
                 f"(like 103x1x0/1) nor a node id (66 hex characters)"
             ) from None
-        channels.add(entry)
+        channels.add(ScidDir(entry))
     return channels, nodes

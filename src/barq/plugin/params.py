@@ -169,7 +169,7 @@ def _strategy(strategy: Any) -> str | None:
 
 def _node_id(value: Any, name: str) -> NodeId:
     if isinstance(value, str) and len(value) <= 80 and is_node_id(value.strip().lower()):
-        return value.strip().lower()
+        return NodeId(value.strip().lower())
     raise InvalidParams(
         f"{name}: not a node id (66 hex characters starting 02 or 03): {shown(value)}",
         data={"param": name},

@@ -47,6 +47,7 @@ from barq.model import (
     Route,
     RouteFailure,
     RouteHintHop,
+    Scid,
     SendpayStatus,
 )
 from barq.sim import rules
@@ -417,7 +418,7 @@ class ScriptedNode:
                     hops=(
                         Hop(
                             id=hop_id,
-                            channel="0x0x0",
+                            channel=Scid("0x0x0"),
                             direction=0,
                             amount_msat=p.amount_msat,
                             delay=0,
