@@ -25,6 +25,7 @@ from barq.model import (
     HalfChannel,
     LocalChannel,
     NodeId,
+    PaymentHash,
     Route,
     RouteHintHop,
     Scid,
@@ -48,7 +49,7 @@ I64 = npt.NDArray[np.int64]
 
 @dataclass(slots=True)
 class _Reservation:
-    payment_hash: str
+    payment_hash: PaymentHash
     route: Route
     local: ScidDir | None  # the first hop, when it is one of our channels
 
@@ -310,7 +311,7 @@ class RouterBook:
 
     # -- reservations ---------------------------------------------------------------------
 
-    def reserve(self, payment_hash: str, graph: Graph, route: Route) -> PlannedRoute:
+    def reserve(self, payment_hash: PaymentHash, graph: Graph, route: Route) -> PlannedRoute:
         """Hold ``route``'s amounts as in flight; returns it with its reservation id."""
         rid = self._next_reservation
         self._next_reservation += 1
@@ -348,7 +349,7 @@ class RouterBook:
             self.apply_update(v.update)
         return v.local
 
-    def close(self, payment_hash: str) -> int:
+    def close(self, payment_hash: PaymentHash) -> int:
         """Drop every reservation ``payment_hash`` still holds (lost parts); returns how many.
 
         Our channels' balances are left as they are (the part may have gone
@@ -377,7 +378,7 @@ class RouterBook:
         """What the reservations hold on each remote half-channel (a copy)."""
         return dict(self._inflight)
 
-    def reserved_by_others(self, payment_hash: str) -> int:
+    def reserved_by_others(self, payment_hash: PaymentHash) -> int:
         """What reservations of payments other than ``payment_hash`` hold (first hops)."""
         return sum(
             r.route.sent_msat for r in self._reservations.values() if r.payment_hash != payment_hash

@@ -31,7 +31,7 @@ import anyio
 import anyio.abc
 
 from barq.errors import BarqError, InvalidInvoice, InvalidParams, NodeError, PartFailed
-from barq.model import Invoice, PartStatus
+from barq.model import Invoice, PartStatus, PaymentHash
 from barq.model.payment import (
     PaymentEvent,
     PaymentStatus,
@@ -281,7 +281,9 @@ class PaymentCoordinator:
             del self._flights[flight.payment_hash]
         done.set()
 
-    def _publish(self, payment_hash: str, on_event: OnEvent | None, event: PaymentEvent) -> None:
+    def _publish(
+        self, payment_hash: PaymentHash, on_event: OnEvent | None, event: PaymentEvent
+    ) -> None:
         """One event of a running payment: fold it, record it, tell the caller."""
         self._live[payment_hash] = fold(self._live.get(payment_hash), event)
         if self._journal is not None:
@@ -297,7 +299,7 @@ class PaymentCoordinator:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def status(self, payment_hash: str | None = None) -> list[PaymentView]:
+    def status(self, payment_hash: PaymentHash | None = None) -> list[PaymentView]:
         """Live payments, then recent ones (newest last), then groups recovering from a restart."""
         views = list(self._live.values())
         live = {v.payment_hash for v in views}
@@ -316,7 +318,7 @@ class PaymentCoordinator:
     # -- the journal -------------------------------------------------------------------------
 
     async def _records(
-        self, payment_hash: str | None = None, status: str | None = None
+        self, payment_hash: PaymentHash | None = None, status: str | None = None
     ) -> list[PaymentView]:
         if self._journal is None:
             return []

@@ -64,7 +64,7 @@ from barq.errors import (
     UnknownStrategy,
 )
 from barq.limits import MAXPARTS
-from barq.model import Invoice, NodeId, NodeInfo, PartStatus, Route, RouteInput
+from barq.model import Invoice, NodeId, NodeInfo, PartStatus, PaymentHash, Route, RouteInput
 from barq.model.payment import (
     EngineConfig,
     PaymentEvent,
@@ -270,7 +270,7 @@ class Runtime:
         answer: FindRoutesReply = await ask(
             self._router,
             lambda r: FindRoutes(
-                payment_hash="", strategy=name, request=request, reply=r, reserve=False
+                payment_hash=PaymentHash(""), strategy=name, request=request, reply=r, reserve=False
             ),
         )
         match answer:
@@ -280,7 +280,7 @@ class Runtime:
                 raise _no_routes_error(no)
         raise AssertionError(f"unexpected router answer {answer!r}")  # pragma: no cover
 
-    def status(self, payment_hash: str | None = None) -> list[PaymentView]:
+    def status(self, payment_hash: PaymentHash | None = None) -> list[PaymentView]:
         """Live payments, then recent ones (newest last), then groups recovering from a
         restart; frozen views (folds of each payment's events)."""
         return self._payments.status(payment_hash)

@@ -38,7 +38,7 @@ from barq.invoice._bech32 import (
     words_to_bytes,
     words_to_int,
 )
-from barq.model import Invoice, NodeId, RouteHintHop, Scid, scid_from_u64, scid_to_u64
+from barq.model import Invoice, NodeId, PaymentHash, RouteHintHop, Scid, scid_from_u64, scid_to_u64
 
 __all__ = [
     "CURRENCY_OF_NETWORK",
@@ -97,7 +97,7 @@ class InvoiceFields(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     network: str
-    payment_hash: str
+    payment_hash: PaymentHash
     created_at: int
     amount_msat: int | None = None
     payment_secret: str | None = None
@@ -398,7 +398,7 @@ def decode_fields(
 class _Tagged:
     """The tagged fields read so far (the first of each kind counts)."""
 
-    payment_hash: str | None = None
+    payment_hash: PaymentHash | None = None
     payment_secret: str | None = None
     description: str | None = None
     description_hash: str | None = None
@@ -429,7 +429,7 @@ def _read_field(t: _Tagged, tag: int, field: Sequence[int]) -> None:
     tag (``f``, ``t``...) is skipped, as BOLT 11 requires."""
     n = len(field)
     if tag == _T_P and n == 52 and t.payment_hash is None:
-        t.payment_hash = words_to_bytes(field, pad=False).hex()
+        t.payment_hash = PaymentHash(words_to_bytes(field, pad=False).hex())
     elif tag == _T_S and n == 52 and t.payment_secret is None:
         t.payment_secret = words_to_bytes(field, pad=False).hex()
     elif tag == _T_H and n == 52 and t.description_hash is None:

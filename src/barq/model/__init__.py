@@ -32,7 +32,9 @@ __all__ = [
     "LocalChannel",
     "NodeId",
     "NodeInfo",
+    "PartId",
     "PartStatus",
+    "PaymentHash",
     "Route",
     "RouteFailure",
     "RouteHintHop",
@@ -313,7 +315,7 @@ class Invoice(msgspec.Struct, frozen=True, kw_only=True):
 
     bolt11: str
     payee: NodeId
-    payment_hash: str
+    payment_hash: PaymentHash
     amount_msat: int | None
     created_at: int
     expiry: int
@@ -371,8 +373,8 @@ class PartStatus(msgspec.Struct, frozen=True, kw_only=True):
     left the payer for it.
     """
 
-    payment_hash: str
-    partid: int
+    payment_hash: PaymentHash
+    partid: PartId
     groupid: int
     status: SendpayStatus
     amount_msat: int

@@ -19,7 +19,7 @@ from enum import StrEnum
 
 import msgspec
 
-from barq.model import NodeId, Route, RouteFailure
+from barq.model import NodeId, PartId, PaymentHash, Route, RouteFailure
 
 __all__ = [
     "EngineConfig",
@@ -139,7 +139,7 @@ class PartOutcome(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 class PartView(msgspec.Struct, frozen=True, kw_only=True):
     """One attempt (one ``sendpay`` part) of a payment, for status and results."""
 
-    partid: int
+    partid: PartId
     groupid: int
     amount_msat: int
     amount_sent_msat: int
@@ -160,7 +160,7 @@ class PaymentView(msgspec.Struct, frozen=True, kw_only=True):
     ``compute_s`` the wall-clock time the router spent in strategies for it.
     """
 
-    payment_hash: str
+    payment_hash: PaymentHash
     destination: NodeId
     amount_msat: int
     status: PaymentStatus
@@ -203,7 +203,7 @@ class PayOutcome(msgspec.Struct, frozen=True, kw_only=True):
 class PaymentStarted(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """The payment is validated and about to send; ``at`` is its creation time."""
 
-    payment_hash: str
+    payment_hash: PaymentHash
     destination: NodeId
     amount_msat: int
     strategy: str
@@ -221,8 +221,8 @@ class PartAdopted(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     start time.
     """
 
-    payment_hash: str
-    partid: int
+    payment_hash: PaymentHash
+    partid: PartId
     groupid: int
     amount_msat: int
     amount_sent_msat: int
@@ -237,8 +237,8 @@ class PartStarted(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     ``compute_s`` is the payment's time in strategies so far (cumulative).
     """
 
-    payment_hash: str
-    partid: int
+    payment_hash: PaymentHash
+    partid: PartId
     groupid: int
     amount_msat: int
     route: Route
@@ -249,8 +249,8 @@ class PartStarted(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 class PartEnded(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """A part ended in ``state`` (``preimage`` when it succeeded)."""
 
-    payment_hash: str
-    partid: int
+    payment_hash: PaymentHash
+    partid: PartId
     groupid: int
     amount_msat: int
     state: PartState
@@ -263,7 +263,7 @@ class PartEnded(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 class PaymentEnded(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """The payment ended (``error``/``error_code`` when it failed)."""
 
-    payment_hash: str
+    payment_hash: PaymentHash
     groupid: int
     status: PaymentStatus
     at: float

@@ -20,7 +20,9 @@ from barq.model import (
     Invoice,
     LocalChannel,
     NodeId,
+    PartId,
     PartStatus,
+    PaymentHash,
     RouteFailure,
     RouteHintHop,
     Scid,
@@ -77,7 +79,7 @@ class Bolt11(msgspec.Struct):
     currency: str
     created_at: int
     payee: NodeId
-    payment_hash: str
+    payment_hash: PaymentHash
     expiry: int = 3600
     amount_msat: Msat | None = None
     payment_secret: str | None = None
@@ -114,12 +116,12 @@ class PeerChannels(msgspec.Struct):
 
 
 class Payment(msgspec.Struct):
-    payment_hash: str
+    payment_hash: PaymentHash
     status: SendpayStatus
     amount_sent_msat: Msat
     id: int | None = None
     groupid: int | None = None
-    partid: int | None = None
+    partid: PartId | None = None
     amount_msat: Msat | None = None
     destination: NodeId | None = None
     created_at: int = 0
@@ -153,8 +155,11 @@ def decode_answer(method: str, raw: msgspec.Raw, shape: type[T]) -> T:
         ) from exc
 
 
+_NO_PARTID = PartId(0)
+
+
 def part_status(
-    p: Payment, *, partid: int = 0, groupid: int = 0, amount_msat: int | None = None
+    p: Payment, *, partid: PartId = _NO_PARTID, groupid: int = 0, amount_msat: int | None = None
 ) -> PartStatus:
     """``partid``/``groupid``/``amount_msat``: what to use when lightningd omits them."""
     return PartStatus(

@@ -33,7 +33,7 @@ from typing import Any
 
 import msgspec
 
-from barq.model import Hop, NodeId, Route
+from barq.model import Hop, NodeId, PartId, PaymentHash, Route
 from barq.onion.blinded import BlindedEdge
 from barq.onion.payload import blinded_payload, final_payload, forward_payload
 
@@ -289,7 +289,7 @@ def build_onion(
 
 
 def createonion_params(
-    plan: OnionPlan, payment_hash: str, *, session_key: str | None = None
+    plan: OnionPlan, payment_hash: PaymentHash, *, session_key: str | None = None
 ) -> dict[str, Any]:
     """``createonion``'s parameters: the hops, and the payment hash as ``assocdata``.
 
@@ -306,8 +306,8 @@ def injectpaymentonion_params(
     plan: OnionPlan,
     *,
     onion: str,
-    payment_hash: str,
-    partid: int,
+    payment_hash: PaymentHash,
+    partid: PartId,
     groupid: int,
     invstring: str | None = None,
     destination: NodeId | None = None,

@@ -30,7 +30,7 @@ from barq.errors import (
     NodeError,
     StoppedRetrying,
 )
-from barq.model import NodeId, Route, RouteInput, ScidDir
+from barq.model import NodeId, PartId, PaymentHash, Route, RouteInput, ScidDir
 from barq.model.payment import (
     PartEnded,
     PartOutcome,
@@ -74,8 +74,8 @@ Publish = Callable[[PaymentEvent], None]
 class PartOrder(msgspec.Struct, frozen=True, kw_only=True):
     """What ``sendpay`` needs for part ``partid`` of ``groupid`` (besides its route)."""
 
-    payment_hash: str
-    partid: int
+    payment_hash: PaymentHash
+    partid: PartId
     groupid: int
     amount_msat: int
     total_msat: int
@@ -165,7 +165,7 @@ class PaymentBook:
     def _in(self, *states: PartState) -> list[PartView]:
         return [p for p in self.view.parts if p.state in states]
 
-    def _part(self, partid: int) -> PartView:
+    def _part(self, partid: PartId) -> PartView:
         return next(p for p in self.view.parts if p.partid == partid)
 
     @property
@@ -327,7 +327,7 @@ class PaymentBook:
 
     # -- parts ----------------------------------------------------------------------------
 
-    def _order(self, partid: int, amount_msat: int) -> PartOrder:
+    def _order(self, partid: PartId, amount_msat: int) -> PartOrder:
         inv = self.plan.invoice
         return PartOrder(
             payment_hash=inv.payment_hash,
@@ -343,7 +343,7 @@ class PaymentBook:
     def start_part(self, route: Route) -> PartOrder:
         """Assign the next partid to ``route`` (its amount leaves the pool's first piece)."""
         partid = self.next_partid
-        self.next_partid += 1
+        self.next_partid = PartId(partid + 1)
         self._emit(
             PartStarted(
                 payment_hash=self.plan.payment_hash,
@@ -361,7 +361,7 @@ class PaymentBook:
         """The parts adopted from an earlier run (already sent: only to be awaited)."""
         return [self._order(a.partid, a.amount_msat) for a in self.adopted]
 
-    def part_ended(self, partid: int, outcome: PartOutcome) -> None:
+    def part_ended(self, partid: PartId, outcome: PartOutcome) -> None:
         """Book how part ``partid`` ended and decide what it means for the payment."""
         pv = self._part(partid)
         if outcome.state is PartState.SUCCEEDED:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import msgspec
 
 from barq.errors import BarqError
+from barq.model import PaymentHash
 from barq.model.payment import PayOutcome, PayParams
 
 __all__ = ["Flight", "fresh_error"]
@@ -35,7 +36,7 @@ class Flight:
         error: set when it ended with an error.
     """
 
-    payment_hash: str
+    payment_hash: PaymentHash
     params: PayParams
     outcome: PayOutcome | None = None
     error: BarqError | None = None

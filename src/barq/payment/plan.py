@@ -17,7 +17,15 @@ from typing import Protocol
 
 from barq.errors import InvalidInvoice, InvalidParams, InvoiceExpired, RouteTooExpensive
 from barq.limits import MAXPARTS
-from barq.model import Invoice, NodeId, NodeInfo, ScidDir, is_node_id, parse_scid_dir
+from barq.model import (
+    Invoice,
+    NodeId,
+    NodeInfo,
+    PaymentHash,
+    ScidDir,
+    is_node_id,
+    parse_scid_dir,
+)
 from barq.model.payment import EngineConfig, PayParams
 
 __all__ = [
@@ -82,7 +90,7 @@ class PaymentPlan:
     label: str | None
 
     @property
-    def payment_hash(self) -> str:
+    def payment_hash(self) -> PaymentHash:
         return self.invoice.payment_hash
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from barq.model import PaymentHash
 from barq.model.payment import PaymentEvent, PaymentView
 
 __all__ = ["PaymentJournal"]
@@ -35,7 +36,7 @@ class PaymentJournal(Protocol):
         ...
 
     async def aget_payments(
-        self, payment_hash: str | None = None, status: str | None = None
+        self, payment_hash: PaymentHash | None = None, status: str | None = None
     ) -> list[PaymentView]:
         """Stored payments (with their parts), oldest first, optionally filtered.
 

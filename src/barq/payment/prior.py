@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import msgspec
 
 from barq.errors import AlreadyPaid
-from barq.model import Invoice, PartStatus, SendpayStatus
+from barq.model import Invoice, PartId, PartStatus, SendpayStatus
 from barq.model.payment import PartAdopted, PaymentStatus, PaymentView, PayParams
 from barq.payment.plan import paid_amount
 from barq.payment.sendpays import group_sendpays, view_from_sendpays
@@ -43,7 +43,7 @@ class Resume(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     groupid: int = 1
-    next_partid: int = 1
+    next_partid: PartId = PartId(1)
     adopted: tuple[PartAdopted, ...] = ()
 
     @property
@@ -93,7 +93,7 @@ def decide_prior(
         base = stored.get(g)
         return Resume(
             groupid=g,
-            next_partid=max(p.partid for p in parts) + 1,
+            next_partid=PartId(max(p.partid for p in parts) + 1),
             adopted=tuple(
                 _adopted(p, base, now)
                 for p in sorted(parts, key=lambda p: p.partid)

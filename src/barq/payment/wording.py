@@ -33,7 +33,7 @@ from barq.errors import (
     RouteTooExpensive,
     StoppedRetrying,
 )
-from barq.model import RouteFailure
+from barq.model import PartId, RouteFailure
 from barq.model.payment import PartState, PartView
 
 __all__ = [
@@ -132,7 +132,7 @@ def routing_reason(err: BarqError) -> str:
     return EXCESSIVE_COST
 
 
-def destination_refused(f: RouteFailure, partid: int) -> str:
+def destination_refused(f: RouteFailure, partid: PartId) -> str:
     """The payee failed a part for good: xpay's words for it."""
     name = _failname(f)
     if name == "incorrect_or_unknown_payment_details":

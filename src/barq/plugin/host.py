@@ -36,7 +36,7 @@ import msgspec
 
 from barq.actors.messages import KnowledgeEntry
 from barq.errors import BarqError, StoreError
-from barq.model import Invoice, NodeId, Route
+from barq.model import Invoice, NodeId, PaymentHash, Route
 from barq.model.payment import (
     EngineConfig,
     PaymentEvent,
@@ -86,7 +86,7 @@ class RuntimeLike(Protocol):
         final_cltv: int = 18,
     ) -> list[Route]: ...
 
-    def status(self, payment_hash: str | None = None) -> list[PaymentView]: ...
+    def status(self, payment_hash: PaymentHash | None = None) -> list[PaymentView]: ...
 
     async def export_knowledge(self) -> list[KnowledgeEntry]: ...
 
@@ -390,7 +390,7 @@ class EngineHost:
             await self._save_knowledge()
         return outcome
 
-    async def status(self, payment_hash: str | None = None) -> dict[str, Any]:
+    async def status(self, payment_hash: PaymentHash | None = None) -> dict[str, Any]:
         """``barqstatus``: payments in flight and recent ones, plus engine and store health."""
         payments = [] if self.runtime is None else self.runtime.status(payment_hash)
         now = time.time()
@@ -410,7 +410,9 @@ class EngineHost:
             out["store"]["last_write_error"] = self.store.last_error
         return out
 
-    async def listpays(self, payment_hash: str | None, status: str | None) -> dict[str, Any]:
+    async def listpays(
+        self, payment_hash: PaymentHash | None, status: str | None
+    ) -> dict[str, Any]:
         """``barqlistpays``: the payment history from the database."""
         if self._ready is not None:
             await self._ready.wait()

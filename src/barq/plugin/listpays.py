@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 
 from barq.errors import BarqError
+from barq.model import PaymentHash
 from barq.model.payment import PaymentView
 from barq.plugin.params import canonical_invstring
 
@@ -39,7 +40,7 @@ class ListpaysQuery(msgspec.Struct, frozen=True, kw_only=True):
     """A ``listpays`` call Barq may answer (``None`` fields: not given)."""
 
     bolt11: str | None = None
-    payment_hash: str | None = None
+    payment_hash: PaymentHash | None = None
     status: str | None = None
 
     def sendpays_params(self) -> dict[str, str]:
@@ -76,7 +77,9 @@ def listpays_query(params: Any) -> ListpaysQuery | None:
         inv = None if bolt11 is None else canonical_invstring(bolt11)
     except BarqError:
         return None
-    return ListpaysQuery(bolt11=inv, payment_hash=None if h is None else h.lower(), status=status)
+    return ListpaysQuery(
+        bolt11=inv, payment_hash=None if h is None else PaymentHash(h.lower()), status=status
+    )
 
 
 def concerns(query: ListpaysQuery, paying: Sequence[PaymentView]) -> bool:
