@@ -1,0 +1,119 @@
+"""The lab's reads of a real store: one record per payment hash, assignments, a safe copy."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from helpers import h
+
+from barq.lab.summary import experiments_report, format_report
+from barq.model import Hop, NodeId, Route, RouteFailure, Scid
+from barq.model.payment import PartState, PartView, PaymentStatus, PaymentView
+from barq.store import open_store
+from barq.store._lab import (
+    Assignment,
+    copy_attempts,
+    copy_payments,
+    get_assignment,
+    lab_payments,
+    put_assignment,
+)
+
+A = NodeId("02" + "aa" * 32)
+B = NodeId("03" + "bb" * 32)
+
+
+def _route(amount: int) -> Route:
+    return Route(
+        hops=(
+            Hop(id=A, channel=Scid("1x1x0"), direction=0, amount_msat=amount + 10, delay=30),
+            Hop(id=B, channel=Scid("2x2x1"), direction=1, amount_msat=amount, delay=18),
+        ),
+        probability=0.7,
+    )
+
+
+def view(i: int, *, ok: bool, groupid: int = 0, strategy: str = "dijkstra") -> PaymentView:
+    amount = 20_000_000
+    failed = PartView(
+        partid=1,
+        groupid=groupid,
+        amount_msat=amount,
+        amount_sent_msat=amount + 10,
+        fee_msat=10,
+        route=_route(amount),
+        state=PartState.FAILED,
+        started_at=100.0 + i,
+        finished_at=100.5 + i,
+        failure=RouteFailure(failcode=0x1007, erring_index=1, erring_node=A),
+    )
+    parts = [failed]
+    if ok:
+        parts.append(
+            PartView(
+                partid=2,
+                groupid=groupid,
+                amount_msat=amount,
+                amount_sent_msat=amount + 10,
+                fee_msat=10,
+                route=_route(amount),
+                state=PartState.SUCCEEDED,
+                started_at=101.0 + i,
+                finished_at=101.5 + i,
+            )
+        )
+    return PaymentView(
+        payment_hash=h(i),
+        destination=B,
+        amount_msat=amount,
+        status=PaymentStatus.COMPLETE if ok else PaymentStatus.FAILED,
+        strategy=strategy,
+        created_at=100.0 + i + groupid,
+        completed_at=102.0 + i + groupid,
+        groupid=groupid,
+        fee_msat=10 if ok else 0,
+        attempts=len(parts),
+        parts=tuple(parts),
+    )
+
+
+def test_payments_assignments_and_a_copy(tmp_path: Path) -> None:
+    path = tmp_path / "barq.sqlite3"
+    with open_store(path) as store:
+        store.put_payment(view(1, ok=False))  # first group failed...
+        store.put_payment(view(1, ok=True, groupid=1))  # ...a retry paid: one payment
+        store.put_payment(view(2, ok=False, strategy="cheapflow"))
+        store.put_payment(view(3, ok=True))
+        put_assignment(store, Assignment(payment_hash=h(1), strategy="dijkstra", experiment="a"))
+        put_assignment(store, Assignment(payment_hash=h(1), strategy="other", experiment="b"))
+        put_assignment(store, Assignment(payment_hash=h(2), strategy="cheapflow", experiment="b"))
+        put_assignment(store, Assignment(payment_hash=h(3), strategy="dijkstra", experiment="a"))
+        got = lab_payments(store)
+        first = get_assignment(store, h(1))
+        assert first is not None and first.experiment == "a"  # the first assignment stays
+        assert get_assignment(store, h(9)) is None
+    assert [p.payment_hash for p in got] == [h(1), h(2), h(3)]
+    one = got[0]
+    assert one.status == "complete" and one.attempts == 3 and one.parts == 1
+    assert one.created_at == 101.0 and one.completed_at == 104.0 and one.experiment == "a"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert copy_payments(path) == got
+    assert [p.payment_hash for p in copy_payments(path, since=102.0)] == [h(2), h(3)]
+    attempts = copy_attempts(path)
+    assert len(attempts) == 6 and attempts[0].route.probability == 0.7
+    assert attempts[0].erring_index == 1 and attempts[0].failcode == 0x1007
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest  # never written
+
+    report = experiments_report(got)
+    rows = {r["name"]: r for r in report["experiments"]}
+    assert rows["a"]["payments"] == 2 and rows["a"]["succeeded"] == 2
+    assert rows["b"]["payments"] == 1 and rows["b"]["succeeded"] == 0
+    assert rows["a"]["strategy"] == "dijkstra" and rows["a"]["percent"] is None
+    assert sum(r["payments"] for r in rows.values()) == 3
+    assert [(b["bucket"], b["experiment"]) for b in report["buckets"]] == [
+        ("10k-100k sat", "a"),
+        ("10k-100k sat", "b"),
+    ]
+    text = format_report(report)
+    assert "experiment  strategy" in text and "sample too small to tell" in text
