@@ -5,11 +5,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from helpers import h
+from helpers import h, view
 
 from barq.lab.summary import experiments_report, format_report
-from barq.model import Hop, NodeId, Route, RouteFailure, Scid
-from barq.model.payment import PartState, PartView, PaymentStatus, PaymentView
 from barq.store import open_store
 from barq.store._lab import (
     Assignment,
@@ -19,63 +17,6 @@ from barq.store._lab import (
     lab_payments,
     put_assignment,
 )
-
-A = NodeId("02" + "aa" * 32)
-B = NodeId("03" + "bb" * 32)
-
-
-def _route(amount: int) -> Route:
-    return Route(
-        hops=(
-            Hop(id=A, channel=Scid("1x1x0"), direction=0, amount_msat=amount + 10, delay=30),
-            Hop(id=B, channel=Scid("2x2x1"), direction=1, amount_msat=amount, delay=18),
-        ),
-        probability=0.7,
-    )
-
-
-def view(i: int, *, ok: bool, groupid: int = 0, strategy: str = "dijkstra") -> PaymentView:
-    amount = 20_000_000
-    failed = PartView(
-        partid=1,
-        groupid=groupid,
-        amount_msat=amount,
-        amount_sent_msat=amount + 10,
-        fee_msat=10,
-        route=_route(amount),
-        state=PartState.FAILED,
-        started_at=100.0 + i,
-        finished_at=100.5 + i,
-        failure=RouteFailure(failcode=0x1007, erring_index=1, erring_node=A),
-    )
-    parts = [failed]
-    if ok:
-        parts.append(
-            PartView(
-                partid=2,
-                groupid=groupid,
-                amount_msat=amount,
-                amount_sent_msat=amount + 10,
-                fee_msat=10,
-                route=_route(amount),
-                state=PartState.SUCCEEDED,
-                started_at=101.0 + i,
-                finished_at=101.5 + i,
-            )
-        )
-    return PaymentView(
-        payment_hash=h(i),
-        destination=B,
-        amount_msat=amount,
-        status=PaymentStatus.COMPLETE if ok else PaymentStatus.FAILED,
-        strategy=strategy,
-        created_at=100.0 + i + groupid,
-        completed_at=102.0 + i + groupid,
-        groupid=groupid,
-        fee_msat=10 if ok else 0,
-        attempts=len(parts),
-        parts=tuple(parts),
-    )
 
 
 def test_payments_assignments_and_a_copy(tmp_path: Path) -> None:
