@@ -107,7 +107,7 @@ def cmd_experiments(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         console.print_json(json.dumps(report))
     else:
-        console.print(format_report(report), markup=False, end="")
+        console.print(format_report(report), markup=False, end="", soft_wrap=True)
     return 0
 
 
@@ -138,7 +138,7 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         console.print_json(json.dumps(scores))
     else:
-        console.print(format_scores(scores), markup=False, end="")
+        console.print(format_scores(scores), markup=False, end="", soft_wrap=True)
     return 0
 
 

@@ -32,7 +32,8 @@ class ReportData(msgspec.Struct, frozen=True, kw_only=True):
     """What the panels show (all plain numbers; tests read it without matplotlib).
 
     Attributes:
-        success_over_time: group -> [(bin start, success rate, payments)].
+        success_over_time: group -> [(bin start in minutes after the first payment, success
+            rate, payments)].
         fee_ppm: group -> fees (ppm) of its succeeded payments.
         answer_s: group -> time to answer of its ended payments, sorted (for the CDF).
         parts: parts of a succeeded payment -> how many payments.
@@ -60,7 +61,7 @@ def _over_time(ps: Sequence[LabPayment], t0: float, width: float) -> list[tuple[
         i = min(TIME_BINS - 1, int((p.created_at - t0) / width)) if width > 0 else 0
         bins.setdefault(i, []).append(p)
     return [
-        (t0 + i * width, sum(p.status == "complete" for p in b) / len(b), len(b))
+        (i * width / 60, sum(p.status == "complete" for p in b) / len(b), len(b))
         for i, b in sorted(bins.items())
     ]
 
@@ -108,7 +109,9 @@ def _panels(fig: Any, data: ReportData) -> None:
     ax = fig.subplots(2, 3).ravel()
     for g, pts in data.success_over_time.items():
         ax[0].plot([t for t, _, _ in pts], [100 * r for _, r, _ in pts], marker="o", label=g)
-    ax[0].set(title="success rate over time", ylabel="% of payments", xlabel="UNIX time")
+    ax[0].set(
+        title="success rate over time", ylabel="% of payments", xlabel="minutes after the first"
+    )
     ax[0].set_ylim(-5, 105)
     fees = {g: v for g, v in data.fee_ppm.items() if v}
     if fees:
@@ -117,7 +120,9 @@ def _panels(fig: Any, data: ReportData) -> None:
     for g, ts in data.answer_s.items():
         if ts:
             ax[2].step(ts, [(i + 1) / len(ts) for i in range(len(ts))], where="post", label=g)
-    ax[2].set(title="time to answer (CDF)", xlabel="seconds", ylabel="share of payments")
+    ax[2].set(title="time to answer (CDF)", xlabel="seconds (log)", ylabel="share of payments")
+    if any(data.answer_s.values()):
+        ax[2].set_xscale("symlog", linthresh=0.01)
     ax[3].bar([str(k) for k in data.parts], list(data.parts.values()))
     ax[3].set(title="parts per succeeded payment", xlabel="parts", ylabel="payments")
     ax[4].bar([str(k) for k in data.fail_hops], list(data.fail_hops.values()), color="tab:red")
