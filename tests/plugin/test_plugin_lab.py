@@ -11,6 +11,7 @@ import pytest
 from plugin_driver import PluginDriver
 from sim_world import SimWorld
 
+from barq.invoice import decode
 from barq.lab.experiments import assign, parse_experiments
 
 PAYEE = 25
@@ -107,3 +108,60 @@ def test_bad_lab_options_stop_the_plugin_at_start(
         assert needle in result["disable"]
     finally:
         d.close()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_SRC = ROOT / "examples" / "barq-example-strategy" / "src"
+
+
+def test_the_lab_walkthrough(
+    sim: SimWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/lab.md: the example strategy (its listing is the file), found through its entry
+    point, scored by bench, run live as an experiment with a parameter override."""
+    import json
+    import tomllib
+    from importlib.metadata import EntryPoint, EntryPoints
+
+    import barq.strategies.registry as registry
+    from barq.cli import main
+
+    docs = (ROOT / "docs" / "lab.md").read_text()
+    source = (EXAMPLE_SRC / "barq_example_strategy" / "__init__.py").read_text()
+    listing = docs.split("```python\n", 1)[1].split("```")[0]
+    for block in listing.strip().split("\n\n\n"):
+        assert block.strip() in source, block
+    meta = tomllib.loads((EXAMPLE_SRC.parent / "pyproject.toml").read_text())
+    eps = [
+        EntryPoint(name=k, value=v, group="barq.strategies")
+        for k, v in meta["project"]["entry-points"]["barq.strategies"].items()
+    ]
+    assert f'fewhops = "{eps[0].value}"' in docs
+    monkeypatch.syspath_prepend(str(EXAMPLE_SRC))
+    monkeypatch.setattr(registry, "entry_points", lambda **kw: EntryPoints(eps))
+
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--strategies", "fewhops,mincostflow", "--amounts-sat", "30000"]
+    assert main([*argv, "--payments", "2", "--jobs", "1", "--json", str(out)]) == 0
+    rows = {r["strategy"]: r for r in json.loads(out.read_text())["rows"]}
+    assert rows["fewhops"]["payments"] == 2
+
+    specs = ["few=fewhops:riskfactor=5:30", "cheap=cheapflow:40"]
+    assert all(f"barq-experiment={s}" in docs for s in specs)
+    d = _start(sim, tmp_path, {"barq-experiment": specs})
+    try:
+        exps = parse_experiments(specs)
+        invoices = (sim.invoice(PAYEE, 3_000_000 + i) for i in range(200))
+        few = next(inv for inv in invoices if _experiment_of(inv, exps) == "few")
+        r = d.call("barqpay", [few])
+        assert r["experiment"] == "few" and r["strategy"] == "fewhops:riskfactor=5"
+        assert r["status"] == "complete"
+        rows = {x["name"]: x for x in d.call("barqexperiments")["experiments"]}
+        assert rows["few"]["payments"] == 1 and rows["few"]["parameters"] == {"riskfactor": 5}
+    finally:
+        d.close()
+
+
+def _experiment_of(invstring: str, exps: Any) -> str:
+    e = assign(decode(invstring).payment_hash, exps)
+    return e.name if e else "default"
