@@ -58,3 +58,18 @@ def test_payments_assignments_and_a_copy(tmp_path: Path) -> None:
     ]
     text = format_report(report)
     assert "experiment  strategy" in text and "sample too small to tell" in text
+
+
+def test_a_version_1_database_gains_the_lab_table(tmp_path: Path) -> None:
+    from barq.store import MIGRATIONS
+
+    path = tmp_path / "old.sqlite3"
+    with open_store(path, migrations=MIGRATIONS[:1]) as old:
+        old.put_payment(view(1, ok=True))
+        assert old.schema_version() == 1
+    assert copy_payments(path)[0].experiment is None  # the tools read a v1 file too
+    with open_store(path) as store:
+        assert store.schema_version() == len(MIGRATIONS) == 2
+        put_assignment(store, Assignment(payment_hash=h(1), strategy="dijkstra", experiment="a"))
+        [p] = lab_payments(store)
+    assert p.experiment == "a" and p.status == "complete"

@@ -36,6 +36,8 @@ from barq.store._lab import (
 __all__ = ["LabOutcome", "barqexperiments_params", "lab_pay", "lab_pay_result", "lab_report"]
 
 OnEvent = Callable[[PaymentEvent], None]
+#: how far back the bandit reads the node's history (its window per bucket is shorter)
+AUTO_HISTORY_S = 30 * 86_400.0
 
 
 class LabOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,7 +64,8 @@ async def _decide(host: EngineHost, cfg: PluginConfig, params: PayParams) -> Ass
     now = time.time()
     if params.strategy == AUTO or (params.strategy is None and not cfg.experiments):
         amount = params.partial_msat or params.amount_msat or invoice.amount_msat or 0
-        history = [] if store is None else await alab_payments(store)
+        since = now - AUTO_HISTORY_S
+        history = [] if store is None else await alab_payments(store, since=since)
         choice = choose_auto(
             h, amount, history, cfg.auto_strategies, default=cfg.engine_config().default_strategy
         )
