@@ -61,10 +61,7 @@ class _GraphIndex:
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        dirs = graph.direction.tolist()
-        self.row_of: dict[ScidDir, int] = {
-            scid_dir(s, d): e for e, (s, d) in enumerate(zip(graph.scid, dirs, strict=True))
-        }
+        self.row_of = graph.edge_by_scid_dir  # the graph's own row index (built once per graph)
         self._learnt: tuple[ScidDir, ...] = ()
         self._learnt_rows = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         self._spendable: dict[ScidDir, int] | None = None
@@ -75,7 +72,7 @@ class _GraphIndex:
     def learnt_rows(self, channels: tuple[ScidDir, ...]) -> tuple[I64, I64]:
         """Rows of ``channels`` in the graph, and which of ``channels`` they are."""
         if channels != self._learnt:
-            pairs = [(i, e) for i, e in enumerate(map(self.row_of.get, channels)) if e is not None]
+            pairs = [(i, e) for i, e in enumerate(map(self.row_of, channels)) if e is not None]
             self._learnt = channels
             self._learnt_rows = (
                 np.asarray([e for _, e in pairs], dtype=np.int64),
@@ -88,7 +85,8 @@ class _GraphIndex:
         if spendable is self._spendable:
             return
         self._spendable = spendable
-        local = [(sd, self.row_of[sd], v) for sd, v in spendable.items() if sd in self.row_of]
+        rows = ((sd, self.row_of(sd), v) for sd, v in spendable.items())
+        local = [(sd, e, v) for sd, e, v in rows if e is not None]
         self.local_pos = {sd: i for i, (sd, _, _) in enumerate(local)}
         self.local_rows = np.asarray([e for _, e, _ in local], dtype=np.int64)
         self.local_spendable = np.asarray([v for _, _, v in local], dtype=np.int64)
@@ -147,17 +145,31 @@ class RouterBook:
         return g
 
     def set_gossip(self, gossip: Graph) -> None:
-        """A fresh gossip graph (forgets applied channel updates: gossip has them now).
+        """A fresh gossip graph (an incremental refresh: called before every payment).
 
-        The very same graph object again (the node's cache: its gossip store has not
-        changed) changes nothing: the overlaid graph, its row indexes and the applied
-        updates are kept (gossip does not have those updates yet).
+        The very same graph object again (nothing appended to the store) changes
+        nothing. Otherwise the overlaid graph is rebuilt lazily; an applied
+        channel update is kept while gossip's row for its half-channel is
+        unchanged (gossip has not caught up with it yet) and dropped when gossip
+        changed that row (gossip's policy is now at least as new).
         """
         if gossip is self._gossip:
             return
+        old = self._gossip
+        self._updates = {
+            k: u for k, u in self._updates.items() if _same_row(old, gossip, k[0], k[1])
+        }
         self._gossip = gossip
-        self._updates.clear()
         self._base = None
+
+    @property
+    def gossip(self) -> Graph:
+        return self._gossip
+
+    @property
+    def available(self) -> dict[ScidDir, int]:
+        """What each of our channels can send now (:meth:`local_available` of each)."""
+        return {sd: max(v + self._delta.get(sd, 0), 0) for sd, v in self._spendable.items()}
 
     def set_channels(self, channels: Sequence[LocalChannel]) -> None:
         """Fresh ``listpeerchannels``: exact balances; the graph changes only if channels did."""
@@ -235,7 +247,7 @@ class RouterBook:
             hi[idx] = np.minimum(his, cap[idx])
             lo[idx] = np.minimum(los, hi[idx])
         usable = graph.enabled.copy()
-        off = [e for e in map(index.row_of.get, snapshot.disabled_channels) if e is not None]
+        off = [e for e in map(index.row_of, snapshot.disabled_channels) if e is not None]
         if off:
             usable[np.asarray(off, dtype=np.int64)] = False
         bad = [
@@ -249,7 +261,7 @@ class RouterBook:
             usable &= ~(node_off[graph.src] | node_off[graph.dst])
         inflight = np.zeros(n, dtype=np.int64)
         for sd, amount in self._inflight.items():
-            e = index.row_of.get(sd)
+            e = index.row_of(sd)
             if e is not None:
                 inflight[e] = amount
         mn = np.maximum(lo - inflight, 0)
@@ -392,6 +404,13 @@ class RouterBook:
         if sd not in self._spendable:
             return None
         return max(self._spendable[sd] + self._delta.get(sd, 0), 0)
+
+
+def _same_row(old: Graph, new: Graph, scid: Scid, direction: int) -> bool:
+    a, b = old.edge(scid, direction), new.edge(scid, direction)
+    if a is None or b is None:
+        return a is b
+    return old.half_channel(a) == new.half_channel(b)
 
 
 def _apply_updates(graph: Graph, updates: Iterable[ChannelUpdate], our_id: NodeId) -> Graph:
