@@ -17,8 +17,8 @@ mainnet-sized ``gossip_store`` (the snapshot written as a store, 44 MB):
 * ``full load``: ``load_gossip_store`` of the whole store, for comparison.
 
 Each row is the median (and max) wall time of ``-n`` runs, and the median CPU time of
-the refreshing thread (the machine may be shared: CPU time is what the refresh costs). Snapshot: ``--path``, else
-``$BARQ_GRAPH``, else ``<repo>/../shared/data``.
+the refreshing thread (the machine may be shared: CPU time is what the refresh costs).
+Snapshot: ``--path``, else ``$BARQ_GRAPH``, else ``<repo>/../shared/data``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from barq.actors.messages import KnowledgeSnapshot
 from barq.graph import Graph, load_compressed, load_gossip_store
 from barq.graph.gossip_reader import GossipStoreReader
 from barq.graph.store_writer import GossipStoreWriter
+from barq.model import Scid
 from barq.testing import local_channels
 
 SNAPSHOT_NAME = "gossip-store-2024-09-22.compressed"
@@ -79,7 +80,7 @@ def _append(g: Graph, out: Path, records: int, rng: random.Random, tag: int) -> 
     new_channels = records // 40  # 4 records each: ~10 % of the records
     for k in range(new_channels):
         a, b = rng.sample(g.nodes, 2)
-        scid = f"{900_000 + tag}x{k}x0"
+        scid = Scid(f"{900_000 + tag}x{k}x0")
         w.add_channel(scid, a, b, capacity_sat=rng.randrange(100_000, 10**7))
         w.add_update(scid, 0, timestamp=tag)
         w.add_update(scid, 1, timestamp=tag)
