@@ -10,6 +10,7 @@ estimator snapshot for each request. Only the router's event-loop task calls it
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import numpy.typing as npt
 from barq.actors.messages import KnowledgeSnapshot, PartOutcome, PlannedRoute
 from barq.graph import Graph
 from barq.graph.overlay import overlay_local_channels, overlay_route_hints
+from barq.graph.signatures import signed_by
 from barq.model import (
     ChannelUpdate,
     HalfChannel,
@@ -37,6 +39,8 @@ from barq.payment.failures import classify
 from barq.routing import RoutingContext
 
 __all__ = ["RouterBook"]
+
+log = logging.getLogger(__name__)
 
 Hints = tuple[tuple[RouteHintHop, ...], ...]
 
@@ -201,16 +205,35 @@ class RouterBook:
             self._channels = list(channels)
             self._base = None
 
-    def apply_update(self, update: ChannelUpdate) -> None:
-        """Use ``update``'s policy for its half-channel from now on (newest timestamp wins)."""
+    def apply_update(self, update: ChannelUpdate) -> bool:
+        """Use ``update``'s policy for its half-channel from now on; returns whether it was taken.
+
+        Refused: an update older than (or as old as, but different from) the one
+        applied already, one for a half-channel the graph does not know, and one
+        that came off the wire (``update.signed``) without a valid signature of
+        the node that forwards over that direction (BOLT 7; a failure message
+        can carry anything an intermediate node likes). An update that never
+        crossed the wire (the simulator, tests) has nothing to check.
+        """
         key = (update.scid, update.direction)
         old = self._updates.get(key)
-        if old is not None and old.timestamp > update.timestamp:
-            return
         if old == update:
-            return
+            return True
+        if old is not None and old.timestamp >= update.timestamp:
+            return False
+        e = self.graph.edge(update.scid, update.direction)
+        if e is None:
+            return False
+        if update.signed and not signed_by(update, self.graph.half_channel(e).source):
+            log.warning(
+                "router: ignoring a channel_update for %s/%d: bad signature",
+                update.scid,
+                update.direction,
+            )
+            return False
         self._updates[key] = update
         self._base = None
+        return True
 
     @property
     def usable_channels(self) -> int:
