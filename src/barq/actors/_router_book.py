@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from barq.actors._htlc_slots import HtlcSlots
 from barq.actors.messages import KnowledgeSnapshot, PartOutcome, PlannedRoute
 from barq.graph import Graph
 from barq.graph.overlay import overlay_local_channels, overlay_route_hints
@@ -35,7 +36,7 @@ from barq.model import (
     scid_dir,
 )
 from barq.model.payment import PartState
-from barq.payment.failures import classify
+from barq.payment.failures import FailureKind, classify
 from barq.routing import RoutingContext
 
 __all__ = ["RouterBook"]
@@ -117,6 +118,7 @@ class RouterBook:
         self._hint_graphs: dict[tuple[NodeId, Hints], Graph] = {}
         self._reservations: dict[int, _Reservation] = {}
         self._inflight: dict[ScidDir, int] = {}
+        self.slots = HtlcSlots()
         self._next_reservation = 1
         self._indexes: list[_GraphIndex] = []
         #: bumped whenever liquidity may have been taken (a reservation, fresh balances):
@@ -185,6 +187,7 @@ class RouterBook:
             sd = scid_dir(ch.scid, d)
             spendable[sd] = ch.spendable_msat if ch.usable else 0
         self._spendable = spendable
+        self.slots.set_local(self.our_id, channels)
         self._delta = {}
         self.version += 1
         key = tuple(
@@ -353,6 +356,7 @@ class RouterBook:
         first = scid_dir(route.hops[0].channel, route.hops[0].direction)
         local = first if first in self._spendable else None
         self._reservations[rid] = _Reservation(payment_hash=payment_hash, route=route, local=local)
+        self.slots.hold(route)
         for hop in route.hops:
             sd = scid_dir(hop.channel, hop.direction)
             if sd == local:
@@ -375,12 +379,16 @@ class RouterBook:
         r = self._reservations.pop(reservation, None)
         if r is None:
             return False
+        last = r.route.hops[-1]
+        on_last_hop = self.slots.parts(scid_dir(last.channel, last.direction))
         self._unhold(r, returned=outcome.state is not PartState.SUCCEEDED)
         if outcome.failure is None:
             return not outcome.sent and outcome.rpc_code is not None  # our node refused it
         v = classify(r.route, outcome.failure)
         if v.update is not None and not v.local:
             self.apply_update(v.update)
+        if v.kind is FailureKind.LIQUIDITY and v.index == len(r.route.hops) - 1:
+            self.slots.crowded(r.route, on_last_hop)
         return v.local
 
     def close(self, payment_hash: str) -> int:
@@ -395,6 +403,7 @@ class RouterBook:
         return len(left)
 
     def _unhold(self, r: _Reservation, *, returned: bool) -> None:
+        self.slots.unhold(r.route)
         for hop in r.route.hops:
             sd = scid_dir(hop.channel, hop.direction)
             if sd == r.local:

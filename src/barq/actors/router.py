@@ -50,6 +50,7 @@ import time
 from dataclasses import dataclass
 
 import anyio
+import msgspec
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -167,6 +168,7 @@ class _Job:
     """One :class:`FindRoutes` being answered."""
 
     msg: FindRoutes
+    request: RouteInput  # msg.request, maxparts capped by the free HTLC slots
     strategy: Strategy
     graph: Graph
     snapshot: KnowledgeSnapshot
@@ -211,12 +213,20 @@ class _Solver:
             return
         self._strategies[msg.strategy] = strategy
         graph = self._book.payment_graph(msg.request.destination, msg.request.route_hints)
+        request = self._slot_capped(msg.request, graph)
         snapshot: KnowledgeSnapshot = await ask(estimator, lambda r: GetSnapshot(reply=r))
         if not self._threaded:
-            await self._answer(_Job(msg, strategy, graph, snapshot, None))
+            await self._answer(_Job(msg, request, strategy, graph, snapshot, None))
             return
         deadline = time.monotonic() + self._config.route_timeout_s
-        solves.start_soon(self._answer, _Job(msg, strategy, graph, snapshot, deadline))
+        solves.start_soon(self._answer, _Job(msg, request, strategy, graph, snapshot, deadline))
+
+    def _slot_capped(self, request: RouteInput, graph: Graph) -> RouteInput:
+        """``request`` with ``maxparts`` no larger than the free HTLC slots to its payee."""
+        room = self._book.slots.room(graph, request.source, request.destination)
+        if room is None or room >= request.maxparts:
+            return request
+        return msgspec.structs.replace(request, maxparts=max(room, 1))
 
     async def _answer(self, job: _Job) -> None:
         """Plan (within the deadline), reserve and reply; every outcome gets one answer."""
@@ -332,7 +342,7 @@ class _Solver:
         dest = job.msg.request.destination
         version = book.version
         ctx = book.context(job.graph, job.snapshot, dest, job.deadline)
-        request: RouteInput = job.msg.request
+        request = job.request
         t0 = time.perf_counter()
         try:
             if self._threaded:

@@ -358,6 +358,7 @@ class LocalChannel(msgspec.Struct, frozen=True, kw_only=True):
     htlc_min_msat: int = 0
     htlc_max_msat: int | None = None
     max_accepted_htlcs: int | None = None
+    htlcs_out: int = 0  # HTLCs we offered on it that are still in flight (``htlcs``, "out")
 
     @property
     def usable(self) -> bool:
