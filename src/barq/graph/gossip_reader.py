@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 from pathlib import Path
 
 from barq.graph._graph import Graph
@@ -58,8 +59,8 @@ class GossipStoreReader:
     Args:
         path: the ``gossip_store`` file.
 
-    Not thread-safe: one caller at a time (lightningd's node client calls it
-    from one worker thread at a time).
+    Thread-safe: calls from several threads are served one at a time (the
+    router may refresh for a payment opening and for a forced refresh at once).
     """
 
     def __init__(self, path: StrPath) -> None:
@@ -69,6 +70,7 @@ class GossipStoreReader:
         self._ident: tuple[int, int] = (0, 0)
         self._version = 0
         self.last = RefreshStats()
+        self._lock = threading.Lock()
 
     def graph(self) -> Graph:
         """The store's graph now: the previous one when nothing was appended.
@@ -77,6 +79,10 @@ class GossipStoreReader:
             GraphLoadError: the store is missing, unreadable or corrupt (a
                 full load's errors; a delta that does not parse triggers a full load).
         """
+        with self._lock:
+            return self._refresh()
+
+    def _refresh(self) -> Graph:
         self.last = RefreshStats()
         try:
             st = self.path.stat()
