@@ -100,6 +100,8 @@ def test_private_hint(node_factory: Any) -> None:
     _announce(node_factory, [l1, l2, l3])
     wait_gossip(l1, 2)
     wait_for(lambda: l3.rpc.listincoming()["incoming"] != [])  # l2's policy toward l3 known
+    # l3 only hints a peer it does not take for a dead end: it must see l1 -> l2 in gossip
+    wait_gossip(l3, 2)
     for via in VIAS:
         bolt11 = l3.rpc.invoice(30_000_000, f"hint-{via}", "barq dropin hint")["bolt11"]
         assert l1.rpc.decode(bolt11).get("routes"), "the invoice should carry the private hint"
