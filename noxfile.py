@@ -107,3 +107,16 @@ def demo(session: nox.Session) -> None:
     """Barq's main job on the embedded default: the simulator on the built-in network."""
     session.install("-e", ".")
     session.run("barq", "sim", *session.posargs)
+
+
+@nox.session
+def refresh(session: nox.Session) -> None:
+    """What the per-payment graph refresh costs on the mainnet snapshot (issue 12 item 1).
+
+    ``nox -s refresh -- --records 1000 -n 15`` (see benchmarks/bench_refresh.py).
+    """
+    session.install("-e", ".")
+    graph = Path(os.environ.get("BARQ_GRAPH", SHARED_GRAPH))
+    if not graph.exists():
+        session.skip(f"mainnet snapshot not found at {graph} (set BARQ_GRAPH)")
+    session.run("python", "benchmarks/bench_refresh.py", "--path", str(graph), *session.posargs)

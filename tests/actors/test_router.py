@@ -217,9 +217,15 @@ def test_same_gossip_again_keeps_the_graph_and_applied_updates() -> None:
     assert b.graph is g and b.graph.half_channel(row(b, sd)).fee_base_msat == 7777
     from barq.graph import Graph
 
-    fresh = Graph.from_half_channels(list(d.graph.half_channels()))  # a new load
+    fresh = Graph.from_half_channels(list(d.graph.half_channels()))  # a new load, same rows
     b.set_gossip(fresh)
-    assert b.graph is not g and b.graph.half_channel(row(b, sd)).fee_base_msat != 7777
+    assert b.graph is not g and b.graph.half_channel(row(b, sd)).fee_base_msat == 7777
+    # gossip changed that half-channel's row: gossip's policy is the newer one now
+    e = fresh.edge(scid, int(direction))
+    assert e is not None
+    newer = msgspec.structs.replace(fresh.half_channel(e), fee_base_msat=4242)
+    b.set_gossip(fresh.with_half_channels([newer]))
+    assert b.graph.half_channel(row(b, sd)).fee_base_msat == 4242
 
 
 def test_failure_at_our_first_hop_asks_for_a_refresh() -> None:

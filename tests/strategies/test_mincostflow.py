@@ -386,3 +386,18 @@ def test_a_passed_deadline_stops_the_flow() -> None:
         MinCostFlowStrategy().find_routes(r, late)
     assert ei.value.data.get("deadline_passed") is True
     assert MinCostFlowStrategy().find_routes(r, dataclasses.replace(ctx, deadline=None))
+
+
+def test_no_flow_message_names_the_amount_not_the_flow_unit() -> None:
+    """issue 17 item 7: "can carry N msat" printed the flow unit (amount / 1000) as if it
+    were what the channels had to carry."""
+    net, _, _ = parallel(2, 7_000)
+    net.channel(60, 61, 1000)
+    g = net.graph()
+    amount = 1_000 * SAT
+    with pytest.raises(RouteNotFound) as ei:
+        MinCostFlowStrategy().find_routes(req(0, 61, amount, maxparts=4), uninformed(g))
+    msg = ei.value.message
+    assert f"{amount} msat" in msg, msg
+    assert f"can carry {amount // 1000} msat" not in msg, msg
+    assert ei.value.data["amount_msat"] == amount

@@ -10,6 +10,7 @@ estimator snapshot for each request. Only the router's event-loop task calls it
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,9 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from barq.actors._htlc_slots import HtlcSlots
 from barq.actors.messages import KnowledgeSnapshot, PartOutcome, PlannedRoute
 from barq.graph import Graph
 from barq.graph.overlay import overlay_local_channels, overlay_route_hints
+from barq.graph.signatures import signed_by
 from barq.model import (
     ChannelUpdate,
     HalfChannel,
@@ -34,10 +37,12 @@ from barq.model import (
     scid_dir,
 )
 from barq.model.payment import PartState
-from barq.payment.failures import classify
+from barq.payment.failures import FailureKind, classify
 from barq.routing import RoutingContext
 
 __all__ = ["RouterBook"]
+
+log = logging.getLogger(__name__)
 
 Hints = tuple[tuple[RouteHintHop, ...], ...]
 
@@ -62,10 +67,7 @@ class _GraphIndex:
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        dirs = graph.direction.tolist()
-        self.row_of: dict[ScidDir, int] = {
-            scid_dir(s, d): e for e, (s, d) in enumerate(zip(graph.scid, dirs, strict=True))
-        }
+        self.row_of = graph.edge_by_scid_dir  # the graph's own row index (built once per graph)
         self._learnt: tuple[ScidDir, ...] = ()
         self._learnt_rows = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         self._spendable: dict[ScidDir, int] | None = None
@@ -76,7 +78,7 @@ class _GraphIndex:
     def learnt_rows(self, channels: tuple[ScidDir, ...]) -> tuple[I64, I64]:
         """Rows of ``channels`` in the graph, and which of ``channels`` they are."""
         if channels != self._learnt:
-            pairs = [(i, e) for i, e in enumerate(map(self.row_of.get, channels)) if e is not None]
+            pairs = [(i, e) for i, e in enumerate(map(self.row_of, channels)) if e is not None]
             self._learnt = channels
             self._learnt_rows = (
                 np.asarray([e for _, e in pairs], dtype=np.int64),
@@ -89,7 +91,8 @@ class _GraphIndex:
         if spendable is self._spendable:
             return
         self._spendable = spendable
-        local = [(sd, self.row_of[sd], v) for sd, v in spendable.items() if sd in self.row_of]
+        rows = ((sd, self.row_of(sd), v) for sd, v in spendable.items())
+        local = [(sd, e, v) for sd, e, v in rows if e is not None]
         self.local_pos = {sd: i for i, (sd, _, _) in enumerate(local)}
         self.local_rows = np.asarray([e for _, e, _ in local], dtype=np.int64)
         self.local_spendable = np.asarray([v for _, _, v in local], dtype=np.int64)
@@ -116,6 +119,7 @@ class RouterBook:
         self._hint_graphs: dict[tuple[NodeId, Hints], Graph] = {}
         self._reservations: dict[int, _Reservation] = {}
         self._inflight: dict[ScidDir, int] = {}
+        self.slots = HtlcSlots()
         self._next_reservation = 1
         self._indexes: list[_GraphIndex] = []
         #: bumped whenever liquidity may have been taken (a reservation, fresh balances):
@@ -148,17 +152,31 @@ class RouterBook:
         return g
 
     def set_gossip(self, gossip: Graph) -> None:
-        """A fresh gossip graph (forgets applied channel updates: gossip has them now).
+        """A fresh gossip graph (an incremental refresh: called before every payment).
 
-        The very same graph object again (the node's cache: its gossip store has not
-        changed) changes nothing: the overlaid graph, its row indexes and the applied
-        updates are kept (gossip does not have those updates yet).
+        The very same graph object again (nothing appended to the store) changes
+        nothing. Otherwise the overlaid graph is rebuilt lazily; an applied
+        channel update is kept while gossip's row for its half-channel is
+        unchanged (gossip has not caught up with it yet) and dropped when gossip
+        changed that row (gossip's policy is now at least as new).
         """
         if gossip is self._gossip:
             return
+        old = self._gossip
+        self._updates = {
+            k: u for k, u in self._updates.items() if _same_row(old, gossip, k[0], k[1])
+        }
         self._gossip = gossip
-        self._updates.clear()
         self._base = None
+
+    @property
+    def gossip(self) -> Graph:
+        return self._gossip
+
+    @property
+    def available(self) -> dict[ScidDir, int]:
+        """What each of our channels can send now (:meth:`local_available` of each)."""
+        return {sd: max(v + self._delta.get(sd, 0), 0) for sd, v in self._spendable.items()}
 
     def set_channels(self, channels: Sequence[LocalChannel]) -> None:
         """Fresh ``listpeerchannels``: exact balances; the graph changes only if channels did."""
@@ -170,6 +188,7 @@ class RouterBook:
             sd = scid_dir(ch.scid, d)
             spendable[sd] = ch.spendable_msat if ch.usable else 0
         self._spendable = spendable
+        self.slots.set_local(self.our_id, channels)
         self._delta = {}
         self.version += 1
         key = tuple(
@@ -190,16 +209,35 @@ class RouterBook:
             self._channels = list(channels)
             self._base = None
 
-    def apply_update(self, update: ChannelUpdate) -> None:
-        """Use ``update``'s policy for its half-channel from now on (newest timestamp wins)."""
+    def apply_update(self, update: ChannelUpdate) -> bool:
+        """Use ``update``'s policy for its half-channel from now on; returns whether it was taken.
+
+        Refused: an update older than (or as old as, but different from) the one
+        applied already, one for a half-channel the graph does not know, and one
+        that came off the wire (``update.signed``) without a valid signature of
+        the node that forwards over that direction (BOLT 7; a failure message
+        can carry anything an intermediate node likes). An update that never
+        crossed the wire (the simulator, tests) has nothing to check.
+        """
         key = (update.scid, update.direction)
         old = self._updates.get(key)
-        if old is not None and old.timestamp > update.timestamp:
-            return
         if old == update:
-            return
+            return True
+        if old is not None and old.timestamp >= update.timestamp:
+            return False
+        e = self.graph.edge(update.scid, update.direction)
+        if e is None:
+            return False
+        if update.signed and not signed_by(update, self.graph.half_channel(e).source):
+            log.warning(
+                "router: ignoring a channel_update for %s/%d: bad signature",
+                update.scid,
+                update.direction,
+            )
+            return False
         self._updates[key] = update
         self._base = None
+        return True
 
     @property
     def usable_channels(self) -> int:
@@ -236,7 +274,7 @@ class RouterBook:
             hi[idx] = np.minimum(his, cap[idx])
             lo[idx] = np.minimum(los, hi[idx])
         usable = graph.enabled.copy()
-        off = [e for e in map(index.row_of.get, snapshot.disabled_channels) if e is not None]
+        off = [e for e in map(index.row_of, snapshot.disabled_channels) if e is not None]
         if off:
             usable[np.asarray(off, dtype=np.int64)] = False
         bad = [
@@ -250,7 +288,7 @@ class RouterBook:
             usable &= ~(node_off[graph.src] | node_off[graph.dst])
         inflight = np.zeros(n, dtype=np.int64)
         for sd, amount in self._inflight.items():
-            e = index.row_of.get(sd)
+            e = index.row_of(sd)
             if e is not None:
                 inflight[e] = amount
         mn = np.maximum(lo - inflight, 0)
@@ -319,6 +357,7 @@ class RouterBook:
         first = scid_dir(route.hops[0].channel, route.hops[0].direction)
         local = first if first in self._spendable else None
         self._reservations[rid] = _Reservation(payment_hash=payment_hash, route=route, local=local)
+        self.slots.hold(route)
         for hop in route.hops:
             sd = scid_dir(hop.channel, hop.direction)
             if sd == local:
@@ -341,12 +380,16 @@ class RouterBook:
         r = self._reservations.pop(reservation, None)
         if r is None:
             return False
+        last = r.route.hops[-1]
+        on_last_hop = self.slots.parts(scid_dir(last.channel, last.direction))
         self._unhold(r, returned=outcome.state is not PartState.SUCCEEDED)
         if outcome.failure is None:
             return not outcome.sent and outcome.rpc_code is not None  # our node refused it
         v = classify(r.route, outcome.failure)
         if v.update is not None and not v.local:
             self.apply_update(v.update)
+        if v.kind is FailureKind.LIQUIDITY and v.index == len(r.route.hops) - 1:
+            self.slots.crowded(r.route, on_last_hop)
         return v.local
 
     def close(self, payment_hash: PaymentHash) -> int:
@@ -361,6 +404,7 @@ class RouterBook:
         return len(left)
 
     def _unhold(self, r: _Reservation, *, returned: bool) -> None:
+        self.slots.unhold(r.route)
         for hop in r.route.hops:
             sd = scid_dir(hop.channel, hop.direction)
             if sd == r.local:
@@ -393,6 +437,13 @@ class RouterBook:
         if sd not in self._spendable:
             return None
         return max(self._spendable[sd] + self._delta.get(sd, 0), 0)
+
+
+def _same_row(old: Graph, new: Graph, scid: Scid, direction: int) -> bool:
+    a, b = old.edge(scid, direction), new.edge(scid, direction)
+    if a is None or b is None:
+        return a is b
+    return old.half_channel(a) == new.half_channel(b)
 
 
 def _apply_updates(graph: Graph, updates: Iterable[ChannelUpdate], our_id: NodeId) -> Graph:

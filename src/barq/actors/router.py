@@ -50,6 +50,7 @@ import time
 from dataclasses import dataclass
 
 import anyio
+import msgspec
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -75,13 +76,13 @@ from barq.actors.messages import (
 )
 from barq.errors import BarqError, RouteNotFound, UnknownStrategy
 from barq.graph import Graph
-from barq.model import NodeInfo, Route, RouteInput
+from barq.model import NodeId, NodeInfo, Route, RouteInput
 from barq.model.payment import EngineConfig, PartState
 from barq.node.base import NodeInterface
-from barq.routing import RoutingContext, Strategy
+from barq.routing import RoutingContext, Strategy, explain_no_route
 from barq.strategies import get_strategy
 
-__all__ = ["MAX_REPLANS", "RouterBook", "router"]
+__all__ = ["MAX_REPLANS", "RouterBook", "explained", "refresh", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -131,22 +132,16 @@ async def router(
         our_id=info.id, gossip=await node.gossip_graph(), channels=await node.list_peer_channels()
     )
     book.graph  # noqa: B018  (build the base graph before reporting ready)
-    gossip_loaded_at = time.monotonic()
-    solver = _Solver(book, config)
+    solver = _Solver(book, config, node)
     task_status.started()
     async with inbox, estimator, anyio.create_task_group() as solves:
         async for msg in inbox:
             match msg:
                 case OpenPayment(destination=dest, route_hints=hints, reply=r):
-                    await _refresh_channels(book, node)
+                    # every payment sees our channels as listpeerchannels says now and
+                    # the gossip appended since the last payment (cheap: incremental)
+                    await refresh(book, node)
                     known = dest in book.payment_graph(dest, hints).node_index
-                    stale = time.monotonic() - gossip_loaded_at >= config.gossip_refresh_s
-                    if not known or stale:
-                        # gossip grows while we run: reload it (the node keeps it cheap
-                        # when nothing changed) before calling a destination unknown
-                        await _refresh_graph(book, node, None)
-                        gossip_loaded_at = time.monotonic()
-                        known = dest in book.payment_graph(dest, hints).node_index
                     await reply(
                         r,
                         PaymentOpened(
@@ -162,6 +157,7 @@ async def router(
                         await _refresh_channels(book, node)
                 case ClosePayment(payment_hash=h):
                     book.close(h)
+                    solver.forget(h)
                 case RefreshGraph(reply=r):
                     await _refresh_graph(book, node, r)
         solves.cancel_scope.cancel()
@@ -172,6 +168,7 @@ class _Job:
     """One :class:`FindRoutes` being answered."""
 
     msg: FindRoutes
+    request: RouteInput  # msg.request, maxparts capped by the free HTLC slots
     strategy: Strategy
     graph: Graph
     snapshot: KnowledgeSnapshot
@@ -192,12 +189,18 @@ class _Plan:
 class _Solver:
     """Answers :class:`FindRoutes`: inline, or one task per request with its solve in a thread."""
 
-    def __init__(self, book: RouterBook, config: EngineConfig) -> None:
+    def __init__(self, book: RouterBook, config: EngineConfig, node: NodeInterface) -> None:
         self._book = book
         self._config = config
+        self._node = node
+        self._refreshed: set[str] = set()  # payments that had their forced refresh
         self._threaded = config.strategies_in_thread
         self._limiter = anyio.CapacityLimiter(max(1, config.route_threads))
         self._strategies: dict[str, Strategy] = {}
+
+    def forget(self, payment_hash: str) -> None:
+        """The payment ended: a later payment of the same hash gets its own forced refresh."""
+        self._refreshed.discard(payment_hash)
 
     async def serve(
         self, msg: FindRoutes, estimator: MemoryObjectSendStream[EstimatorMsg], solves: TaskGroup
@@ -210,12 +213,20 @@ class _Solver:
             return
         self._strategies[msg.strategy] = strategy
         graph = self._book.payment_graph(msg.request.destination, msg.request.route_hints)
+        request = self._slot_capped(msg.request, graph)
         snapshot: KnowledgeSnapshot = await ask(estimator, lambda r: GetSnapshot(reply=r))
         if not self._threaded:
-            await self._answer(_Job(msg, strategy, graph, snapshot, None))
+            await self._answer(_Job(msg, request, strategy, graph, snapshot, None))
             return
         deadline = time.monotonic() + self._config.route_timeout_s
-        solves.start_soon(self._answer, _Job(msg, strategy, graph, snapshot, deadline))
+        solves.start_soon(self._answer, _Job(msg, request, strategy, graph, snapshot, deadline))
+
+    def _slot_capped(self, request: RouteInput, graph: Graph) -> RouteInput:
+        """``request`` with ``maxparts`` no larger than the free HTLC slots to its payee."""
+        room = self._book.slots.room(graph, request.source, request.destination)
+        if room is None or room >= request.maxparts:
+            return request
+        return msgspec.structs.replace(request, maxparts=max(room, 1))
 
     async def _answer(self, job: _Job) -> None:
         """Plan (within the deadline), reserve and reply; every outcome gets one answer."""
@@ -244,7 +255,10 @@ class _Solver:
         """The reply to ``job``: routes (reserved when asked) or why there are none."""
         msg = job.msg
         try:
-            plan = await self._plan(job)
+            try:
+                plan = await self._plan(job)
+            except RouteNotFound as exc:
+                plan = await self._plan_after_refresh(job, exc)
             routes = await self._settle(job, plan)
         except BarqError as exc:
             return self._no_routes(exc, job)
@@ -293,13 +307,42 @@ class _Solver:
             job.relaxed = True
             return await self._solve(job)
 
+    async def _plan_after_refresh(self, job: _Job, exc: RouteNotFound) -> _Plan:
+        """Before saying "no route": refresh once per payment and plan again if anything changed.
+
+        Raises:
+            RouteNotFound: ``exc`` (worded as askrene when no route can exist at all)
+                when the refresh was done already, changed nothing, or the plan
+                on the fresh graph finds nothing either.
+            BarqError: what the new plan raised.
+        """
+        msg = job.msg
+        if exc.data.get("deadline_passed"):
+            raise exc
+        if msg.payment_hash not in self._refreshed:
+            self._refreshed.add(msg.payment_hash)
+            book = self._book
+            before = (book.gossip, book.available)
+            await refresh(book, self._node)
+            if (book.gossip, book.available) != before:
+                log.info(
+                    "router: payment %s: no route; planning again on a fresh graph",
+                    msg.payment_hash,
+                )
+                job.graph = book.payment_graph(msg.request.destination, msg.request.route_hints)
+                try:
+                    return await self._plan(job)
+                except RouteNotFound as again:
+                    exc = again
+        raise explained(exc, job.graph, self._book.our_id, msg.request.destination)
+
     async def _solve(self, job: _Job) -> _Plan:
         """One strategy run on a context built now (in a worker thread when threaded)."""
         book = self._book
         dest = job.msg.request.destination
         version = book.version
         ctx = book.context(job.graph, job.snapshot, dest, job.deadline)
-        request: RouteInput = job.msg.request
+        request = job.request
         t0 = time.perf_counter()
         try:
             if self._threaded:
@@ -360,6 +403,30 @@ class _Solver:
 def _deadline_passed(answer: FindRoutesReply) -> bool:
     """The strategy stopped itself at the context's deadline (``RoutingContext.check_deadline``)."""
     return isinstance(answer, NoRoutes) and bool(answer.data.get("deadline_passed"))
+
+
+def explained(
+    exc: RouteNotFound, graph: Graph, source: NodeId, destination: NodeId
+) -> RouteNotFound:
+    """``exc``, or askrene's sentence when no route can exist whatever the liquidity.
+
+    The sentence becomes the message (``data["explained"]``, the strategy's own
+    words in ``data["detail"]``): the payment's final answer is then xpay's
+    "Failed: <sentence>".
+    """
+    s, t = graph.node_index.get(source), graph.node_index.get(destination)
+    if s is None or t is None:
+        return exc
+    sentence = explain_no_route(graph, s, t)
+    if sentence is None:
+        return exc
+    return RouteNotFound(sentence, data={**exc.data, "explained": sentence, "detail": exc.message})
+
+
+async def refresh(book: RouterBook, node: NodeInterface) -> None:
+    """Our channels (``listpeerchannels``) and the gossip appended since the last refresh."""
+    await _refresh_channels(book, node)
+    await _refresh_graph(book, node, None)
 
 
 async def _refresh_channels(book: RouterBook, node: NodeInterface) -> None:

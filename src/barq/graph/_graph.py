@@ -186,19 +186,17 @@ class Graph:
     def with_half_channels(self, extra: Iterable[HalfChannel]) -> Graph:
         """A new graph with ``extra`` added; an existing ``(scid, direction)`` is replaced.
 
-        Cost is O(rows) numpy copies plus O(len(extra)) Python work, so overlaying a
-        few local channels or route hints on the mainnet graph stays around a millisecond.
+        A replaced half-channel keeps its row; new ones are appended in order. Cost is
+        O(rows) numpy and list copies plus O(len(extra)) Python work (the row index is
+        carried over, not rebuilt), so overlaying a few local channels, route hints or
+        a gossip delta on the mainnet graph stays around a few milliseconds.
         """
         rows: dict[tuple[Scid, int], HalfChannel] = {}
         for h in extra:
             rows[(h.scid, h.direction)] = h
         if not rows:
             return self
-        keep = np.ones(self.num_edges, dtype=np.bool_)
-        for key in rows:
-            e = self.edge(*key)
-            if e is not None:
-                keep[e] = False
+        edge_of = dict(self._edges())
         nodes = list(self.nodes)
         index = dict(self.node_index)
 
@@ -209,30 +207,64 @@ class Graph:
                 nodes.append(n)
             return i
 
+        n = self.num_edges
+        at: list[int] = []
+        new_rows = 0
+        for key in rows:
+            e = edge_of.get(key)
+            if e is None:
+                e = edge_of[key] = n + new_rows
+                new_rows += 1
+            at.append(e)
+        scids = self.scid + [Scid("")] * new_rows
+        cols: dict[str, Any] = {}
         hs = list(rows.values())
+        values: dict[str, list[Any]] = {
+            "direction": [h.direction for h in hs],
+            "src": [idx(h.source) for h in hs],
+            "dst": [idx(h.destination) for h in hs],
+            "capacity_msat": [h.capacity_msat for h in hs],
+            "fee_base_msat": [h.fee_base_msat for h in hs],
+            "fee_ppm": [h.fee_ppm for h in hs],
+            "cltv_delta": [h.cltv_delta for h in hs],
+            "htlc_min_msat": [h.htlc_min_msat for h in hs],
+            "htlc_max_msat": [min(h.htlc_max_msat, h.capacity_msat) for h in hs],
+            "enabled": [h.enabled for h in hs],
+            "private": [h.private for h in hs],
+        }
+        pos = np.asarray(at, dtype=np.int64)
+        for name in COLUMNS:
+            old = getattr(self, name)
+            col = np.empty(n + new_rows, dtype=old.dtype)
+            col[:n] = old
+            col[pos] = np.asarray(values[name], dtype=old.dtype)
+            cols[name] = col
+        for e, h in zip(at, hs, strict=True):
+            scids[e] = h.scid
+        g = Graph(nodes=nodes, scid=scids, **cols)
+        g._edge_of = edge_of
+        return g
+
+    def without_channels(self, scids: Iterable[Scid]) -> Graph:
+        """A new graph without both directions of each channel in ``scids`` (unknown ones skipped).
+
+        Nodes are kept (a node without channels is harmless to routing). O(rows).
+        """
+        gone = set(scids)
+        drop = [e for s in gone for d in (0, 1) if (e := self.edge(s, d)) is not None]
+        if not drop:
+            return self
+        keep = np.ones(self.num_edges, dtype=np.bool_)
+        keep[np.asarray(drop, dtype=np.int64)] = False
         kept = np.flatnonzero(keep)
+        cols = {name: getattr(self, name)[kept] for name in COLUMNS}
+        return Graph(nodes=self.nodes, scid=[self.scid[int(e)] for e in kept], **cols)
 
-        def cat(name: str, new: list[Any], dtype: Any) -> Any:
-            old = getattr(self, name)[kept]
-            return np.concatenate([old, np.asarray(new, dtype=dtype)])
-
-        return Graph(
-            nodes=nodes,
-            scid=[self.scid[int(e)] for e in kept] + [h.scid for h in hs],
-            direction=cat("direction", [h.direction for h in hs], np.int8),
-            src=cat("src", [idx(h.source) for h in hs], np.int32),
-            dst=cat("dst", [idx(h.destination) for h in hs], np.int32),
-            capacity_msat=cat("capacity_msat", [h.capacity_msat for h in hs], np.int64),
-            fee_base_msat=cat("fee_base_msat", [h.fee_base_msat for h in hs], np.int64),
-            fee_ppm=cat("fee_ppm", [h.fee_ppm for h in hs], np.int64),
-            cltv_delta=cat("cltv_delta", [h.cltv_delta for h in hs], np.int64),
-            htlc_min_msat=cat("htlc_min_msat", [h.htlc_min_msat for h in hs], np.int64),
-            htlc_max_msat=cat(
-                "htlc_max_msat", [min(h.htlc_max_msat, h.capacity_msat) for h in hs], np.int64
-            ),
-            enabled=cat("enabled", [h.enabled for h in hs], np.bool_),
-            private=cat("private", [h.private for h in hs], np.bool_),
-        )
+    def _edges(self) -> dict[tuple[Scid, int], int]:
+        if self._edge_of is None:
+            pairs = zip(self.scid, self.direction.tolist(), strict=True)
+            self._edge_of = {(s, int(d)): e for e, (s, d) in enumerate(pairs)}
+        return self._edge_of
 
     # -- queries ------------------------------------------------------------------------
 
@@ -246,10 +278,7 @@ class Graph:
 
     def edge(self, scid: Scid, direction: int) -> int | None:
         """Row index of half-channel ``scid/direction``, or ``None``."""
-        if self._edge_of is None:
-            pairs = zip(self.scid, self.direction.tolist(), strict=True)
-            self._edge_of = {(s, int(d)): e for e, (s, d) in enumerate(pairs)}
-        return self._edge_of.get((scid, direction))
+        return self._edges().get((scid, direction))
 
     def edge_by_scid_dir(self, sd: ScidDir) -> int | None:
         s, _, d = sd.partition("/")

@@ -113,9 +113,12 @@ class _Walk:
         ended: a ``gossip_store_ended`` record stopped the walk.
     """
 
-    __slots__ = ("channels", "ended", "last", "upd_offs", "upd_private")
+    __slots__ = ("base", "channels", "deleted", "end", "ended", "last", "upd_offs", "upd_private")
 
     def __init__(self) -> None:
+        self.base = 0  # file offset of the buffer being walked (0: the whole file)
+        self.end = 1  # file offset of the first record not read yet
+        self.deleted: list[int] = []  # scids of ``gossip_store_delete_chan`` records
         self.channels: dict[int, _Channel] = {}
         self.last: _Channel | None = None  # the channel an amount record belongs to
         self.upd_offs: list[int] = []
@@ -142,6 +145,7 @@ class _Walk:
                 raise _Corrupt(f"delete_chan record at offset {at} is too short")
             (scid,) = _U64.unpack_from(data, body + 2)
             gone = self.channels.pop(scid, None)
+            self.deleted.append(scid)
             if gone is not None and gone is self.last:
                 self.last = None
         elif typ == STORE_ENDED:
@@ -168,7 +172,7 @@ class _Walk:
         if scid in self.channels:
             self.last = None  # duplicate: gossmap keeps the first one
             return
-        self.last = _Channel(data[p + 8 : p + 41], data[p + 41 : p + 74], ann, private)
+        self.last = _Channel(data[p + 8 : p + 41], data[p + 41 : p + 74], self.base + ann, private)
         self.last.capacity_sat = cap
         self.channels[scid] = self.last
 
@@ -184,16 +188,21 @@ def _check_version(data: bytes) -> None:
         )
 
 
-def _walk(data: bytes) -> _Walk:
+def _walk(data: bytes, w: _Walk | None = None, start: int = 1) -> _Walk:
     """Walk the records in file order (the semantics are in the module doc).
 
     ``channel_update`` records, most of a store, are taken here; the others by
-    :meth:`_Walk.record`.
+    :meth:`_Walk.record`. ``data`` is the file from its start; ``w`` a walk to go
+    on with from offset ``start`` (an incremental read: ``data`` may then hold
+    only the bytes from ``start`` on, given with ``start`` 0 and ``w.base`` set
+    to their file offset). ``w.end`` is the file offset of the first record not
+    read (incomplete or past the end).
     """
-    _check_version(data)
+    if w is None:
+        _check_version(data)
+        w = _Walk()
     size = len(data)
-    w = _Walk()
-    off = 1
+    off = start
     while off < size and not w.ended:
         if data[off] & (FLAG_COMPLETED >> 8) == 0:
             break  # being written (flags are written complete last): stop like gossmap
@@ -219,6 +228,7 @@ def _walk(data: bytes) -> _Walk:
             w.upd_private.append(False)
         else:
             w.record(data, typ, body, length, end)
+    w.end = w.base + off
     return w
 
 
@@ -329,7 +339,19 @@ def load_gossip_store(path: StrPath) -> Graph:
         GraphLoadError: missing/unreadable file, unsupported version, a
             truncated or malformed record; the message names the file.
     """
-    p = Path(path)
+    return load_with_walk(Path(path))[0]
+
+
+def load_with_walk(p: Path) -> tuple[Graph, _Walk, tuple[int, int], int]:
+    """:func:`load_gossip_store`, and what an incremental reader goes on from.
+
+    Returns:
+        the graph, the walk (channels known, ``end`` offset), the file's
+        ``(st_dev, st_ino)`` and its version byte.
+
+    Raises:
+        GraphLoadError: as :func:`load_gossip_store`.
+    """
     for _ in range(_MAX_REOPEN):
         data, ident = _read(p)
         try:
@@ -337,7 +359,7 @@ def load_gossip_store(path: StrPath) -> Graph:
             if w.ended and _identity(p) not in (None, ident):
                 continue  # lightningd renamed a new store over the path: read that one
             # not replaced (a copy?): every record before the end marker is complete
-            return _build(data, w)
+            return _build(data, w), w, ident, data[0]
         except _Corrupt as e:
             raise GraphLoadError(f"{p}: {e}") from None
         except (ValueError, IndexError, struct.error) as e:  # defensive: never leak these

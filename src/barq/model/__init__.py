@@ -145,7 +145,12 @@ class HalfChannel(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ChannelUpdate(msgspec.Struct, frozen=True, kw_only=True):
-    """The policy part of a BOLT 7 ``channel_update`` (as carried by UPDATE failures)."""
+    """The policy part of a BOLT 7 ``channel_update`` (as carried by UPDATE failures).
+
+    ``signed`` is the message as it came off the wire, without its type and
+    starting with the 64-byte signature (``barq.graph.signatures`` checks it);
+    empty for updates that never crossed the wire (the simulator, tests).
+    """
 
     scid: Scid
     direction: int
@@ -156,6 +161,7 @@ class ChannelUpdate(msgspec.Struct, frozen=True, kw_only=True):
     htlc_max_msat: int | None = None
     disabled: bool = False
     timestamp: int = 0
+    signed: bytes = b""
 
 
 class Hop(msgspec.Struct, frozen=True, kw_only=True):
@@ -354,6 +360,7 @@ class LocalChannel(msgspec.Struct, frozen=True, kw_only=True):
     htlc_min_msat: int = 0
     htlc_max_msat: int | None = None
     max_accepted_htlcs: int | None = None
+    htlcs_out: int = 0  # HTLCs we offered on it that are still in flight (``htlcs``, "out")
 
     @property
     def usable(self) -> bool:

@@ -95,6 +95,10 @@ class ChannelAlias(msgspec.Struct):
     remote: Scid | None = None
 
 
+class PeerHtlc(msgspec.Struct):
+    direction: str = ""  # "out": offered by us
+
+
 class PeerChannel(msgspec.Struct):
     peer_id: NodeId
     state: str
@@ -109,6 +113,7 @@ class PeerChannel(msgspec.Struct):
     minimum_htlc_out_msat: Msat = 0
     maximum_htlc_out_msat: Msat | None = None
     max_accepted_htlcs: int | None = None
+    htlcs: list[PeerHtlc] = []
 
 
 class PeerChannels(msgspec.Struct):
@@ -291,6 +296,7 @@ def local_channels_of(r: PeerChannels) -> list[LocalChannel]:
                     msat(c.maximum_htlc_out_msat) if c.maximum_htlc_out_msat is not None else None
                 ),
                 max_accepted_htlcs=c.max_accepted_htlcs,
+                htlcs_out=sum(1 for h in c.htlcs if h.direction == "out"),
             )
             for c in r.channels
         ]

@@ -58,6 +58,7 @@ from barq.node._jsonrpc import JsonRpcClient
 
 if TYPE_CHECKING:
     from barq.graph import Graph
+    from barq.graph.gossip_reader import GossipStoreReader
 
 __all__ = ["CURRENCY_NETWORKS", "LightningdNode"]
 
@@ -81,7 +82,7 @@ class LightningdNode:
     def __init__(self, rpc_path: str | Path, *, lightning_dir: str | None = None) -> None:
         self._rpc = JsonRpcClient(rpc_path)
         self._lightning_dir = lightning_dir
-        self._gossip_cache: tuple[tuple[str, int, int], Graph] | None = None
+        self._gossip: GossipStoreReader | None = None
 
     @property
     def rpc_path(self) -> Path:
@@ -169,41 +170,33 @@ class LightningdNode:
         return local_channels_of(r)
 
     async def gossip_graph(self) -> Graph:
-        """Load ``<lightning-dir>/gossip_store`` (in a worker thread).
+        """``<lightning-dir>/gossip_store``'s graph, read incrementally (in a worker thread).
 
-        The graph is cached by the file's size and mtime: asking again while the
-        store has not changed costs one ``stat``.
+        The first call loads the store; later calls read only the records
+        appended since (:class:`~barq.graph.gossip_reader.GossipStoreReader`):
+        one ``stat`` and the same graph object when nothing changed, a full
+        reload when lightningd rewrote or compacted the store.
 
         Raises:
             barq.errors.GraphLoadError: no lightning-dir known, or the store is
                 missing, unreadable or corrupt.
             barq.errors.RpcError / RpcConnectionError: ``getinfo`` failed.
         """
-        lightning_dir = self._lightning_dir or (await self.get_info()).lightning_dir
-        if not lightning_dir:
-            raise GraphLoadError(
-                "lightningd's getinfo gave no lightning-dir: pass lightning_dir= to LightningdNode"
-            )
-        path = Path(lightning_dir) / "gossip_store"
+        if self._gossip is None:
+            lightning_dir = self._lightning_dir or (await self.get_info()).lightning_dir
+            if not lightning_dir:
+                raise GraphLoadError(
+                    "lightningd's getinfo gave no lightning-dir: pass lightning_dir= to "
+                    "LightningdNode"
+                )
+            from barq.graph.gossip_reader import GossipStoreReader
+
+            self._gossip = GossipStoreReader(Path(lightning_dir) / "gossip_store")
+        reader = self._gossip
         try:
-            from barq.graph import load_gossip_store
-        except ImportError as exc:  # the graph package is built without it
-            raise GraphLoadError(f"cannot read {path}: {exc}") from exc
-        key: tuple[str, int, int] | None
-        try:
-            st = path.stat()
-            key = (str(path), st.st_size, st.st_mtime_ns)
-        except OSError:
-            key = None  # let the loader say what is wrong
-        if key is not None and self._gossip_cache is not None and self._gossip_cache[0] == key:
-            return self._gossip_cache[1]  # the store has not changed since the last load
-        try:
-            graph = await anyio.to_thread.run_sync(load_gossip_store, path)
+            return await anyio.to_thread.run_sync(reader.graph)
         except OSError as exc:
-            raise GraphLoadError(f"{path}: {exc.strerror or exc}") from exc
-        if key is not None:
-            self._gossip_cache = (key, graph)
-        return graph
+            raise GraphLoadError(f"{reader.path}: {exc.strerror or exc}") from exc
 
     async def sendpay(
         self,

@@ -3,7 +3,8 @@
 lightningd's ``waitsendpay`` error carries the erring node's failure message
 as hex (``raw_message``); :func:`parse_failure_message` splits it into its
 BOLT 4 ``failure_code`` and, for UPDATE codes, the BOLT 7 ``channel_update``
-(:func:`parse_channel_update`). Signatures are not checked.
+(:func:`parse_channel_update`). Signatures are checked where the signer is
+known (the router, :func:`barq.graph.signatures.signed_by`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def parse_channel_update(data: bytes) -> ChannelUpdate:
     BOLT 4 lets failure messages carry the update with or without its type;
     the two are told apart by length (128 or 136 bytes without the type,
     i.e. without/with ``htlc_maximum_msat``), then by the ``0x0102`` prefix.
-    The signature is not checked.
+    The signature is not checked here; the message is kept in ``signed``.
 
     Raises:
         ValueError: shorter than a channel_update.
@@ -67,6 +68,7 @@ def parse_channel_update(data: bytes) -> ChannelUpdate:
         fee_base_msat=_u(body, 120, 4),
         fee_ppm=_u(body, 124, 4),
         htlc_max_msat=_u(body, 128, 8) if has_max else None,
+        signed=bytes(body),
     )
 
 

@@ -120,9 +120,12 @@ def routing_reason(err: BarqError) -> str:
     strategy's ``data``: ``cheapest_fee_msat``/``maxfee_msat``,
     ``smallest_delay``/``maxdelay``).
     """
+    d = err.data
+    explained = d.get("explained")  # the router's askrene sentence (no route can exist)
+    if isinstance(explained, str):
+        return explained
     if err.code != PAY_ROUTE_TOO_EXPENSIVE:
         return err.message
-    d = err.data
     fee, maxfee = d.get("cheapest_fee_msat"), d.get("maxfee_msat")
     if isinstance(fee, int) and isinstance(maxfee, int) and fee > maxfee:
         return EXCESSIVE_COST

@@ -52,6 +52,7 @@ from barq.routing._cost import (
     success_probabilities,
     success_probability,
 )
+from barq.routing._explain import NO_CONNECTION, NO_USABLE_PATHS, explain_no_route
 from barq.routing._flow import (
     FlowNetwork,
     FlowSolution,
@@ -87,6 +88,8 @@ __all__ = [
     "DEFAULT_RISKFACTOR",
     "EPSILON",
     "F64",
+    "NO_CONNECTION",
+    "NO_USABLE_PATHS",
     "CostParams",
     "EdgeCostModel",
     "FlowNetwork",
@@ -108,6 +111,7 @@ __all__ = [
     "distances",
     "edge_fees_msat",
     "endpoints",
+    "explain_no_route",
     "fee_costs",
     "find_path",
     "flow_network",

@@ -230,8 +230,9 @@ class MinCostFlowStrategy:
         if not np.isfinite(ds[t]):
             self._raise_if_delay_bound(request, ctx, unit, s, t, demand)
             raise RouteNotFound(
-                f"mincostflow: destination {request.destination} unreachable over channels "
-                f"that can carry {unit} msat (max flow 0 msat)",
+                f"mincostflow: destination {request.destination} unreachable for {amount} "
+                f"msat: no path over usable channels with room for one flow unit ({unit} "
+                f"msat, 1/{demand} of the amount); max flow 0 msat",
                 data={"amount_msat": amount, "max_flow_msat": 0},
             )
         dt = distances(hop_w, t, reverse=True, hops=True)

@@ -1,0 +1,113 @@
+"""HTLC slots: how many parts each half-channel can still take at once (issue 12 item 7).
+
+A channel accepts a limited number of concurrent HTLCs in each direction (the
+receiving side's ``max_accepted_htlcs``: ``max-concurrent-htlcs``, 30 by
+default in Core Lightning, 483 in LND). Gossip does not tell it, so every
+half-channel is assumed to take :data:`DEFAULT_HTLC_SLOTS` until a failure
+says less. :class:`HtlcSlots` (part of the router's book, no I/O) counts
+
+* the parts the router has reserved over each half-channel (every hop);
+* the HTLCs ``listpeerchannels`` shows in flight out of each of our channels
+  (other payments' included);
+* limits learnt from failures: a ``temporary_channel_failure`` at the payee's
+  last hop while :data:`CROWD` or more of our parts were on that half-channel
+  is read as "too many HTLCs": its limit becomes the parts that were there
+  minus one, so the next plan merges parts into fewer, larger ones.
+
+:meth:`HtlcSlots.room` is the most parts a new plan may add between us and a
+destination: the free slots into the destination and out of us (each summed
+over the usable half-channels). The router caps a request's ``maxparts`` with
+it, so no strategy floods a payee.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from barq.graph import Graph
+from barq.model import LocalChannel, NodeId, Route, ScidDir, direction_of, scid_dir
+
+__all__ = ["CROWD", "DEFAULT_HTLC_SLOTS", "HtlcSlots"]
+
+log = logging.getLogger(__name__)
+
+#: concurrent HTLCs a half-channel is assumed to take (Core Lightning's default
+#: ``max-concurrent-htlcs``; the smallest common default)
+DEFAULT_HTLC_SLOTS = 30
+#: parts of ours on the payee's last hop at a temporary_channel_failure that make it
+#: read as "too many HTLCs" rather than liquidity
+CROWD = 5
+
+
+class HtlcSlots:
+    """Per half-channel: parts reserved, our HTLCs in flight, learnt limits."""
+
+    def __init__(self) -> None:
+        self._parts: dict[ScidDir, int] = {}
+        self._htlcs_out: dict[ScidDir, int] = {}
+        self._limit: dict[ScidDir, int] = {}
+
+    def set_local(self, our_id: NodeId, channels: Sequence[LocalChannel]) -> None:
+        """Our channels' HTLCs in flight as ``listpeerchannels`` says now."""
+        out: dict[ScidDir, int] = {}
+        for ch in channels:
+            if ch.scid is None:
+                continue
+            d = ch.direction if ch.direction is not None else direction_of(our_id, ch.peer_id)
+            out[scid_dir(ch.scid, d)] = ch.htlcs_out
+        self._htlcs_out = out
+
+    def hold(self, route: Route) -> None:
+        for hop in route.hops:
+            sd = scid_dir(hop.channel, hop.direction)
+            self._parts[sd] = self._parts.get(sd, 0) + 1
+
+    def unhold(self, route: Route) -> None:
+        for hop in route.hops:
+            sd = scid_dir(hop.channel, hop.direction)
+            left = self._parts.get(sd, 0) - 1
+            if left > 0:
+                self._parts[sd] = left
+            else:
+                self._parts.pop(sd, None)
+
+    def parts(self, sd: ScidDir) -> int:
+        """Parts reserved over ``sd`` now."""
+        return self._parts.get(sd, 0)
+
+    def limit(self, sd: ScidDir) -> int:
+        return self._limit.get(sd, DEFAULT_HTLC_SLOTS)
+
+    def free(self, sd: ScidDir) -> int:
+        """Slots of ``sd`` not taken by our parts nor by HTLCs in flight on our channel."""
+        used = max(self._parts.get(sd, 0), self._htlcs_out.get(sd, 0))
+        return max(self.limit(sd) - used, 0)
+
+    def crowded(self, route: Route, on_last_hop: int) -> None:
+        """A temporary_channel_failure at the payee's last hop with ``on_last_hop`` of our
+        parts on it (this one included): at :data:`CROWD` or more, learn a lower limit."""
+        if on_last_hop < CROWD or not route.hops:
+            return
+        hop = route.hops[-1]
+        sd = scid_dir(hop.channel, hop.direction)
+        limit = min(self.limit(sd), on_last_hop - 1)
+        if limit < self.limit(sd):
+            log.info(
+                "router: %s looks full at %d HTLCs: planning at most %d", sd, on_last_hop, limit
+            )
+            self._limit[sd] = limit
+
+    def room(self, graph: Graph, source: NodeId, destination: NodeId) -> int | None:
+        """The most parts a new plan may add from ``source`` to ``destination`` (``None``:
+        either end is not in ``graph``, no limit known)."""
+        s, t = graph.node_index.get(source), graph.node_index.get(destination)
+        if s is None or t is None:
+            return None
+        into = np.flatnonzero((graph.dst == t) & graph.enabled)
+        out = np.flatnonzero((graph.src == s) & graph.enabled)
+        room_in = sum(self.free(graph.scid_dir(int(e))) for e in into)
+        room_out = sum(self.free(graph.scid_dir(int(e))) for e in out)
+        return min(room_in, room_out)

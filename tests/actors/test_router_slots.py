@@ -1,0 +1,141 @@
+"""HTLC slots: never more parts toward a payee than its channels take at once (issue 12 item 7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+from test_router import _actors
+
+from barq.actors._htlc_slots import CROWD, DEFAULT_HTLC_SLOTS
+from barq.actors._mailbox import ask
+from barq.actors._router_book import RouterBook
+from barq.actors.messages import (
+    FindRoutes,
+    FindRoutesReply,
+    NoRoutes,
+    OpenPayment,
+    PartOutcome,
+    RoutesFound,
+)
+from barq.graph import Graph
+from barq.model import (
+    FailCode,
+    HalfChannel,
+    Hop,
+    NodeId,
+    Route,
+    RouteFailure,
+    RouteInput,
+    Scid,
+    direction_of,
+    scid_dir,
+)
+from barq.model.payment import PartState
+from barq.testing import ScriptedNode, local_channels
+
+US, A, B, P = (NodeId(f"02{i:02x}" + "ab" * 31) for i in range(4))
+SAT = 1000
+
+
+def _pair(scid: str, x: NodeId, y: NodeId, *, htlc_max_sat: int) -> list[HalfChannel]:
+    def half(src: NodeId, dst: NodeId) -> HalfChannel:
+        return HalfChannel(
+            scid=Scid(scid),
+            direction=direction_of(src, dst),
+            source=src,
+            destination=dst,
+            capacity_msat=10_000_000 * SAT,
+            fee_base_msat=0,
+            fee_ppm=1,
+            cltv_delta=6,
+            htlc_min_msat=1,
+            htlc_max_msat=htlc_max_sat * SAT,
+        )
+
+    return [half(x, y), half(y, x)]
+
+
+def _net(payee_channels: int) -> Graph:
+    """Us -> A, us -> B (big), A -> P and B -> P ... with htlc_max 10,000 sat into the payee."""
+    halves = _pair("1x1x0", US, A, htlc_max_sat=10**7) + _pair("2x1x0", US, B, htlc_max_sat=10**7)
+    mids = [A, B]
+    for k in range(payee_channels):
+        halves += _pair(f"{10 + k}x1x0", mids[k % 2], P, htlc_max_sat=10_000)
+    return Graph.from_half_channels(halves)
+
+
+def _last_hop_route(g: Graph, amount: int) -> Route:
+    d_first, d_last = direction_of(US, A), direction_of(A, P)
+    return Route(
+        hops=(
+            Hop(id=A, channel=Scid("1x1x0"), direction=d_first, amount_msat=amount + 1, delay=12),
+            Hop(id=P, channel=Scid("10x1x0"), direction=d_last, amount_msat=amount, delay=6),
+        )
+    )
+
+
+def test_room_counts_free_slots_into_the_payee_and_learns_a_crowded_last_hop() -> None:
+    g = _net(1)
+    book = RouterBook(our_id=US, gossip=g, channels=local_channels(g, US))
+    assert book.slots.room(book.graph, US, P) == DEFAULT_HTLC_SLOTS
+    held = [book.reserve("h", book.graph, _last_hop_route(g, 1000 * SAT)) for _ in range(12)]
+    assert book.slots.room(book.graph, US, P) == DEFAULT_HTLC_SLOTS - 12
+    failure = RouteFailure(failcode=FailCode.TEMPORARY_CHANNEL_FAILURE, erring_index=1)
+    book.release(
+        held[0].reservation, PartOutcome(state=PartState.FAILED, sent=True, failure=failure)
+    )
+    last = scid_dir(Scid("10x1x0"), direction_of(A, P))
+    assert book.slots.limit(last) == 11  # 12 parts were there: it takes at most 11
+    assert book.slots.room(book.graph, US, P) == 0  # 11 still held
+    # a lone part failing there is liquidity, not crowding: nothing learnt
+    fresh = RouterBook(our_id=US, gossip=g, channels=local_channels(g, US))
+    p = fresh.reserve("h", fresh.graph, _last_hop_route(g, 1000 * SAT))
+    fresh.release(p.reservation, PartOutcome(state=PartState.FAILED, sent=True, failure=failure))
+    assert fresh.slots.limit(last) == DEFAULT_HTLC_SLOTS
+    assert CROWD > 1
+
+
+def _request(amount_sat: int) -> RouteInput:
+    return RouteInput(
+        source=US,
+        destination=P,
+        amount_msat=amount_sat * SAT,
+        maxparts=64,
+        maxfee_msat=10**7,
+    )
+
+
+async def _plan(g: Graph, amount_sat: int) -> FindRoutesReply:
+    node = ScriptedNode(graph=g, our_id=US)
+    async with _actors(node) as (rt, _est):
+        await ask(
+            rt, lambda r: OpenPayment(payment_hash="h", destination=P, route_hints=(), reply=r)
+        )
+        ans: FindRoutesReply = await ask(
+            rt,
+            lambda r: FindRoutes(
+                payment_hash="h", strategy="mincostflow", request=_request(amount_sat), reply=r
+            ),
+        )
+    return ans
+
+
+@pytest.mark.trio
+async def test_a_payee_with_one_channel_never_gets_more_than_its_slots(
+    autojump_clock: Any,
+) -> None:
+    """400,000 sat over one channel whose htlc_max is 10,000 sat needs 40 HTLCs: more than
+    the 30 it takes at once. Before: 40 routes were planned (the payee fails 10)."""
+    with trio.fail_after(60):
+        ans = await _plan(_net(1), 400_000)
+    assert isinstance(ans, NoRoutes), f"{len(ans.routes)} routes planned"
+
+
+@pytest.mark.trio
+async def test_two_payee_channels_take_the_40_parts(autojump_clock: Any) -> None:
+    with trio.fail_after(60):
+        ans = await _plan(_net(2), 400_000)
+    assert isinstance(ans, RoutesFound), ans
+    assert 40 <= len(ans.routes) <= 2 * DEFAULT_HTLC_SLOTS
