@@ -1,6 +1,7 @@
 """Developer sessions. ``nox -l`` lists them; ``nox`` alone runs ``tests``.
 
 Each session installs what it needs into its own virtualenv under ``.nox/``.
+Without nox: ``python3 dev.py -s SESSION`` installs it into ``.nox/_dev`` first.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ SHARED_GRAPH = ROOT.parent / "shared" / "data" / "gossip-store-2024-09-22.compre
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit tests + simulated network (+ the regtest suite, which skips without binaries)."""
-    session.install("-e", ".[test,regtest,plot]")
+    session.install("-e", ".[test,regtest,plot,dask]")
     session.run("python", "-m", "pytest", "-q", *session.posargs)
 
 
@@ -28,7 +29,7 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff check + format check."""
     session.install("ruff")
-    paths = ("src", "tests", "benchmarks", "examples", "noxfile.py")
+    paths = ("src", "tests", "benchmarks", "examples", "noxfile.py", "dev.py")
     session.run("ruff", "check", *paths)
     session.run("ruff", "format", "--check", *paths)
 
@@ -36,7 +37,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over src/barq."""
-    session.install("-e", ".[test,regtest,plot]", "mypy")
+    session.install("-e", ".[test,regtest,plot,dask]", "mypy")
     session.run("mypy")
 
 
@@ -80,10 +81,25 @@ def bench(session: nox.Session) -> None:
         "bench-out/bench.json",
         "--plot",
         "bench-out/bench.png",
+        "--plot",
+        "bench-out/bench.pdf",
     ]
     session.run("python", "benchmarks/bench_graph.py", "--graph", str(graph))
     session.run("python", "benchmarks/bench_strategies.py", "--graph", str(graph))
     session.run("barq", "bench", "--graph", str(graph), *args)
+
+
+@nox.session
+def speedup(session: nox.Session) -> None:
+    """The same bench in 1 process, in all cores and on a local dask cluster: times, equal results.
+
+    ``nox -s speedup -- --payments 20`` changes the run (see benchmarks/bench_parallel.py).
+    """
+    session.install("-e", ".[dask]")
+    graph = Path(os.environ.get("BARQ_GRAPH", SHARED_GRAPH))
+    if not graph.exists():
+        session.skip(f"mainnet snapshot not found at {graph} (set BARQ_GRAPH)")
+    session.run("python", "benchmarks/bench_parallel.py", "--graph", str(graph), *session.posargs)
 
 
 @nox.session

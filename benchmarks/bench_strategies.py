@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     from barq.errors import RouteNotFound, RouteTooExpensive
     from barq.graph import load_compressed
     from barq.model import RouteInput
-    from barq.strategies import RoutingContext, get_strategy
+    from barq.routing import RoutingContext
+    from barq.strategies import get_strategy
 
     t0 = time.perf_counter()
     g = load_compressed(path)

@@ -25,6 +25,12 @@ JSON-RPC code that Core Lightning's ``pay`` uses for the same condition
 
 ``data`` is a JSON-serialisable dict that the plugin passes as the JSON-RPC
 error's ``data`` (what was tried and why each attempt failed).
+
+Every message is bounded (:func:`bounded`): at most :data:`MESSAGE_BYTES` of
+UTF-8 with "… (N bytes)" when cut, lone surrogates and NUL escaped, so no
+error and no log line built from one can grow with a caller's argument
+(lightningd aborts on a log line over 256 KB). Show a caller's value in a
+message with :func:`shown` (a short ``repr``).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "MESSAGE_BYTES",
     "AlreadyPaid",
     "BarqError",
     "DestinationPermanentFailure",
@@ -49,6 +56,8 @@ __all__ = [
     "StoppedRetrying",
     "StoreError",
     "UnknownStrategy",
+    "bounded",
+    "shown",
 ]
 
 # Codes from Core Lightning's common/jsonrpc_errors.h
@@ -66,24 +75,62 @@ PAY_UNSPECIFIED_ERROR = 209
 PAY_STOPPED_RETRYING = 210
 
 
+#: the most UTF-8 bytes a message (error or log line) keeps before it is cut
+MESSAGE_BYTES = 2048
+#: the most characters of a caller's value shown in a message (:func:`shown`)
+SHOWN_CHARS = 64
+
+
+def bounded(text: str, limit: int = MESSAGE_BYTES) -> str:
+    """``text`` safe to log or put in an error: valid UTF-8, no NUL, at most ``limit`` bytes.
+
+    Lone UTF-16 surrogates and NUL become backslash escapes; a text longer
+    than ``limit`` bytes is cut and ends with ``"… (N bytes)"``, N its whole
+    size. The result is at most ``limit`` bytes of UTF-8 (``limit`` >= 64).
+    """
+    raw = text.encode("utf-8", "backslashreplace").replace(b"\x00", b"\\x00")
+    if len(raw) <= limit:
+        return raw.decode("utf-8")
+    tail = f"\u2026 ({len(raw)} bytes)"
+    keep = raw[: max(0, limit - len(tail.encode()))].decode("utf-8", "ignore")
+    return keep + tail
+
+
+def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """A caller's ``value`` for a message: its ``repr``, cut after about ``limit`` characters
+    (then followed by its full size)."""
+    try:
+        text = repr(value)
+    except Exception:  # a hostile __repr__ must not break an error message
+        text = f"<{type(value).__name__}>"
+    if len(text) > limit:
+        text = f"{text[: limit - 4]}... ({len(text)} chars)"
+    return text
+
+
 class BarqError(Exception):
     """Base of every Barq error.
 
     Args:
-        message: human readable, one line, says what is wrong and where.
+        message: human readable, one line, says what is wrong and where;
+            kept :func:`bounded`.
         data: optional JSON-serialisable details (JSON-RPC error ``data``).
     """
 
     cln_code: ClassVar[int] = PAY_UNSPECIFIED_ERROR
 
     def __init__(self, message: str, *, data: dict[str, Any] | None = None) -> None:
+        message = bounded(message)
         super().__init__(message)
         self.message = message
         self.data: dict[str, Any] = dict(data or {})
+        #: the JSON-RPC code when it is not the class's (xpay's 209 for a routing
+        #: failure after attempts: the error keeps its class for Python callers)
+        self.code_override: int | None = None
 
     @property
     def code(self) -> int:
-        return self.cln_code
+        return self.cln_code if self.code_override is None else self.code_override
 
 
 class InvalidParams(BarqError):

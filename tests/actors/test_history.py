@@ -65,12 +65,16 @@ async def test_a_created_journal_gets_the_history_rebuilt(
             recent = {(v.payment_hash, v.groupid): v.status for v in await rt.astatus()}
         got = {(v.payment_hash, v.groupid): v for v in store.get_payments()}
         assert store.health() == {"created": True, "rebuilt_from_listsendpays": 3}
-    assert {k: v.status for k, v in got.items()} == recent == {
-        (PAID, 1): PaymentStatus.FAILED,
-        (PAID, 2): PaymentStatus.COMPLETE,
-        (FAILED, 1): PaymentStatus.FAILED,
-        (FLYING, 1): PaymentStatus.COMPLETE,
-    }
+    assert (
+        {k: v.status for k, v in got.items()}
+        == recent
+        == {
+            (PAID, 1): PaymentStatus.FAILED,
+            (PAID, 2): PaymentStatus.COMPLETE,
+            (FAILED, 1): PaymentStatus.FAILED,
+            (FLYING, 1): PaymentStatus.COMPLETE,
+        }
+    )
     assert all(v.strategy == RECOVERED_STRATEGY for v in got.values())
     assert got[(PAID, 2)].payment_preimage == "11" * 32
 

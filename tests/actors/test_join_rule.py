@@ -124,6 +124,6 @@ async def test_a_call_waiting_on_a_payment_that_never_started_decides_for_itself
             tg.start_soon(call, rt, out, "bad", bad)
             await trio.sleep(0.5)
             tg.start_soon(call, rt, out, "good", PayParams(invstring=b, amount_msat=AMOUNT))
-    assert isinstance(out["bad"], BarqError) and out["bad"].code == -32602
+    assert isinstance(out["bad"], BarqError) and "above maxdelay 1" in out["bad"].message
     assert isinstance(out["good"], PayOutcome) and not out["good"].joined
     assert out["good"].view.status is PaymentStatus.COMPLETE

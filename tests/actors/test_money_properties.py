@@ -13,6 +13,7 @@ settle them), the cap holds and no part id is used twice.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -252,30 +253,37 @@ def test_money_rules_hold_when_adopted_parts_fail(
         with open_store(db) as store, trio.fail_after(100_000):
             j = StoreJournal(store) if journal else None
             async with open_runtime(node, cfg, journal=j) as rt:
-                with trio.move_on_after(cut):
-                    try:
-                        await rt.pay(params)
-                    except BarqError:
-                        pass  # it may end before the restart
+                with trio.move_on_after(cut), contextlib.suppress(BarqError):
+                    await rt.pay(params)  # it may end before the restart
             first = len(node.sent)
-            pend = [p for p in await node.listsendpays(h) if p.status is SendpayStatus.PENDING]
+            listed = await node.listsendpays(h)
+            pend = [p for p in listed if p.status is SendpayStatus.PENDING]
+            # a part that succeeded alone makes the invoice paid: its siblings are not awaited
+            paid_before = any(p.status is SendpayStatus.COMPLETE for p in listed)
             async with open_runtime(node, cfg, journal=j) as rt:
                 try:
                     view = await rt.pay(params)
                 except BarqError as exc:
-                    assert exc.data.get("status") in (None, "failed"), exc.message
+                    # 201: a part of the first run succeeded alone (the scripts settle parts
+                    # one by one, which a real payee never does)
+                    assert exc.data.get("status") in (None, "failed") or exc.code == 201
                 else:
+                    # complete = a part succeeded (delivered may fall short: see above)
                     assert view.status is PaymentStatus.COMPLETE
-                    assert 0 < node.delivered_msat(h) <= amount
+                    assert 0 < view.delivered_msat == node.delivered_msat(h) <= amount
                 left = [p for p in await node.listsendpays(h) if p.status is SendpayStatus.PENDING]
-                assert left == []
+                assert paid_before or left == []
             ids = [(p.groupid, p.partid) for p in node.sent]
             assert len(ids) == len(set(ids)), "a part id was used twice"
             before = {(p.groupid, p.partid) for p in node.sent[:first]}
             assert not before & set(ids[first:])
             after = {(p.groupid, p.partid): p.status for p in await node.listsendpays(h)}
-            failed_adopted = sum(after.get((p.groupid, p.partid)) is SendpayStatus.FAILED for p in pend)
-            print("STAT", len(pend), failed_adopted, len(ids) - first)
+            failed_adopted = sum(
+                after.get((p.groupid, p.partid)) is SendpayStatus.FAILED for p in pend
+            )
+            if failed_adopted and node.delivered_msat(h) == amount:
+                # what the failed adopted parts carried was sent again, under new ids
+                assert len(ids) > first
 
     with tempfile.TemporaryDirectory() as d:
         trio.run(main, Path(d) / "db", clock=trio.testing.MockClock(autojump_threshold=0))

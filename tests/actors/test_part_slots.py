@@ -13,8 +13,8 @@ from barq.errors import RouteNotFound
 from barq.graph import Graph
 from barq.model import Route, RouteInput
 from barq.model.payment import PaymentStatus, PayParams
+from barq.routing import RoutingContext, build_route
 from barq.strategies import register_strategy
-from barq.strategies.base import RoutingContext, build_route
 from barq.testing import Limits, ScriptedNode, Succeed
 
 AMOUNT = 40_000_000

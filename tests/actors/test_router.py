@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import anyio
@@ -30,8 +31,9 @@ from barq.actors.messages import (
 )
 from barq.actors.router import RouterBook, router
 from barq.model import ChannelUpdate, FailCode, Hop, Route, RouteFailure, RouteHintHop, RouteInput
-from barq.model.payment import PartState
+from barq.model.payment import EngineConfig, PartState
 from barq.strategies import register_strategy
+from barq.strategies.dijkstra import DijkstraStrategy
 from barq.testing import ScriptedNode, local_channels
 
 EMPTY = KnowledgeSnapshot(taken_at=0.0)
@@ -353,8 +355,9 @@ async def test_reservation_released_when_the_requester_went_away(autojump_clock:
 class _actors:
     """Router + estimator for a test, torn down on exit."""
 
-    def __init__(self, node: ScriptedNode) -> None:
+    def __init__(self, node: ScriptedNode, config: EngineConfig = CONFIG) -> None:
         self.node = node
+        self.config = config
 
     async def __aenter__(self) -> tuple[Any, Any]:
         self._tg = anyio.create_task_group()
@@ -363,7 +366,7 @@ class _actors:
         rt_tx, rt_rx = anyio.create_memory_object_stream[RouterMsg](8)
         k = LiquidityKnowledge(half_life_s=3600, clock=lambda: 1.7e9)
         await self._tg.start(_est, est_rx, k)
-        await self._tg.start(_router, rt_rx, est_tx.clone(), self.node)
+        await self._tg.start(_router, rt_rx, est_tx.clone(), self.node, self.config)
         self._streams = (rt_tx, est_tx)
         return rt_tx, est_tx
 
@@ -377,5 +380,132 @@ async def _est(rx: Any, k: LiquidityKnowledge, *, task_status: Any) -> None:
     await liquidity_estimator(inbox=rx, knowledge=k, task_status=task_status)
 
 
-async def _router(rx: Any, est: Any, node: ScriptedNode, *, task_status: Any) -> None:
-    await router(inbox=rx, estimator=est, node=node, config=CONFIG, task_status=task_status)
+async def _router(
+    rx: Any, est: Any, node: ScriptedNode, config: EngineConfig, *, task_status: Any
+) -> None:
+    await router(inbox=rx, estimator=est, node=node, config=config, task_status=task_status)
+
+
+# -- solves off the loop, with a deadline ---------------------------------------------------
+
+
+def test_conflicts_name_what_a_later_reservation_took() -> None:
+    d = diamond()
+    b = book(d, spendable=10**9)
+    ctx = b.context(b.graph, EMPTY, d.dest)
+    mine = route_via(d, d.a, "103x1x0", "101x1x0", 600_000_000)
+    assert b.conflicts(ctx, EMPTY, d.dest, [mine]) == []
+    b.reserve("other", b.graph, route_via(d, d.a, "103x1x0", "101x1x0", 600_000_000))
+    assert set(b.conflicts(ctx, EMPTY, d.dest, [mine])) == {
+        d.sd("101x1x0", d.us),
+        d.sd("103x1x0", d.a),
+    }
+    # a route elsewhere, or small enough for what is left, does not conflict
+    other = route_via(d, d.b, "104x1x0", "102x1x0", 600_000_000)
+    small = route_via(d, d.a, "103x1x0", "101x1x0", 1_000_000)
+    assert b.conflicts(ctx, EMPTY, d.dest, [other, small]) == []
+
+
+class _Gated(DijkstraStrategy):
+    """``dijkstra`` that waits (in its worker thread) until its gate opens."""
+
+    name = "gated"
+
+    def __init__(self, gate: threading.Event, started: threading.Event) -> None:
+        super().__init__()
+        self.gate = gate
+        self.started = started
+
+    def find_routes(self, request: RouteInput, ctx: Any) -> list[Route]:
+        self.started.set()
+        self.gate.wait(20)
+        return super().find_routes(request, ctx)
+
+
+def _gated(name: str) -> tuple[threading.Event, threading.Event]:
+    gate, started = threading.Event(), threading.Event()
+    register_strategy(name, lambda: _Gated(gate, started))
+    return gate, started
+
+
+THREADED = msgspec.structs.replace(CONFIG, strategies_in_thread=True, route_timeout_s=20.0)
+
+
+async def _find(rt: Any, payment: str, strategy: str, amount: int) -> FindRoutesReply:
+    d_req = RouteInput(
+        source=DIAMOND.us, destination=DIAMOND.dest, amount_msat=amount, maxfee_msat=10**7
+    )
+    answer: FindRoutesReply = await ask(
+        rt,
+        lambda r: FindRoutes(payment_hash=payment, strategy=strategy, request=d_req, reply=r),
+    )
+    return answer
+
+
+DIAMOND = diamond()
+
+
+async def _while_another_solves(
+    name: str, slow_amount: int, fast_amount: int
+) -> tuple[FindRoutesReply, FindRoutesReply, bool]:
+    """Payment 1 asks strategy ``name`` (blocked in its thread); payment 2 asks ``dijkstra``.
+
+    Returns payment 2's answer, payment 1's (once its gate opened after payment 2 was
+    answered) and whether payment 2 was answered while payment 1's solve still ran.
+    """
+    gate, started = _gated(name)
+    node = ScriptedNode(graph=DIAMOND.graph, our_id=DIAMOND.us)
+    first: list[FindRoutesReply] = []
+    with trio.fail_after(20):
+        async with _actors(node, THREADED) as (rt, _est), trio.open_nursery() as n:
+
+            async def slow() -> None:
+                first.append(await _find(rt, "p1", name, slow_amount))
+
+            n.start_soon(slow)
+            await trio.to_thread.run_sync(started.wait, 10)
+            fast = await _find(rt, "p2", "dijkstra", fast_amount)
+            meanwhile = not first and not gate.is_set()
+            gate.set()
+    return fast, first[0], meanwhile
+
+
+@pytest.mark.trio
+async def test_a_long_solve_does_not_hold_up_another_payment() -> None:
+    """Payment 1's strategy blocks in its thread; payment 2's request is answered meanwhile,
+    and payment 1 still gets its routes once its solve ends."""
+    fast, slow, meanwhile = await _while_another_solves("gated-slow", 5_000_000, 5_000_000)
+    assert meanwhile and isinstance(fast, RoutesFound) and isinstance(slow, RoutesFound)
+
+
+@pytest.mark.trio
+async def test_concurrent_solves_never_reserve_the_same_liquidity() -> None:
+    """Both payments want 600k sat of 1M sat channels. Payment 1 plans over the cheapest
+    path, then payment 2 reserves that path while payment 1's solve still runs: payment 1's
+    routes conflict when it completes, so it plans again and takes another path."""
+    fast, slow, meanwhile = await _while_another_solves("gated-conflict", 600_000_000, 600_000_000)
+    assert meanwhile and isinstance(fast, RoutesFound) and isinstance(slow, RoutesFound)
+    fast_path = [h.channel for h in fast.routes[0].route.hops]
+    slow_path = [h.channel for h in slow.routes[0].route.hops]
+    assert fast_path == ["101x1x0", "103x1x0"]
+    assert slow_path != fast_path and not set(slow_path) & set(fast_path)
+
+
+@pytest.mark.trio
+async def test_a_solve_past_its_deadline_is_answered_no_route_in_time() -> None:
+    gate, started = _gated("gated-late")
+    node = ScriptedNode(graph=DIAMOND.graph, our_id=DIAMOND.us)
+    cfg = msgspec.structs.replace(THREADED, route_timeout_s=0.3)
+    try:
+        with trio.fail_after(20):
+            async with _actors(node, cfg) as (rt, _est):
+                ans = await _find(rt, "p1", "gated-late", 5_000_000)
+                assert isinstance(ans, NoRoutes) and ans.code == 205
+                assert "within 0.3 s" in ans.message and ans.data["timeout_s"] == 0.3
+                assert started.is_set() and not gate.is_set()  # it really was still running
+                # nothing was reserved for it: the same sats are free for the next request
+                again = await _find(rt, "p2", "dijkstra", 999_000_000)
+                assert isinstance(again, RoutesFound)
+                assert [h.channel for h in again.routes[0].route.hops] == ["101x1x0", "103x1x0"]
+    finally:
+        gate.set()

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from bench_helpers import write_listchannels
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,3 +31,11 @@ def mainnet_graph_path() -> Path:
 def engine() -> None:
     """Skip when the actor engine (barq.actors.runtime) is not importable."""
     pytest.importorskip("barq.actors.runtime", reason="the actor engine is not available")
+
+
+@pytest.fixture
+def small_graph_file(tmp_path: Path) -> Path:
+    """The built-in network written as a listchannels file."""
+    from barq.graph.synthetic import builtin_network
+
+    return write_listchannels(builtin_network(1)[0], tmp_path / "builtin.json")

@@ -79,7 +79,20 @@ def test_bench_scores_the_example(tmp_path: Path) -> None:
         ]
     )
     assert rc == 0
-    rows = {r["strategy"]: r for r in json.loads(out.read_text())}
+    rows = {r["strategy"]: r for r in json.loads(out.read_text())["rows"]}
     assert set(rows) == {"fewhops", "dijkstra"}
     assert rows["fewhops"]["payments"] == 3
     assert rows["fewhops"]["succeeded"] >= 1  # it really routes
+
+
+def test_the_docs_show_the_example_and_it_uses_only_the_public_toolkit() -> None:
+    """docs/strategies.md's listing is the example's code (imports and class), and the
+    example imports nothing of Barq but barq.routing and barq.model."""
+    source = (EXAMPLE_SRC / "barq_example_strategy" / "__init__.py").read_text()
+    docs = (EXAMPLE_SRC.parents[2] / "docs" / "strategies.md").read_text()
+    listing = docs.split("## A worked example", 1)[1].split("```python\n", 1)[1].split("```")[0]
+    for block in listing.strip().split("\n\n\n"):
+        assert block.strip() in source, block
+    barq_imports = {line.split()[1] for line in source.splitlines() if line.startswith("from barq")}
+    assert barq_imports == {"barq.model", "barq.routing"}
+    assert len(source.splitlines()) < 40  # one short file

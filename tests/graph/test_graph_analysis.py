@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
+import pytest
 from graph_helpers import node_id
 
 from barq.graph import Graph, largest_scc, summarize
@@ -86,3 +88,29 @@ def test_summarize() -> None:
     assert s.median_capacity_msat == 3000.0  # channels 0-1 (2000) and 1-2 (4000)
     e = summarize(Graph.from_half_channels([]))
     assert e.channels == 0 and e.median_fee_ppm is None and e.median_capacity_msat is None
+
+
+def test_graph_columns_are_read_only_and_callers_arrays_stay_writable() -> None:
+    fees = np.array([1, 2], dtype=np.int64)
+    g = Graph(
+        nodes=["a", "b"],
+        scid=["1x1x0", "1x1x0"],
+        direction=[0, 1],
+        src=[0, 1],
+        dst=[1, 0],
+        capacity_msat=[10, 10],
+        fee_base_msat=fees,
+        fee_ppm=[0, 0],
+        cltv_delta=[6, 6],
+        htlc_min_msat=[0, 0],
+        htlc_max_msat=[10, 10],
+        enabled=[True, True],
+    )
+    for name in ("src", "fee_base_msat", "capacity_msat", "enabled", "private"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(g, name)[0] = 0
+    fees[0] = 99  # the caller's array is its own: the graph does not change
+    assert fees.flags.writeable and int(g.fee_base_msat[0]) == 1
+    # an overlay builds a new graph, the old one is untouched
+    h = g.with_half_channels([msgspec.structs.replace(g.half_channel(0), fee_base_msat=7)])
+    assert int(g.fee_base_msat[0]) == 1 and 7 in h.fee_base_msat.tolist()

@@ -71,7 +71,10 @@ def test_manifest_declares_methods_options_hook_and_topics(driver: PluginDriver)
         "barq-estimator-half-life",
         "barq-maxfee-percent",
     } <= set(opts)
-    assert m["hooks"] == [{"name": "rpc_command", "before": [], "after": [], "filters": ["pay"]}]
+    assert m["hooks"] == [
+        {"name": "rpc_command", "before": [], "after": [], "filters": ["pay", "listpays"]}
+    ]
+    assert m["cancheck"] is True
     assert {"method": "barq_part_start"} in m["notifications"]
     assert {"method": "barq_part_end"} in m["notifications"]
     assert "shutdown" in m["subscriptions"]
@@ -340,8 +343,8 @@ def test_already_paid_with_another_amount_is_201(world: FakeWorld, running: Plug
         ({"invstring": "lnbcrt1", "strategy": "teleport"}, "unknown strategy 'teleport'"),
         ({"invstring": "lnbcrt1", "strategy": 3}, "strategy"),
         ({"invstring": "lnbcrt1", "label": ["x"]}, "label"),
-        ({"invstring": "lnbcrt1", "bogus": 1}, "unexpected keyword argument 'bogus'"),
-        (["lnbcrt1", None, None, None, None, None, None, None, None, "extra"], "too many"),
+        ({"invstring": "lnbcrt1", "bogus": 1}, "unknown parameter: bogus"),
+        (["lnbcrt1", *([None] * 13), "extra"], "too many parameters"),
     ],
 )
 def test_bad_parameters(world: FakeWorld, running: PluginDriver, params: Any, needle: str) -> None:
@@ -660,7 +663,7 @@ def test_handle_pay_redirects_pay_to_barqpay(
             "jsonrpc": "2.0",
             "id": 17,
             "method": "barqpay",
-            "params": {"invstring": inv, "retry_for": 5},
+            "params": {"invstring": inv, "retry_for": 5, "riskfactor": 3},
         }
     }
     assert _hook(driver, "pay", [inv, None, "lbl"], rid="cli:pay#3")["replace"] == {
@@ -669,21 +672,15 @@ def test_handle_pay_redirects_pay_to_barqpay(
         "method": "barqpay",
         "params": {"invstring": inv, "label": "lbl"},
     }
-    # maxfeepercent/exemptfee become an absolute maxfee, as xpay does
+    # pay's own parameters keep their names: barqpay takes them (maxfeepercent/exemptfee
+    # become xpay's fee budget in the engine; a bad one is barqpay's -32602)
     assert _hook(driver, "pay", {"bolt11": inv, "maxfeepercent": 1})["replace"]["params"] == {
         "invstring": inv,
-        "maxfee": 20_000,
-    }
-    assert _hook(driver, "pay", {"bolt11": inv, "exemptfee": 50_000})["replace"]["params"] == {
-        "invstring": inv,
-        "maxfee": 50_000,
+        "maxfeepercent": 1,
     }
     # what Barq does not do stays with pay
     assert _hook(driver, "pay", {"bolt11": inv, "localinvreqid": "00"}) == {"result": "continue"}
     assert _hook(driver, "pay", {"bolt11": "lni1qqq"}) == {"result": "continue"}
-    assert _hook(driver, "pay", {"bolt11": inv, "maxfee": 1, "maxfeepercent": 1}) == {
-        "result": "continue"
-    }
     assert _hook(driver, "listfunds", {}) == {"result": "continue"}
     # and the replaced call is an ordinary barqpay
     r = driver.call("barqpay", {"invstring": inv, "retry_for": 5})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,10 +12,11 @@ from barq.errors import InvalidParams, RouteTooExpensive, UnknownStrategy
 from barq.limits import AMOUNT_MSAT, MAX_MSAT, MAXFEE_MSAT
 from barq.model import RouteFailure
 from barq.model.payment import PartState, PartView, PaymentStatus, PaymentView
+from barq.payment.plan import xpay_maxfee
 from barq.plugin.host import knowledge_entries, knowledge_records
 from barq.plugin.options import config_from_init
 from barq.plugin.params import barqpay_params, parse_exclude, parse_msat
-from barq.plugin.redirect import NotRedirectable, pay_redirect_params, xpay_maxfee
+from barq.plugin.redirect import NotRedirectable, pay_redirect_params
 from barq.plugin.results import payment_json, rpc_error, unwrap_group
 
 X = MAXFEE_MSAT.named("x")
@@ -104,24 +104,29 @@ def test_barqpay_params_defaults_are_none() -> None:
 
 
 def test_pay_redirect_params() -> None:
-    assert pay_redirect_params({"bolt11": "lnbc1", "amount_msat": 5, "riskfactor": 2}) == (
-        {"invstring": "lnbc1", "amount_msat": 5},
-        None,
-        None,
-    )
-    assert pay_redirect_params(["lnbc1", None, "l", None, "0.5", 10, None, "3000msat"]) == (
-        {"invstring": "lnbc1", "label": "l", "retry_for": 10},
-        Decimal("0.5"),
-        3000,
-    )
+    # pay's parameters keep their names (barqpay takes them all); bolt11 becomes invstring
+    assert pay_redirect_params({"bolt11": "lnbc1", "amount_msat": 5, "riskfactor": 2}) == {
+        "invstring": "lnbc1",
+        "amount_msat": 5,
+        "riskfactor": 2,
+    }
+    assert pay_redirect_params(["lnbc1", None, "l", None, "0.5", 10, None, "3000msat"]) == {
+        "invstring": "lnbc1",
+        "label": "l",
+        "maxfeepercent": "0.5",
+        "retry_for": 10,
+        "exemptfee": "3000msat",
+    }
+    positional = ["lnbc1", *([None] * 11), 7]  # the 13th: partial_msat
+    assert pay_redirect_params(positional) == {"invstring": "lnbc1", "partial_msat": 7}
     for bad in (
         {"bolt11": "lni1"},
+        {"bolt11": "LIGHTNING:LNO1x"},
         {"amount_msat": 1},
+        {"bolt11": 5},
         "x",
-        {"bolt11": "lnbc1", "partial_msat": 1},
-        {"bolt11": "lnbc1", "maxfee": 1, "exemptfee": 1},
-        {"bolt11": "lnbc1", "maxfeepercent": "x"},
-        ["lnbc1"] * 13,
+        {"bolt11": "lnbc1", "localinvreqid": "00" * 32},
+        ["lnbc1"] * 14,
     ):
         with pytest.raises(NotRedirectable):
             pay_redirect_params(bad)
@@ -130,7 +135,7 @@ def test_pay_redirect_params() -> None:
 def test_xpay_maxfee() -> None:
     assert xpay_maxfee(2_000_000, None, None) == 10_000  # 0.5 %
     assert xpay_maxfee(100_000, None, None) == 5000  # at least the default exemptfee
-    assert xpay_maxfee(2_000_000, Decimal("1"), 50_000) == 50_000
+    assert xpay_maxfee(2_000_000, 10_000, 50_000) == 50_000
 
 
 def test_config_from_init_defaults_and_paths() -> None:

@@ -147,7 +147,8 @@ def test_failure_reports_every_attempt(sim: SimWorld, plugin: PluginDriver) -> N
         sim.call(sim.net.set_balance, g.scid[e], int(g.direction[e]), 0)
     inv = sim.invoice(PAYEE, 50_000_000)
     err = plugin.error("barqpay", {"invstring": inv, "retry_for": 5})
-    assert err.code in (205, 210)
+    # xpay's words: after attempts, 209 "Failed after N attempts. ..."; retry_for: 210
+    assert (err.code, err.message.split(" after ")[0]) in ((209, "Failed"), (210, "Timed out"))
     assert err.data is not None and err.data["status"] == "failed"
     tried = err.data["attempts"]
     assert tried and all(a["state"] == "failed" for a in tried)
@@ -184,7 +185,7 @@ def test_bad_input_with_the_real_engine(sim: SimWorld, plugin: PluginDriver, cas
         case "other_network":
             other = SimulatedNetwork(sim.graph, seed=7, keys=sim.keys, network="bitcoin")
             params = {"invstring": other.create_invoice(sim.graph.nodes[PAYEE], 1000)}
-            code, needle = -32602, "network 'bitcoin'"
+            code, needle = -32602, "Invalid bolt11 invoice: it is for network bitcoin"
         case "expired":
             key = sim.keys[sim.graph.nodes[PAYEE]]
             params = {"invstring": _signed_invoice(sim, key=key, created_at=now - 7200)}
@@ -193,7 +194,7 @@ def test_bad_input_with_the_real_engine(sim: SimWorld, plugin: PluginDriver, cas
             params, code, needle = {"invstring": sim.invoice(PAYEE, None)}, -32602, "amount"
         case "amount_differs":
             params = {"invstring": sim.invoice(PAYEE, 5000), "amount_msat": 6000}
-            code, needle = -32602, "differs"
+            code, needle = -32602, "amount_msat parameter unnecessary"
         case "ourselves":
             params = {"invstring": sim.invoice(sim.payer, 5000)}
             code, needle = -32602, "pay itself"
@@ -290,13 +291,18 @@ def test_handle_pay_then_barqpay(sim: SimWorld, tmp_path: Path) -> None:
         replace = hook["replace"]
         assert replace["method"] == "barqpay" and replace["params"] == {
             "invstring": inv,
-            "maxfee": 20_000,
+            "maxfeepercent": 0.5,
+            "exemptfee": 100,
         }
         r = d.call(replace["method"], replace["params"])  # what lightningd does next
+        # xpay's budget: 0.5 % of 4,000,000 msat (above the 100 msat exempt)
         assert r["status"] == "complete" and r["maxfee_msat"] == 20_000
 
 
-def test_amount_equal_to_the_invoice_is_accepted(sim: SimWorld, plugin: PluginDriver) -> None:
+def test_amount_given_for_an_invoice_with_one_is_refused(
+    sim: SimWorld, plugin: PluginDriver
+) -> None:
     inv = sim.invoice(PAYEE, 6_000_000)
-    r = plugin.call("barqpay", {"invstring": inv, "amount_msat": "6000sat"})
-    assert r["status"] == "complete" and r["amount_msat"] == 6_000_000
+    err = plugin.error("barqpay", {"invstring": inv, "amount_msat": "6000sat"})
+    assert err.code == -32602 and err.message.startswith("amount_msat parameter unnecessary")
+    assert plugin.call("barqstatus")["payments"] == []  # refused before anything started

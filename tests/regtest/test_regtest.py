@@ -271,7 +271,8 @@ def test_impossible_payment_fails_cleanly(node_factory: Any) -> None:
     # for every part sent before it reports: retry_for + 60 s bounds the whole call
     assert time.time() - t0 < 20 + 60 + 15
     e = err.value.error
-    assert e["code"] in (205, 210)
+    # xpay's words: routing failed after attempts is 209, retry_for running out 210
+    assert (e["code"], e["message"].split(" after ")[0]) in ((209, "Failed"), (210, "Timed out"))
     attempts = e["data"]["attempts"]
     assert attempts, "data lists what was tried"
     failures = [a["failure"] for a in attempts if a.get("failure")]

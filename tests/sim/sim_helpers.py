@@ -13,8 +13,8 @@ from barq.errors import PartFailed
 from barq.graph import Graph
 from barq.graph.synthetic import ChannelSpec, network_from_channels
 from barq.model import Invoice, Route
+from barq.routing import build_route
 from barq.sim import SimulatedNetwork, SimulatedNode
-from barq.strategies.base import build_route
 
 EPOCH = 1_700_000_000
 SAT = 1000

@@ -22,8 +22,8 @@ from sim_helpers import (
 from barq.errors import PartFailed, RpcConnectionError
 from barq.graph.synthetic import ChannelSpec, builtin_network, line_network, network_from_channels
 from barq.model import SendpayStatus
+from barq.routing import build_route
 from barq.sim import SimulatedNetwork
-from barq.strategies.base import build_route
 
 
 @pytest.mark.trio

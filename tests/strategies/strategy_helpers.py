@@ -12,7 +12,7 @@ import numpy as np
 
 from barq.graph import Graph
 from barq.model import HalfChannel, NodeId, Route, RouteInput
-from barq.strategies import RoutingContext, build_route
+from barq.routing import RoutingContext, build_route
 
 SAT = 1000
 SNAPSHOT_NAME = "gossip-store-2024-09-22.compressed"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections import Counter
 
 import numpy as np
@@ -20,8 +22,8 @@ from strategy_helpers import (
 )
 
 from barq.errors import RouteNotFound, RouteTooExpensive
-from barq.strategies import RoutingContext
-from barq.strategies.mincostflow import MinCostFlowStrategy, _Problem
+from barq.routing import FlowNetwork, RoutingContext, decompose_flow
+from barq.strategies.mincostflow import MinCostFlowParams, MinCostFlowStrategy
 
 
 def parallel(
@@ -268,7 +270,7 @@ def test_fees_pushing_a_hop_over_its_liquidity_are_repaired() -> None:
 
 def test_decomposition_follows_largest_flows_and_cancels_cycles() -> None:
     # 0 -> 1 -> 2 -> 3 with a 1 -> 2 -> 1 cycle the walk runs into (ties: lowest arc)
-    p = _Problem(
+    p = FlowNetwork(
         edges=np.arange(4),
         node_of=np.arange(4),
         tails=np.array([0, 1, 2, 2]),
@@ -277,9 +279,9 @@ def test_decomposition_follows_largest_flows_and_cancels_cycles() -> None:
         s=0,
         t=3,
     )
-    assert MinCostFlowStrategy._decompose(p, np.array([1, 2, 1, 1])) == [([0, 1, 3], 1)]
+    assert decompose_flow(p, np.array([1, 2, 1, 1])) == [([0, 1, 3], 1)]
     # two routes out of the source, the larger first
-    p = _Problem(
+    p = FlowNetwork(
         edges=np.arange(6),
         node_of=np.arange(5),
         tails=np.array([0, 0, 1, 2, 1, 3]),
@@ -288,7 +290,7 @@ def test_decomposition_follows_largest_flows_and_cancels_cycles() -> None:
         s=0,
         t=4,
     )
-    paths = MinCostFlowStrategy._decompose(p, np.array([3, 1, 2, 2, 1, 4]))
+    paths = decompose_flow(p, np.array([3, 1, 2, 2, 1, 4]))
     assert sorted(u for _, u in paths) == [1, 1, 2] and paths[0] == ([0, 2, 5], 2)
 
 
@@ -326,8 +328,7 @@ def test_a_near_certain_single_path_is_taken_without_solving_the_flow() -> None:
     ctx = own(uninformed(g), net, firsts, 10_000)
     r = req(0, 50, 10 * SAT, maxparts=8, maxfee_msat=1000)
 
-    class NoShortcut(MinCostFlowStrategy):
-        single_path_probability = 1.0
+    no_shortcut = MinCostFlowStrategy(MinCostFlowParams(single_path_probability=1.0))
 
     solved: list[int] = []
 
@@ -342,7 +343,7 @@ def test_a_near_certain_single_path_is_taken_without_solving_the_flow() -> None:
     # a big amount is below the threshold: the flow is solved and splits it
     big = req(0, 50, 18_000 * SAT, maxparts=8, maxfee_msat=1000)
     assert len(Spy().find_routes(big, ctx)) == 3 and solved == [1]
-    assert len(NoShortcut().find_routes(r, ctx)) >= 1
+    assert len(no_shortcut.find_routes(r, ctx)) >= 1
 
 
 def test_cheapflow_pays_less_fee_than_mincostflow_for_less_probability() -> None:
@@ -361,3 +362,27 @@ def test_cheapflow_pays_less_fee_than_mincostflow_for_less_probability() -> None
     p_cheap = np.prod([x.probability or 0.0 for x in cheap])
     p_reliable = np.prod([x.probability or 0.0 for x in reliable])
     assert p_cheap < p_reliable
+
+
+def test_mincostflow_built_with_cheapflow_params_answers_as_cheapflow() -> None:
+    """Parameters are data: mincostflow given cheapflow's numbers is cheapflow."""
+    from barq.strategies.cheapflow import CHEAPFLOW_PARAMS, CheapFlowStrategy
+
+    net, firsts, _ = parallel(3, 10_000, ppm=1000)
+    ctx = own(uninformed(net.graph()), net, firsts, 10_000)
+    r = req(0, 50, 12_000 * SAT, maxparts=8, maxfee_msat=10_000_000)
+    default = MinCostFlowStrategy().find_routes(r, ctx)
+    tuned = MinCostFlowStrategy(CHEAPFLOW_PARAMS).find_routes(r, ctx)
+    assert tuned == CheapFlowStrategy().find_routes(r, ctx)
+    assert sum(x.fee_msat for x in tuned) < sum(x.fee_msat for x in default)
+
+
+def test_a_passed_deadline_stops_the_flow() -> None:
+    net, firsts, _ = parallel(3, 10_000)
+    ctx = own(uninformed(net.graph()), net, firsts, 10_000)
+    late = dataclasses.replace(ctx, deadline=time.monotonic() - 1.0)
+    r = req(0, 50, 12_000 * SAT, maxparts=8, maxfee_msat=10_000_000)
+    with pytest.raises(RouteNotFound) as ei:
+        MinCostFlowStrategy().find_routes(r, late)
+    assert ei.value.data.get("deadline_passed") is True
+    assert MinCostFlowStrategy().find_routes(r, dataclasses.replace(ctx, deadline=None))

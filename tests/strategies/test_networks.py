@@ -9,7 +9,8 @@ from strategy_helpers import check_contract, snapshot_path
 from barq.errors import RouteNotFound, RouteTooExpensive
 from barq.graph import Graph
 from barq.model import RouteInput
-from barq.strategies import RoutingContext, get_strategy
+from barq.routing import RoutingContext
+from barq.strategies import get_strategy
 
 NAMES = ["direct", "dijkstra", "probabilistic", "singlepath", "presplit", "mincostflow"]
 

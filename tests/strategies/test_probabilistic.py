@@ -8,7 +8,7 @@ import pytest
 from strategy_helpers import SAT, Net, check_contract, req, route_edges, uninformed, with_liquidity
 
 from barq.errors import RouteNotFound, RouteTooExpensive
-from barq.strategies.base import success_probability
+from barq.routing import success_probability
 from barq.strategies.probabilistic import ProbabilisticStrategy
 from barq.strategies.singlepath import SinglePathStrategy
 
@@ -75,9 +75,9 @@ def test_fee_budget_makes_it_fall_back_to_cheaper_path() -> None:
 
 def test_penalty_scales_with_amount() -> None:
     s = ProbabilisticStrategy()
-    assert s.penalty_msat(0) == s.penalty_base_msat
-    assert s.penalty_msat(100_000_000) == pytest.approx(1_000 + 200_000)
-    assert math.isclose(s.penalty_msat(2 * 10**8) - s.penalty_msat(10**8), 200_000)
+    assert s.params.penalty_msat(0) == s.params.penalty_base_msat
+    assert s.params.penalty_msat(100_000_000) == pytest.approx(1_000 + 200_000)
+    assert math.isclose(s.params.penalty_msat(2 * 10**8) - s.params.penalty_msat(10**8), 200_000)
 
 
 def test_amount_above_every_max_is_not_found() -> None:

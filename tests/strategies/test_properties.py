@@ -12,7 +12,8 @@ from strategy_helpers import SAT, N, Net, check_contract
 
 from barq.errors import RouteNotFound, RouteTooExpensive
 from barq.model import RouteInput
-from barq.strategies import RoutingContext, get_strategy
+from barq.routing import RoutingContext
+from barq.strategies import get_strategy
 
 NAMES = [
     "direct",

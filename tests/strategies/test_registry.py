@@ -1,12 +1,20 @@
-"""The six built-in strategies load by name and carry their class attributes."""
+"""The built-in strategies load by name and carry their class attributes and parameters."""
 
 from __future__ import annotations
 
+import json
+
+import msgspec
 import pytest
 
 from barq.errors import UnknownStrategy
-from barq.strategies import available_strategies, get_strategy
-from barq.strategies.base import Strategy
+from barq.routing import Strategy
+from barq.strategies import (
+    available_strategies,
+    get_strategy,
+    register_strategy,
+    strategy_parameters,
+)
 
 BUILTINS = {
     "direct": ("DirectStrategy", False),
@@ -49,3 +57,60 @@ def test_available_lists_all_builtins() -> None:
     for name, (_, splits) in BUILTINS.items():
         assert rows[name]["splits"] is splits
         assert "failed to load" not in str(rows[name]["description"])
+
+
+def test_parameters_are_listed_with_their_defaults() -> None:
+    rows = {r["name"]: r for r in available_strategies()}
+    assert rows["mincostflow"]["parameters"] == {
+        "riskfactor": 10.0,
+        "penalty_ppm": 2000.0,
+        "penalty_base_msat": 1000,
+        "units": 1000,
+        "pivots": [0.0, 0.5, 0.8, 0.95, 1.0],
+        "single_path_probability": 0.99,
+        "budget_steps": 5,
+        "slacks": [1, 2, 3],
+        "min_pruned_edges": 1500,
+        "max_repairs": 6,
+    }
+    # cheapflow: the same Struct, its own defaults
+    cheap = rows["cheapflow"]["parameters"]
+    assert (cheap["penalty_ppm"], cheap["riskfactor"]) == (200.0, 1.0)
+    assert rows["dijkstra"]["parameters"] == {
+        "riskfactor": 10.0,
+        "penalty_ppm": 0.0,
+        "penalty_base_msat": 0,
+    }
+    assert rows["presplit"]["parameters"]["part_msat"] == 10_000_000
+    assert rows["direct"]["parameters"] == {}
+    for row in rows.values():  # JSON-ready: what barqstrategies prints
+        json.dumps(row["parameters"])
+
+
+def test_a_strategy_without_params_is_listed_without_parameters() -> None:
+    class Bare:
+        name = "bare-test"
+        description = "no params attribute"
+        splits = False
+        min_part_msat = None
+        halve_on_failure = False
+
+        def find_routes(self, request: object, ctx: object) -> list[object]:
+            return []
+
+    register_strategy("bare-test", Bare)  # type: ignore[arg-type]
+    row = next(r for r in available_strategies() if r["name"] == "bare-test")
+    assert row["parameters"] == {} and strategy_parameters(Bare()) == {}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", [*sorted(BUILTINS), "cheapflow"])
+def test_params_are_one_frozen_struct_and_a_factory_takes_them(name: str) -> None:
+    s = get_strategy(name)
+    params = s.params
+    assert isinstance(params, msgspec.Struct)
+    fields = msgspec.structs.fields(params)
+    if fields:
+        with pytest.raises(AttributeError):
+            setattr(params, fields[0].name, 0)  # frozen
+    other = type(s)(params)  # type: ignore[call-arg]
+    assert other.params is params

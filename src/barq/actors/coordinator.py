@@ -46,7 +46,7 @@ import anyio
 import anyio.abc
 
 from barq.errors import BarqError, InvalidInvoice, InvalidParams, NodeError, PartFailed
-from barq.model import Invoice, PartStatus
+from barq.model import Invoice, PartStatus, PaymentHash
 from barq.model.payment import (
     EngineConfig,
     PaymentEvent,
@@ -340,7 +340,9 @@ class PaymentCoordinator:
         held.started.set()
         held.done.set()
 
-    def _publish(self, payment_hash: str, on_event: OnEvent | None, event: PaymentEvent) -> None:
+    def _publish(
+        self, payment_hash: PaymentHash, on_event: OnEvent | None, event: PaymentEvent
+    ) -> None:
         """One event of a running payment: fold it, record it, tell the caller."""
         self._live[payment_hash] = fold(self._live.get(payment_hash), event)
         if self._journal is not None:
@@ -356,7 +358,7 @@ class PaymentCoordinator:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def status(self, payment_hash: str | None = None) -> list[PaymentView]:
+    def status(self, payment_hash: PaymentHash | None = None) -> list[PaymentView]:
         """What is in memory: live payments, recent finished ones (without a journal; newest
         last), then groups recovering from a restart."""
         views = list(self._live.values())
@@ -369,7 +371,7 @@ class PaymentCoordinator:
         return views
 
     async def astatus(
-        self, payment_hash: str | None = None, *, limit: int = RECENT_PAYMENTS
+        self, payment_hash: PaymentHash | None = None, *, limit: int = RECENT_PAYMENTS
     ) -> list[PaymentView]:
         """:meth:`status`, then the journal's ``limit`` most recent finished payments
         (of ``payment_hash``) that memory does not hold, oldest first."""
@@ -392,7 +394,7 @@ class PaymentCoordinator:
     # -- the journal -------------------------------------------------------------------------
 
     async def _records(
-        self, payment_hash: str | None = None, status: str | None = None
+        self, payment_hash: PaymentHash | None = None, status: str | None = None
     ) -> list[PaymentView]:
         if self._journal is None:
             return []

@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 from anyio.streams.memory import MemoryObjectSendStream
 
-from barq.model import NodeId, Route, RouteHintHop, RouteInput, ScidDir
+from barq.model import NodeId, PartId, PaymentHash, Route, RouteHintHop, RouteInput, ScidDir
 from barq.model.payment import PartOutcome  # re-exported: part of the actor protocol
 
 __all__ = [
@@ -212,7 +212,7 @@ class OpenPayment(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """A payment starts: refresh our channels and say whether ``destination`` is reachable at all
     (in gossip, one of our peers, or the end of a route hint)."""
 
-    payment_hash: str
+    payment_hash: PaymentHash
     destination: NodeId
     route_hints: tuple[tuple[RouteHintHop, ...], ...]
     reply: MemoryObjectSendStream[PaymentOpened]
@@ -261,7 +261,7 @@ class FindRoutes(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     stale, and the router tries once more without them (``None``: never).
     """
 
-    payment_hash: str
+    payment_hash: PaymentHash
     strategy: str
     request: RouteInput
     reply: MemoryObjectSendStream[FindRoutesReply]
@@ -279,7 +279,7 @@ class ReleaseRoute(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 class ClosePayment(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """A payment ended: drop what is cached for it and any reservation it still holds."""
 
-    payment_hash: str
+    payment_hash: PaymentHash
 
 
 class GraphRefreshed(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -311,8 +311,8 @@ class ShardOrder(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     ``payment_secret``, ``bolt11`` and ``label`` go to ``sendpay`` unchanged.
     """
 
-    payment_hash: str
-    partid: int
+    payment_hash: PaymentHash
+    partid: PartId
     groupid: int
     amount_msat: int
     total_msat: int
@@ -328,7 +328,7 @@ class ShardOrder(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 class ShardResult(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """A shard worker's last word: part ``partid`` of group ``groupid`` ended with ``outcome``."""
 
-    partid: int
+    partid: PartId
     groupid: int
     amount_msat: int
     outcome: PartOutcome

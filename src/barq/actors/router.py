@@ -1,6 +1,6 @@
 """The router: the one actor that owns the graph and hands out routes (renepay's routebuilder).
 
-It owns, and nobody else touches:
+It owns, and nobody else touches (its state is a :class:`RouterBook`):
 
 * the gossip graph (``node.gossip_graph()`` at start, :class:`RefreshGraph` later)
   with our own channels overlaid and the ``channel_update`` s that UPDATE
@@ -12,12 +12,27 @@ It owns, and nobody else touches:
   not yet released, so concurrent shards and payments never plan over the same
   sats (subtracted from the liquidity bounds when a routing context is built).
 
-Each :class:`FindRoutes` builds a :class:`~barq.strategies.RoutingContext` from
+Each :class:`FindRoutes` builds a :class:`~barq.routing.RoutingContext` from
 the estimator's snapshot (asked for with :class:`GetSnapshot`), our balances,
-the reservations and what is disabled, runs the payment's strategy (in a
-worker thread when ``config.strategies_in_thread``), reserves the routes and
-replies. Requests are served one at a time, so a reservation is always in
-place before the next context is built.
+the reservations and what is disabled, runs the payment's strategy, reserves
+the routes and replies.
+
+**Solves run off the loop, with a deadline** (askrene's ``fork_router_child``
+with ``askrene-timeout``). With ``config.strategies_in_thread`` each request is
+answered by its own task: the strategy runs in a worker thread (at most
+``config.route_threads`` at once) while the router keeps serving every other
+message, so one payment's long min-cost flow never queues another payment's
+request. A solve still running ``config.route_timeout_s`` after the request
+arrived is abandoned (the thread is left to finish; the context's deadline
+makes the toolkit's searches stop at their next step) and answered
+:class:`NoRoutes` 205, "no route in time". Reservations stay consistent: the
+book's ``version`` moves with every reservation and balance refresh; a solve
+that completes after it moved is checked against the reservations of now
+(:meth:`RouterBook.conflicts`) and, when another solve took the room it
+planned on, planned again (at most :data:`MAX_REPLANS` times) before its
+routes are reserved. Without ``strategies_in_thread`` (a simulated clock)
+requests are served one at a time inside the loop, as a deterministic
+benchmark needs.
 
 Local balances: ``listpeerchannels``' ``spendable_msat`` already excludes
 HTLCs in flight, so each of our channels carries ``spendable + delta`` where
@@ -30,20 +45,21 @@ a failure at our first hop triggers that refresh.
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import anyio
-import numpy as np
-import numpy.typing as npt
+from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from barq.actors._mailbox import ask, reply
+from barq.actors._router_book import RouterBook
 from barq.actors.messages import (
     ClosePayment,
     EstimatorMsg,
     FindRoutes,
+    FindRoutesReply,
     GetSnapshot,
     GraphRefreshed,
     KnowledgeSnapshot,
@@ -59,376 +75,21 @@ from barq.actors.messages import (
 )
 from barq.errors import BarqError, RouteNotFound, UnknownStrategy
 from barq.graph import Graph
-from barq.graph.overlay import overlay_local_channels, overlay_route_hints
-from barq.model import (
-    ChannelUpdate,
-    HalfChannel,
-    LocalChannel,
-    NodeId,
-    NodeInfo,
-    Route,
-    RouteHintHop,
-    RouteInput,
-    Scid,
-    ScidDir,
-    direction_of,
-    scid_dir,
-)
+from barq.model import NodeInfo, Route, RouteInput
 from barq.model.payment import EngineConfig, PartState
 from barq.node.base import NodeInterface
-from barq.payment.failures import classify
-from barq.strategies import RoutingContext, Strategy, get_strategy
+from barq.routing import RoutingContext, Strategy
+from barq.strategies import get_strategy
 
-__all__ = ["RouterBook", "router"]
+__all__ = ["MAX_REPLANS", "RouterBook", "router"]
 
 log = logging.getLogger(__name__)
 
-Hints = tuple[tuple[RouteHintHop, ...], ...]
+#: a solve whose routes conflict with reservations made meanwhile is planned again
+#: at most this many times before the request is answered "no route"
+MAX_REPLANS = 3
 
-#: how many invoices' route-hint overlays are kept
-HINT_CACHE_SIZE = 64
-
-I64 = npt.NDArray[np.int64]
-
-
-@dataclass(slots=True)
-class _Reservation:
-    payment_hash: str
-    route: Route
-    local: ScidDir | None  # the first hop, when it is one of our channels
-
-
-class _GraphIndex:
-    """Lookups on one graph that every context needs: ``scid/dir`` -> row, our channels' rows.
-
-    The row map is built once per graph; our channels' rows once per ``listpeerchannels``.
-    """
-
-    def __init__(self, graph: Graph) -> None:
-        self.graph = graph
-        dirs = graph.direction.tolist()
-        self.row_of: dict[ScidDir, int] = {
-            f"{s}/{d}": e for e, (s, d) in enumerate(zip(graph.scid, dirs, strict=True))
-        }
-        self._learnt: tuple[ScidDir, ...] = ()
-        self._learnt_rows = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
-        self._spendable: dict[ScidDir, int] | None = None
-        self.local_pos: dict[ScidDir, int] = {}
-        self.local_rows = np.zeros(0, dtype=np.int64)
-        self.local_spendable = np.zeros(0, dtype=np.int64)
-
-    def learnt_rows(self, channels: tuple[ScidDir, ...]) -> tuple[I64, I64]:
-        """Rows of ``channels`` in the graph, and which of ``channels`` they are."""
-        if channels != self._learnt:
-            pairs = [(i, e) for i, e in enumerate(map(self.row_of.get, channels)) if e is not None]
-            self._learnt = channels
-            self._learnt_rows = (
-                np.asarray([e for _, e in pairs], dtype=np.int64),
-                np.asarray([i for i, _ in pairs], dtype=np.int64),
-            )
-        return self._learnt_rows
-
-    def use_local(self, spendable: dict[ScidDir, int]) -> None:
-        """Our channels' rows and balances (recomputed when a refresh brought new ones)."""
-        if spendable is self._spendable:
-            return
-        self._spendable = spendable
-        local = [(sd, self.row_of[sd], v) for sd, v in spendable.items() if sd in self.row_of]
-        self.local_pos = {sd: i for i, (sd, _, _) in enumerate(local)}
-        self.local_rows = np.asarray([e for _, e, _ in local], dtype=np.int64)
-        self.local_spendable = np.asarray([v for _, _, v in local], dtype=np.int64)
-
-
-class RouterBook:
-    """The router's state and its synchronous operations (no I/O; one writer: the router).
-
-    Args:
-        our_id: our node id.
-        gossip: the public graph.
-        channels: our channels (``listpeerchannels``).
-    """
-
-    def __init__(self, *, our_id: NodeId, gossip: Graph, channels: Sequence[LocalChannel]) -> None:
-        self.our_id = our_id
-        self._gossip = gossip
-        self._channels: list[LocalChannel] = []
-        self._channels_key: tuple[object, ...] | None = None
-        self._spendable: dict[ScidDir, int] = {}
-        self._delta: dict[ScidDir, int] = {}
-        self._updates: dict[tuple[Scid, int], ChannelUpdate] = {}
-        self._base: Graph | None = None
-        self._hint_graphs: dict[tuple[NodeId, Hints], Graph] = {}
-        self._reservations: dict[int, _Reservation] = {}
-        self._inflight: dict[ScidDir, int] = {}
-        self._next_reservation = 1
-        self._indexes: list[_GraphIndex] = []
-        self.set_channels(channels)
-
-    # -- the graph ------------------------------------------------------------------------
-
-    @property
-    def graph(self) -> Graph:
-        """Gossip + our channels + applied channel updates (rebuilt lazily after a change)."""
-        if self._base is None:
-            g = overlay_local_channels(self._gossip, self.our_id, self._channels)
-            self._base = _apply_updates(g, self._updates.values(), self.our_id)
-            self._hint_graphs.clear()
-        return self._base
-
-    def payment_graph(self, destination: NodeId, hints: Hints) -> Graph:
-        """:attr:`graph` with an invoice's route hints (cached per destination and hints)."""
-        base = self.graph
-        if not hints:
-            return base
-        g = self._hint_graphs.get((destination, hints))
-        if g is None:
-            g = overlay_route_hints(base, destination, hints, our_id=self.our_id)
-            if len(self._hint_graphs) >= HINT_CACHE_SIZE:
-                self._hint_graphs.pop(next(iter(self._hint_graphs)))
-            self._hint_graphs[(destination, hints)] = g
-        return g
-
-    def set_gossip(self, gossip: Graph) -> None:
-        """A fresh gossip graph (forgets applied channel updates: gossip has them now).
-
-        The very same graph object again (the node's cache: its gossip store has not
-        changed) changes nothing: the overlaid graph, its row indexes and the applied
-        updates are kept (gossip does not have those updates yet).
-        """
-        if gossip is self._gossip:
-            return
-        self._gossip = gossip
-        self._updates.clear()
-        self._base = None
-
-    def set_channels(self, channels: Sequence[LocalChannel]) -> None:
-        """Fresh ``listpeerchannels``: exact balances; the graph changes only if channels did."""
-        spendable: dict[ScidDir, int] = {}
-        for ch in channels:
-            if ch.scid is None:
-                continue
-            d = ch.direction if ch.direction is not None else direction_of(self.our_id, ch.peer_id)
-            sd = scid_dir(ch.scid, d)
-            spendable[sd] = ch.spendable_msat if ch.usable else 0
-        self._spendable = spendable
-        self._delta = {}
-        key = tuple(
-            (
-                c.scid,
-                c.direction,
-                c.peer_id,
-                c.usable,
-                c.capacity_msat,
-                c.htlc_min_msat,
-                c.htlc_max_msat,
-                c.private,
-            )
-            for c in channels
-        )
-        if key != self._channels_key:
-            self._channels_key = key
-            self._channels = list(channels)
-            self._base = None
-
-    def apply_update(self, update: ChannelUpdate) -> None:
-        """Use ``update``'s policy for its half-channel from now on (newest timestamp wins)."""
-        key = (update.scid, update.direction)
-        old = self._updates.get(key)
-        if old is not None and old.timestamp > update.timestamp:
-            return
-        if old == update:
-            return
-        self._updates[key] = update
-        self._base = None
-
-    @property
-    def usable_channels(self) -> int:
-        return sum(1 for v in self._spendable.values() if v > 0)
-
-    # -- contexts -------------------------------------------------------------------------
-
-    def context(
-        self, graph: Graph, snapshot: KnowledgeSnapshot, destination: NodeId | None = None
-    ) -> RoutingContext:
-        """The :class:`RoutingContext` for one request on ``graph``.
-
-        ``min``/``max`` are the estimator's bounds (clamped to capacity) minus
-        the reservations; our own channels get ``spendable + delta`` exactly;
-        ``usable`` drops disabled half-channels and nodes (never ``destination``
-        nor us). Cost: O(rows) numpy plus O(learnt + reserved + disabled) dict
-        lookups (the row index of a graph is built once; an unchanged set of
-        learnt channels reuses its rows).
-        """
-        index = self._index(graph)
-        n = graph.num_edges
-        cap = graph.capacity_msat
-        lo = np.zeros(n, dtype=np.int64)
-        hi = cap.copy()
-        idx, keep = index.learnt_rows(snapshot.channels)
-        if idx.size:
-            his = np.asarray(snapshot.hi_msat, dtype=np.int64)[keep]
-            los = np.asarray(snapshot.lo_msat, dtype=np.int64)[keep]
-            hi[idx] = np.minimum(his, cap[idx])
-            lo[idx] = np.minimum(los, hi[idx])
-        usable = graph.enabled.copy()
-        off = [e for e in map(index.row_of.get, snapshot.disabled_channels) if e is not None]
-        if off:
-            usable[np.asarray(off, dtype=np.int64)] = False
-        bad = [
-            graph.node_index[x]
-            for x in snapshot.disabled_nodes
-            if x in graph.node_index and x not in (destination, self.our_id)
-        ]
-        if bad:
-            node_off = np.zeros(graph.num_nodes, dtype=np.bool_)
-            node_off[np.asarray(bad, dtype=np.int64)] = True
-            usable &= ~(node_off[graph.src] | node_off[graph.dst])
-        inflight = np.zeros(n, dtype=np.int64)
-        for sd, amount in self._inflight.items():
-            e = index.row_of.get(sd)
-            if e is not None:
-                inflight[e] = amount
-        mn = np.maximum(lo - inflight, 0)
-        mx = np.maximum(hi - inflight, 0)
-        rows, spend = index.local_rows, index.local_spendable
-        if rows.size:
-            exact = spend.copy()
-            for sd, delta in self._delta.items():
-                i = index.local_pos.get(sd)
-                if i is not None:
-                    exact[i] += delta
-            exact = np.minimum(np.maximum(exact, 0), cap[rows])
-            mn[rows] = exact
-            mx[rows] = exact
-        return RoutingContext(
-            graph=graph, min_msat=mn, max_msat=mx, usable=usable, inflight_msat=inflight
-        )
-
-    def _index(self, graph: Graph) -> _GraphIndex:
-        """The row index of ``graph`` (kept for the base graph and the last few hint graphs)."""
-        gi = next((x for x in self._indexes if x.graph is graph), None)
-        if gi is None:
-            gi = _GraphIndex(graph)
-            self._indexes = [gi, *self._indexes][:4]
-        gi.use_local(self._spendable)
-        return gi
-
-    # -- reservations ---------------------------------------------------------------------
-
-    def reserve(self, payment_hash: str, graph: Graph, route: Route) -> PlannedRoute:
-        """Hold ``route``'s amounts as in flight; returns it with its reservation id."""
-        rid = self._next_reservation
-        self._next_reservation += 1
-        first = scid_dir(route.hops[0].channel, route.hops[0].direction)
-        local = first if first in self._spendable else None
-        self._reservations[rid] = _Reservation(payment_hash=payment_hash, route=route, local=local)
-        for hop in route.hops:
-            sd = scid_dir(hop.channel, hop.direction)
-            if sd == local:
-                self._delta[sd] = self._delta.get(sd, 0) - hop.amount_msat
-            else:
-                self._inflight[sd] = self._inflight.get(sd, 0) + hop.amount_msat
-        caps: list[int] = []
-        for hop in route.hops:
-            e = graph.edge(hop.channel, hop.direction)
-            caps.append(0 if e is None else int(graph.capacity_msat[e]))
-        return PlannedRoute(reservation=rid, route=route, capacities_msat=tuple(caps))
-
-    def release(self, reservation: int, outcome: PartOutcome) -> bool:
-        """Drop a reservation and learn policy facts from ``outcome``.
-
-        Returns:
-            True when our channels must be refreshed (failure at our first hop,
-            or a refusal by our own node).
-        """
-        r = self._reservations.pop(reservation, None)
-        if r is None:
-            return False
-        self._unhold(r, returned=outcome.state is not PartState.SUCCEEDED)
-        if outcome.failure is None:
-            return not outcome.sent and outcome.rpc_code is not None  # our node refused it
-        v = classify(r.route, outcome.failure)
-        if v.update is not None and not v.local:
-            self.apply_update(v.update)
-        return v.local
-
-    def close(self, payment_hash: str) -> int:
-        """Drop every reservation ``payment_hash`` still holds (lost parts); returns how many.
-
-        Our channels' balances are left as they are (the part may have gone
-        through) until the next refresh.
-        """
-        left = [k for k, r in self._reservations.items() if r.payment_hash == payment_hash]
-        for k in left:
-            self._unhold(self._reservations.pop(k), returned=False)
-        return len(left)
-
-    def _unhold(self, r: _Reservation, *, returned: bool) -> None:
-        for hop in r.route.hops:
-            sd = scid_dir(hop.channel, hop.direction)
-            if sd == r.local:
-                if returned:
-                    self._delta[sd] = self._delta.get(sd, 0) + hop.amount_msat
-                continue
-            left = self._inflight.get(sd, 0) - hop.amount_msat
-            if left > 0:
-                self._inflight[sd] = left
-            else:
-                self._inflight.pop(sd, None)
-
-    @property
-    def reserved(self) -> dict[ScidDir, int]:
-        """What the reservations hold on each remote half-channel (a copy)."""
-        return dict(self._inflight)
-
-    def reserved_by_others(self, payment_hash: str) -> int:
-        """What reservations of payments other than ``payment_hash`` hold (first hops)."""
-        return sum(
-            r.route.sent_msat for r in self._reservations.values() if r.payment_hash != payment_hash
-        )
-
-    @property
-    def reservations(self) -> int:
-        return len(self._reservations)
-
-    def local_available(self, sd: ScidDir) -> int | None:
-        """What we believe our channel ``sd`` can send now (``None``: not ours)."""
-        if sd not in self._spendable:
-            return None
-        return max(self._spendable[sd] + self._delta.get(sd, 0), 0)
-
-
-def _apply_updates(graph: Graph, updates: Iterable[ChannelUpdate], our_id: NodeId) -> Graph:
-    """``graph`` with each update's policy on its half-channel (unknown ones and ours skipped)."""
-    extra: list[HalfChannel] = []
-    for u in updates:
-        e = graph.edge(u.scid, u.direction)
-        if e is None:
-            continue
-        h = graph.half_channel(e)
-        if h.source == our_id:
-            continue
-        hmax = h.htlc_max_msat if u.htlc_max_msat is None else min(u.htlc_max_msat, h.capacity_msat)
-        extra.append(
-            HalfChannel(
-                scid=h.scid,
-                direction=h.direction,
-                source=h.source,
-                destination=h.destination,
-                capacity_msat=h.capacity_msat,
-                fee_base_msat=u.fee_base_msat,
-                fee_ppm=u.fee_ppm,
-                cltv_delta=u.cltv_delta,
-                htlc_min_msat=u.htlc_min_msat,
-                htlc_max_msat=hmax,
-                enabled=not u.disabled,
-                private=h.private,
-            )
-        )
-    return graph.with_half_channels(extra)
-
-
-# -- the actor ------------------------------------------------------------------------------
+_GONE = PartOutcome(state=PartState.FAILED, sent=False, reason="requester went away")
 
 
 async def router(
@@ -444,13 +105,15 @@ async def router(
 
     Loads our id (unless ``info`` gives it), the gossip graph and our channels
     before it reports ready (errors there propagate: the runtime cannot start
-    without a graph).
+    without a graph). Solves still running when ``inbox`` closes are cancelled
+    (nobody is left to read their answers).
 
     Consumes:
         OpenPayment: refresh our channels, and the gossip graph when it is older than
             ``config.gossip_refresh_s`` or does not know the destination; reply
             :class:`PaymentOpened`.
-        FindRoutes: run the strategy; reply :class:`RoutesFound` (reserved) or :class:`NoRoutes`.
+        FindRoutes: run the strategy (see the module doc: off the loop, with a
+            deadline); reply :class:`RoutesFound` (reserved) or :class:`NoRoutes`.
             When it finds no route (not "too expensive") and the snapshot holds
             bounds observed before ``since``, run it once more on a snapshot that
             keeps only those observed since (plus everything disabled, our
@@ -469,9 +132,9 @@ async def router(
     )
     book.graph  # noqa: B018  (build the base graph before reporting ready)
     gossip_loaded_at = time.monotonic()
-    strategies: dict[str, Strategy] = {}
+    solver = _Solver(book, config)
     task_status.started()
-    async with inbox, estimator:
+    async with inbox, estimator, anyio.create_task_group() as solves:
         async for msg in inbox:
             match msg:
                 case OpenPayment(destination=dest, route_hints=hints, reply=r):
@@ -493,7 +156,7 @@ async def router(
                         ),
                     )
                 case FindRoutes():
-                    await _find_routes(book, msg, estimator, strategies, config)
+                    await solver.serve(msg, estimator, solves)
                 case ReleaseRoute(reservation=rid, outcome=outcome):
                     if book.release(rid, outcome):
                         await _refresh_channels(book, node)
@@ -501,94 +164,202 @@ async def router(
                     book.close(h)
                 case RefreshGraph(reply=r):
                     await _refresh_graph(book, node, r)
+        solves.cancel_scope.cancel()
 
 
-async def _find_routes(
-    book: RouterBook,
-    msg: FindRoutes,
-    estimator: MemoryObjectSendStream[EstimatorMsg],
-    strategies: dict[str, Strategy],
-    config: EngineConfig,
-) -> None:
-    request: RouteInput = msg.request
-    try:
-        strategy = strategies.get(msg.strategy) or get_strategy(msg.strategy)
-    except UnknownStrategy as exc:
-        await reply(msg.reply, NoRoutes(code=exc.code, message=exc.message, data=exc.data))
-        return
-    strategies[msg.strategy] = strategy
-    graph = book.payment_graph(request.destination, request.route_hints)
-    snapshot: KnowledgeSnapshot = await ask(estimator, lambda r: GetSnapshot(reply=r))
-    ctx = book.context(graph, snapshot, request.destination)
-    relaxed = False
-    t0 = time.perf_counter()
-    try:
+@dataclass(slots=True)
+class _Job:
+    """One :class:`FindRoutes` being answered."""
+
+    msg: FindRoutes
+    strategy: Strategy
+    graph: Graph
+    snapshot: KnowledgeSnapshot
+    deadline: float | None  # time.monotonic(); None: no deadline (inline)
+    relaxed: bool = False
+    compute_s: float = 0.0  # wall time spent in the strategy (every run)
+
+
+@dataclass(slots=True)
+class _Plan:
+    """Routes a strategy found, with the context (and book version) they were planned on."""
+
+    routes: list[Route]
+    ctx: RoutingContext
+    version: int
+
+
+class _Solver:
+    """Answers :class:`FindRoutes`: inline, or one task per request with its solve in a thread."""
+
+    def __init__(self, book: RouterBook, config: EngineConfig) -> None:
+        self._book = book
+        self._config = config
+        self._threaded = config.strategies_in_thread
+        self._limiter = anyio.CapacityLimiter(max(1, config.route_threads))
+        self._strategies: dict[str, Strategy] = {}
+
+    async def serve(
+        self, msg: FindRoutes, estimator: MemoryObjectSendStream[EstimatorMsg], solves: TaskGroup
+    ) -> None:
+        """Start answering ``msg``: done on return when inline, else in a task of ``solves``."""
         try:
-            routes = await _run(strategy, request, ctx, config)
+            strategy = self._strategies.get(msg.strategy) or get_strategy(msg.strategy)
+        except UnknownStrategy as exc:
+            await reply(msg.reply, NoRoutes(code=exc.code, message=exc.message, data=exc.data))
+            return
+        self._strategies[msg.strategy] = strategy
+        graph = self._book.payment_graph(msg.request.destination, msg.request.route_hints)
+        snapshot: KnowledgeSnapshot = await ask(estimator, lambda r: GetSnapshot(reply=r))
+        if not self._threaded:
+            await self._answer(_Job(msg, strategy, graph, snapshot, None))
+            return
+        deadline = time.monotonic() + self._config.route_timeout_s
+        solves.start_soon(self._answer, _Job(msg, strategy, graph, snapshot, deadline))
+
+    async def _answer(self, job: _Job) -> None:
+        """Plan (within the deadline), reserve and reply; every outcome gets one answer."""
+        msg = job.msg
+        t0 = time.perf_counter()
+        answer: FindRoutesReply | None = None
+        timeout = math.inf if job.deadline is None else job.deadline - time.monotonic()
+        with anyio.move_on_after(timeout):
+            answer = await self._routes_or_error(job)
+        if answer is None or _deadline_passed(answer):
+            job.compute_s = time.perf_counter() - t0
+            answer = self._no_routes(
+                RouteNotFound(
+                    f"strategy {msg.strategy!r} found no route within "
+                    f"{self._config.route_timeout_s:g} s (route computation abandoned)",
+                    data={"timeout_s": self._config.route_timeout_s},
+                ),
+                job,
+            )
+        if not (await reply(msg.reply, answer)) and isinstance(answer, RoutesFound):
+            for p in answer.routes:
+                if p.reservation:
+                    self._book.release(p.reservation, _GONE)
+
+    async def _routes_or_error(self, job: _Job) -> FindRoutesReply:
+        """The reply to ``job``: routes (reserved when asked) or why there are none."""
+        msg = job.msg
+        try:
+            plan = await self._plan(job)
+            routes = await self._settle(job, plan)
+        except BarqError as exc:
+            return self._no_routes(exc, job)
+        except Exception as exc:  # a broken (third-party) strategy must not take the router down
+            log.exception("router: strategy %r crashed", msg.strategy)
+            return NoRoutes(
+                code=BarqError.cln_code,
+                message=f"strategy {msg.strategy!r} crashed: {exc!r}",
+                compute_s=job.compute_s,
+            )
+        if msg.reserve:
+            book = self._book
+            planned = tuple(book.reserve(msg.payment_hash, job.graph, r) for r in routes)
+        else:
+            planned = tuple(
+                PlannedRoute(reservation=0, route=r, capacities_msat=()) for r in routes
+            )
+        return RoutesFound(routes=planned, compute_s=job.compute_s, relaxed=job.relaxed)
+
+    async def _plan(self, job: _Job) -> _Plan:
+        """Run the strategy; once more without stale bounds when it finds no route.
+
+        Raises:
+            BarqError: the strategy's answer (``RouteNotFound``, ``RouteTooExpensive``...).
+        """
+        msg = job.msg
+        try:
+            return await self._solve(job)
         except RouteNotFound as exc:  # not RouteTooExpensive (206): a route exists
-            if msg.since is None or not snapshot.learnt_before(msg.since):
+            if exc.data.get("deadline_passed") or msg.since is None:
+                raise
+            if not job.snapshot.learnt_before(msg.since):
                 raise
             # the bounds learnt before this payment may be stale (liquidity comes back):
             # try once more with only what this payment observed itself
-            fresh = snapshot.learnt_since(msg.since)
+            fresh = job.snapshot.learnt_since(msg.since)
             log.info(
                 "router: payment %s: no route with %d learnt bounds (%s); retrying with "
                 "the %d observed since the payment started",
                 msg.payment_hash,
-                len(snapshot.channels),
+                len(job.snapshot.channels),
                 exc.message,
                 len(fresh.channels),
             )
-            routes = await _run(
-                strategy, request, book.context(graph, fresh, request.destination), config
+            job.snapshot = fresh
+            job.relaxed = True
+            return await self._solve(job)
+
+    async def _solve(self, job: _Job) -> _Plan:
+        """One strategy run on a context built now (in a worker thread when threaded)."""
+        book = self._book
+        dest = job.msg.request.destination
+        version = book.version
+        ctx = book.context(job.graph, job.snapshot, dest, job.deadline)
+        request: RouteInput = job.msg.request
+        t0 = time.perf_counter()
+        try:
+            if self._threaded:
+                routes = await anyio.to_thread.run_sync(
+                    job.strategy.find_routes,
+                    request,
+                    ctx,
+                    abandon_on_cancel=True,
+                    limiter=self._limiter,
+                )
+            else:
+                routes = job.strategy.find_routes(request, ctx)
+        finally:
+            job.compute_s += time.perf_counter() - t0
+        return _Plan(routes=routes, ctx=ctx, version=version)
+
+    async def _settle(self, job: _Job, plan: _Plan) -> list[Route]:
+        """``plan``'s routes once they fit the reservations of now (planned again if not).
+
+        Raises:
+            RouteNotFound: still conflicting after :data:`MAX_REPLANS` new plans.
+            BarqError: what a new plan raised.
+        """
+        if not job.msg.reserve:
+            return plan.routes
+        dest = job.msg.request.destination
+        replans = 0
+        while plan.version != self._book.version:
+            taken = self._book.conflicts(plan.ctx, job.snapshot, dest, plan.routes)
+            if not taken:
+                break
+            if replans == MAX_REPLANS:
+                raise RouteNotFound(
+                    f"routes kept conflicting with other payments' reservations "
+                    f"({replans} new plans)",
+                    data={"conflicts": taken[:8]},
+                )
+            replans += 1
+            log.info(
+                "router: payment %s: %d half-channel(s) taken by a concurrent solve; "
+                "planning again",
+                job.msg.payment_hash,
+                len(taken),
             )
-            relaxed = True
-    except BarqError as exc:
-        await reply(
-            msg.reply,
-            NoRoutes(
-                code=exc.code,
-                message=exc.message,
-                data=exc.data,
-                compute_s=time.perf_counter() - t0,
-                others_reserved_msat=book.reserved_by_others(msg.payment_hash),
-            ),
+            plan = await self._solve(job)
+        return plan.routes
+
+    def _no_routes(self, exc: BarqError, job: _Job) -> NoRoutes:
+        return NoRoutes(
+            code=exc.code,
+            message=exc.message,
+            data=exc.data,
+            compute_s=job.compute_s,
+            others_reserved_msat=self._book.reserved_by_others(job.msg.payment_hash),
         )
-        return
-    except Exception as exc:  # a broken (third-party) strategy must not take the router down
-        log.exception("router: strategy %r crashed", msg.strategy)
-        await reply(
-            msg.reply,
-            NoRoutes(
-                code=BarqError.cln_code,
-                message=f"strategy {msg.strategy!r} crashed: {exc!r}",
-                compute_s=time.perf_counter() - t0,
-            ),
-        )
-        return
-    compute_s = time.perf_counter() - t0
-    if msg.reserve:
-        planned = tuple(book.reserve(msg.payment_hash, graph, r) for r in routes)
-    else:
-        planned = tuple(PlannedRoute(reservation=0, route=r, capacities_msat=()) for r in routes)
-    delivered = await reply(
-        msg.reply, RoutesFound(routes=planned, compute_s=compute_s, relaxed=relaxed)
-    )
-    if not delivered and msg.reserve:
-        for p in planned:
-            book.release(
-                p.reservation,
-                PartOutcome(state=PartState.FAILED, sent=False, reason="requester went away"),
-            )
 
 
-async def _run(
-    strategy: Strategy, request: RouteInput, ctx: RoutingContext, config: EngineConfig
-) -> list[Route]:
-    """``strategy.find_routes`` (in a worker thread when ``config.strategies_in_thread``)."""
-    if config.strategies_in_thread:
-        return await anyio.to_thread.run_sync(strategy.find_routes, request, ctx)
-    return strategy.find_routes(request, ctx)
+def _deadline_passed(answer: FindRoutesReply) -> bool:
+    """The strategy stopped itself at the context's deadline (``RoutingContext.check_deadline``)."""
+    return isinstance(answer, NoRoutes) and bool(answer.data.get("deadline_passed"))
 
 
 async def _refresh_channels(book: RouterBook, node: NodeInterface) -> None:

@@ -64,7 +64,7 @@ from barq.errors import (
     UnknownStrategy,
 )
 from barq.limits import MAXPARTS
-from barq.model import Invoice, NodeId, NodeInfo, PartStatus, Route, RouteInput
+from barq.model import Invoice, NodeId, NodeInfo, PartStatus, PaymentHash, Route, RouteInput
 from barq.model.payment import (
     EngineConfig,
     PaymentEvent,
@@ -74,8 +74,9 @@ from barq.model.payment import (
 )
 from barq.node.base import NodeInterface
 from barq.payment import PaymentJournal, Publish, Resume, Terms, validate
-from barq.strategies import Strategy, get_strategy
+from barq.routing import Strategy
 from barq.strategies import available_strategies as _registered
+from barq.strategies import get_strategy
 
 __all__ = [
     "RECENT_PAYMENTS",
@@ -285,7 +286,7 @@ class Runtime:
         answer: FindRoutesReply = await ask(
             self._router,
             lambda r: FindRoutes(
-                payment_hash="", strategy=name, request=request, reply=r, reserve=False
+                payment_hash=PaymentHash(""), strategy=name, request=request, reply=r, reserve=False
             ),
         )
         match answer:
@@ -295,13 +296,13 @@ class Runtime:
                 raise _no_routes_error(no)
         raise AssertionError(f"unexpected router answer {answer!r}")  # pragma: no cover
 
-    def status(self, payment_hash: str | None = None) -> list[PaymentView]:
+    def status(self, payment_hash: PaymentHash | None = None) -> list[PaymentView]:
         """The payments in memory: live ones, recent finished ones (only without a journal:
         with one, finished payments leave memory), then groups recovering from a restart;
         frozen views (folds of each payment's events)."""
         return self._payments.status(payment_hash)
 
-    async def astatus(self, payment_hash: str | None = None) -> list[PaymentView]:
+    async def astatus(self, payment_hash: PaymentHash | None = None) -> list[PaymentView]:
         """:meth:`status`, then the most recent finished payments read from the journal
         (``barqstatus``'s list)."""
         self._check_open()

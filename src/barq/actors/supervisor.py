@@ -166,8 +166,8 @@ async def payment_supervisor(
     if not opened.destination_known and not resume.adopted:
         await router.send(ClosePayment(payment_hash=plan.payment_hash))
         raise RouteNotFound(
-            f"destination {plan.destination} is unknown: not in the gossip graph, not one of "
-            f"our peers, and the invoice carries no usable route hint",
+            f"Failed: Unknown destination node {plan.destination}: not in the gossip graph, "
+            f"not one of our peers, and the invoice carries no usable route hint",
             data={"destination": plan.destination},
         )
     task_status.started()

@@ -32,6 +32,11 @@ at least the true minimum, and usually equal to it on mainnet, where most
 base fees are 0. The payer's own first hop is free, and fees on fees are
 ignored. The flow is solved in whole satoshis (capacities rounded down, the
 amount rounded up) with costs in 1e-6 msat per satoshi.
+
+Fees are priced by the cost model of :mod:`barq.routing` (the one every
+strategy uses): :func:`~barq.routing.prorated_fee_ppm` for the solver,
+:func:`~barq.routing.edge_fees_msat` for real fees, :func:`~barq.routing.fee_costs`
+for the single path; the solvers are its flow and path primitives.
 """
 
 from __future__ import annotations
@@ -41,13 +46,21 @@ import math
 import msgspec
 import numpy as np
 import numpy.typing as npt
-from ortools.graph.python import max_flow, min_cost_flow
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
 
 from barq.errors import BarqError
 from barq.graph import Graph
 from barq.model import NodeId
+from barq.routing import (
+    FlowSolution,
+    edge_fees_msat,
+    fee_costs,
+    max_flow,
+    min_cost_flow,
+    prorated_fee_ppm,
+    shortest_path,
+    topology,
+    weighted,
+)
 
 __all__ = [
     "MinCostFee",
@@ -141,97 +154,42 @@ def max_flow_msat(
 ) -> int:
     """Maximum flow (msat) from ``source`` to ``destination`` over ``capacity_msat``.
 
-    Uses OR-Tools ``SimpleMaxFlow`` on int64 capacities; half-channels with zero
-    capacity are left out.
+    Uses :func:`barq.routing.max_flow` (OR-Tools ``SimpleMaxFlow`` on int64
+    capacities); half-channels with zero capacity are left out.
 
     Raises:
         BarqError: an endpoint is not in the graph, or the solver failed.
     """
     s = _node(graph, source, "source")
     t = _node(graph, destination, "destination")
-    if s == t:
-        return 0
-    cap = np.asarray(capacity_msat, dtype=np.int64)
-    keep = np.flatnonzero(cap > 0)
-    if keep.size == 0:
-        return 0
-    mf = max_flow.SimpleMaxFlow()
-    mf.add_arcs_with_capacity(
-        graph.src[keep].astype(np.int32), graph.dst[keep].astype(np.int32), cap[keep]
-    )
-    if s >= mf.num_nodes() or t >= mf.num_nodes():
-        return 0  # an endpoint without any usable half-channel
-    status = mf.solve(s, t)
-    if status != mf.OPTIMAL:
-        raise BarqError(f"oracle: max-flow solver failed with status {status}")
-    return int(mf.optimal_flow())
+    return max_flow(graph.src, graph.dst, np.asarray(capacity_msat, dtype=np.int64), s, t)
 
 
 def _solve_mcf(
     graph: Graph, keep: I64, cap_sat: I64, s: int, t: int, amount_msat: int, scale: int
-) -> tuple[int, I64, float] | None:
-    """``(status, flows per kept row, optimal cost in msat)``; ``None`` when an end is isolated."""
+) -> FlowSolution:
+    """The min-cost flow of the amount (in sat) over rows ``keep``, costs at ``scale``."""
     amount_sat = -(-amount_msat // 1000)
     tails = graph.src[keep].astype(np.int32)
     heads = graph.dst[keep].astype(np.int32)
     # cost unit: 1/scale of 1e-3 msat per sat, so ``ppm`` maps exactly; base prorated
-    base_per_sat = (graph.fee_base_msat[keep] * (1_000_000 * scale)) // max(amount_msat, 1)
-    cost = np.minimum(graph.fee_ppm[keep] * scale + base_per_sat, _MAX_UNIT_COST * scale)
+    cost = np.minimum(prorated_fee_ppm(graph, keep, amount_msat, scale), _MAX_UNIT_COST * scale)
     cost = np.where(tails == s, 0, cost).astype(np.int64)  # our own first hop is free
-    mcf = min_cost_flow.SimpleMinCostFlow()
-    arcs = mcf.add_arcs_with_capacity_and_unit_cost(tails, heads, cap_sat[keep], cost)
-    n = mcf.num_nodes()
-    if s >= n or t >= n:
-        return None
-    mcf.set_node_supply(s, amount_sat)
-    mcf.set_node_supply(t, -amount_sat)
-    status = int(mcf.solve())
-    if status != mcf.OPTIMAL:
-        return status, np.zeros(0, dtype=np.int64), 0.0
-    flows = np.asarray(mcf.flows(np.asarray(arcs, dtype=np.int32)), dtype=np.int64)
-    return status, flows, int(mcf.optimal_cost()) / (1000 * scale)
-
-
-def _edge_fees(graph: Graph, edges: I64, flow_msat: npt.ArrayLike, s: int) -> int:
-    """Fees (msat) of ``flow_msat`` over rows ``edges``, base in full; the payer's rows are free."""
-    f = np.asarray(flow_msat, dtype=np.int64)
-    charged = graph.src[edges] != s
-    fee = graph.fee_base_msat[edges] + (f * graph.fee_ppm[edges]) // 1_000_000
-    return int(np.sum(np.where(charged, fee, 0)))
+    return min_cost_flow(tails, heads, cap_sat[keep], cost, s, t, amount_sat)
 
 
 def _cheapest_single_path(
-    graph: Graph, cap_msat: I64, s: int, t: int, amount_msat: int
+    graph: Graph, cap_msat: I64, source: NodeId, s: int, t: int, amount_msat: int
 ) -> int | None:
     """Fee of the cheapest single path that can carry the whole amount (``None``: none)."""
-    ok = np.flatnonzero(cap_msat >= amount_msat)
-    if ok.size == 0:
+    if not np.any(cap_msat >= amount_msat):
         return None
-    w = graph.fee_base_msat[ok] + (amount_msat * graph.fee_ppm[ok]) / 1e6
-    w = np.where(graph.src[ok] == s, 0.0, w) + 1e-3  # explicit zeros are not edges
-    # keep the cheapest row per (src, dst): csr_matrix would add parallel rows up
-    order = np.lexsort((w, graph.dst[ok], graph.src[ok]))
-    u, v, ws, rows = graph.src[ok][order], graph.dst[ok][order], w[order], ok[order]
-    first = np.ones(order.size, dtype=np.bool_)
-    first[1:] = (u[1:] != u[:-1]) | (v[1:] != v[:-1])
-    n = graph.num_nodes
-    m = csr_matrix((ws[first], (u[first], v[first])), shape=(n, n))
-    _, pred = dijkstra(m, directed=True, indices=s, return_predecessors=True)
-    if pred[t] < 0:
+    cost = np.where(cap_msat >= amount_msat, fee_costs(graph, source, amount_msat), np.inf)
+    path = shortest_path(weighted(topology(graph), cost), s, t)
+    if path is None:
         return None
-    row_of = {
-        (int(a), int(b)): int(r)
-        for a, b, r in zip(u[first].tolist(), v[first].tolist(), rows[first].tolist(), strict=True)
-    }
-    path: list[int] = []
-    x = t
-    while x != s:
-        p = int(pred[x])
-        path.append(row_of[(p, x)])
-        x = p
-    return _edge_fees(
-        graph, np.asarray(path, dtype=np.int64), np.full(len(path), amount_msat, dtype=np.int64), s
-    )
+    rows = np.asarray(path, dtype=np.int64)
+    return edge_fees_msat(graph, rows, np.full(len(path), amount_msat, dtype=np.int64), s)
 
 
 def min_cost_fee(
@@ -263,19 +221,20 @@ def min_cost_fee(
     keep = np.flatnonzero(cap_sat > 0)
     if keep.size == 0:
         return None
-    solved = None
-    for scale in (1000, 1):  # finer costs first; coarser if OR-Tools fears an overflow
-        solved = _solve_mcf(graph, keep, cap_sat, s, t, amount_msat, scale)
-        if solved is None or solved[0] != min_cost_flow.SimpleMinCostFlow.BAD_COST_RANGE:
-            break
-    if solved is None or solved[0] == min_cost_flow.SimpleMinCostFlow.INFEASIBLE:
+    solved = _solve_mcf(graph, keep, cap_sat, s, t, amount_msat, 1000)
+    if solved.status == "bad_cost_range":  # finer costs first; coarser if OR-Tools fears overflow
+        solved = _solve_mcf(graph, keep, cap_sat, s, t, amount_msat, 1)
+        scale = 1
+    else:
+        scale = 1000
+    if solved.status == "infeasible":
         return None
-    status, flows, optimum = solved
-    if status != min_cost_flow.SimpleMinCostFlow.OPTIMAL:
-        raise BarqError(f"oracle: min-cost-flow solver failed with status {status}")
-    used = np.flatnonzero(flows > 0)
-    fee = _edge_fees(graph, keep[used], flows[used] * 1000, s)
-    single = _cheapest_single_path(graph, cap, s, t, amount_msat)
+    if solved.flows is None:
+        raise BarqError(f"oracle: min-cost-flow solver answered {solved.status}")
+    used = np.flatnonzero(solved.flows > 0)
+    fee = edge_fees_msat(graph, keep[used], solved.flows[used] * 1000, s)
+    optimum = solved.cost / (1000 * scale)
+    single = _cheapest_single_path(graph, cap, source, s, t, amount_msat)
     best = fee if single is None else min(fee, single)
     lower = min(math.ceil(optimum - 1e-9), best)
     return MinCostFee(fee_msat=best, fee_lower_bound_msat=lower, channels_used=int(used.size))

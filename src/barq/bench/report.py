@@ -1,88 +1,135 @@
-"""Output of ``barq bench``: a rich table, the JSON rows and a PNG plot."""
+"""Output of ``barq bench``: the table (100 columns or ``--wide``), the JSON, the records."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
+from rich import box
 from rich.table import Table
 
 from barq.bench.metrics import BenchRow, PaymentRecord
-from barq.errors import BarqError
+from barq.errors import BarqError, InvalidParams
 
 __all__ = [
+    "bench_json",
     "bench_table",
     "best_strategy",
+    "prepare_output",
     "rows_to_json",
     "write_json",
-    "write_plot",
     "write_records",
+    "write_text",
 ]
 
 
 def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
+    return "-" if x is None else f"{100 * x:.1f}"
 
 
 def _num(x: float | None, fmt: str = "{:.0f}") -> str:
     return "-" if x is None else fmt.format(x)
 
 
-def bench_table(rows: Sequence[BenchRow], *, title: str | None = None) -> Table:
-    """A rich table with one line per (strategy, amount), amounts grouped together."""
+def _ratio(x: float | None) -> str:
+    """A ratio in at most 6 characters: ``1.00``, ``45.7``, ``4,567``, ``4.6e5``."""
+    if x is None:
+        return "-"
+    if x < 10:
+        return f"{x:.2f}"
+    if x < 100:
+        return f"{x:.1f}"
+    if x < 10_000:
+        return f"{x:,.0f}"
+    mantissa, exp = f"{x:.1e}".split("e")
+    return f"{mantissa}e{int(exp)}"
+
+
+def _count(x: float | None) -> str:
+    """A median count: ``1.0``, ``16.5``, ``229``, ``1,234``."""
+    if x is None:
+        return "-"
+    return f"{x:.1f}" if x < 100 else f"{x:,.0f}"
+
+
+def _ms(x: float | None) -> str:
+    """Milliseconds in at most 6 characters (``0.9``, ``4500.8``, ``45,008``)."""
+    if x is None:
+        return "-"
+    return f"{x:.1f}" if x < 10_000 else f"{x:,.0f}"
+
+
+Column = tuple[str, Callable[[BenchRow], str]]
+
+#: the 100-column table: (header, cell) in print order; units in the headers
+NARROW: tuple[Column, ...] = (
+    ("amount\nsat", lambda r: f"{r.amount_sat:,}"),
+    ("ok/\nfeas", lambda r: f"{r.succeeded_feasible}/{r.feasible}"),
+    ("ok/feas\n%", lambda r: _pct(r.success_rate_feasible)),
+    ("att\np50", lambda r: _count(r.attempts_p50)),
+    ("rnd\np50", lambda r: _count(r.rounds_p50)),
+    ("fee÷orc\np50", lambda r: _ratio(r.fee_ratio_p50)),
+    ("fee÷orc\ntotal", lambda r: _ratio(r.fee_ratio_total)),
+    ("sim s\np50", lambda r: _num(r.sim_time_s_p50, "{:.2f}")),
+    ("cpu ms\np50", lambda r: _ms(r.compute_ms_p50)),
+)
+
+#: ``--wide``: every field of a row
+WIDE: tuple[Column, ...] = (
+    NARROW[0],
+    ("pay-\nments", lambda r: str(r.payments)),
+    ("feas-\nible", lambda r: str(r.feasible)),
+    ("ok", lambda r: str(r.succeeded)),
+    ("ok\n%", lambda r: _pct(r.success_rate)),
+    *NARROW[1:4],
+    ("att\np90", lambda r: _count(r.attempts_p90)),
+    NARROW[4],
+    ("rnd\nmax", lambda r: _num(r.rounds_max)),
+    ("fee msat\np50", lambda r: _num(r.fee_msat_p50, "{:,.0f}")),
+    *NARROW[5:],
+    ("cpu ms\np95", lambda r: _ms(r.compute_ms_p95)),
+)
+
+LEGEND = (
+    "ok/feas: succeeded over feasible payments (the oracle can pay them); att: attempts "
+    "(parts sent), rnd: rounds of sequential attempts, fee÷orc: fee over the oracle's "
+    "minimum fee (median; total: sum over sum), sim s: simulated time (all of these over "
+    "succeeded payments); cpu ms: time in strategies per payment"
+)
+
+
+def bench_table(rows: Sequence[BenchRow], *, title: str | None = None, wide: bool = False) -> Table:
+    """The bench table: one line per (strategy, amount), amounts grouped together.
+
+    The default fits 100 columns without cutting a cell (for strategy names up
+    to 20 characters and amounts up to 10 BTC); ``wide`` shows every field of
+    :class:`BenchRow`. The columns and their order are fixed; no colour.
+    """
+    columns = WIDE if wide else NARROW
     t = Table(
         title=title,
-        header_style="bold",
+        caption=LEGEND,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
         show_lines=False,
-        caption="ok%: success over all payments; ok/feas: over feasible ones; "
-        "att/rnd/fee/sim: medians (p90) over succeeded payments; "
-        "fee/orc: median fee ratio to the oracle (total ratio); "
-        "cpu: ms in strategies per payment",
+        padding=0,
+        pad_edge=False,
     )
     t.add_column("strategy", no_wrap=True)
-    for name in (
-        "sat",
-        "n",
-        "feas",
-        "ok",
-        "ok%",
-        "ok/feas",
-        "att",
-        "att p90",
-        "rnd",
-        "fee msat",
-        "fee/orc",
-        "sim s",
-        "cpu p50",
-        "cpu p95",
-    ):
-        t.add_column(name, justify="right", no_wrap=True)
+    for header, _ in columns:
+        t.add_column(header, justify="right", no_wrap=True)
+    order = {name: i for i, name in enumerate(dict.fromkeys(r.strategy for r in rows))}
     last_amount: int | None = None
-    for r in sorted(rows, key=lambda r: r.amount_sat):
+    for r in sorted(rows, key=lambda r: (r.amount_sat, order[r.strategy])):
         if last_amount is not None and r.amount_sat != last_amount:
             t.add_section()
         last_amount = r.amount_sat
-        t.add_row(
-            r.strategy,
-            f"{r.amount_sat:,}",
-            str(r.payments),
-            str(r.feasible),
-            str(r.succeeded),
-            _pct(r.success_rate),
-            _pct(r.success_rate_feasible),
-            _num(r.attempts_p50, "{:.1f}"),
-            _num(r.attempts_p90, "{:.1f}"),
-            _num(r.rounds_p50, "{:.1f}"),
-            _num(r.fee_msat_p50, "{:,.0f}"),
-            f"{_num(r.fee_ratio_p50, '{:.2f}')} ({_num(r.fee_ratio_total, '{:.2f}')})",
-            _num(r.sim_time_s_p50, "{:.2f}"),
-            _num(r.compute_ms_p50, "{:.1f}"),
-            _num(r.compute_ms_p95, "{:.1f}"),
-        )
+        t.add_row(r.strategy, *(cell(r) for _, cell in columns))
     return t
 
 
@@ -100,32 +147,60 @@ def rows_to_json(rows: Sequence[BenchRow]) -> list[dict[str, Any]]:
     return out
 
 
-def _prepare(path: Path) -> None:
+def prepare_output(path: Path, suffixes: Sequence[str] = ()) -> None:
+    """Make ``path`` writable before a run: its directory is created, its suffix allowed.
+
+    Args:
+        path: the output file (it need not exist).
+        suffixes: allowed suffixes (``".png"``...); empty: any.
+
+    Raises:
+        InvalidParams: a suffix outside ``suffixes``, or ``path`` is a directory.
+        BarqError: the directory cannot be created or written to.
+    """
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise InvalidParams(
+            f"{path}: unknown output format {path.suffix or '(no suffix)'!r}; "
+            f"use {', '.join(suffixes)}"
+        )
+    if path.is_dir():
+        raise InvalidParams(f"{path}: is a directory, expected a file name")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BarqError(f"cannot create directory {path.parent}: {exc.strerror or exc}") from exc
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise BarqError(f"cannot write {path}: permission denied")
 
 
-def write_json(rows: Sequence[BenchRow], path: Path) -> None:
-    """Write the rows to ``path`` as a JSON list (parent directories are created).
+def bench_json(rows: Sequence[BenchRow], meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The document of ``barq bench --json``: ``{"meta": ..., "rows": [...]}``.
+
+    ``meta`` is :func:`barq.bench.meta.run_metadata`; rows are :func:`rows_to_json`.
+    """
+    return {"meta": dict(meta), "rows": rows_to_json(rows)}
+
+
+def write_json(doc: Any, path: Path) -> None:
+    """Write ``doc`` to ``path`` as indented JSON (parent directories are created).
 
     Raises:
         BarqError: the file cannot be written.
     """
-    _prepare(path)
+    write_text(json.dumps(doc, indent=2) + "\n", path)
+
+
+def write_text(text: str, path: Path) -> None:
+    """Write ``text`` to ``path`` (UTF-8; parent directories are created).
+
+    Raises:
+        BarqError: the file cannot be written.
+    """
+    prepare_output(path)
     try:
-        path.write_text(json.dumps(rows_to_json(rows), indent=2) + "\n", encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise BarqError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
-def _sat_label(sat: int) -> str:
-    for div, unit in ((100_000_000, " BTC"), (1_000_000, "M"), (1000, "k")):
-        if sat >= div and sat % (div // 10 or 1) == 0:
-            v = sat / div
-            return f"{v:g}{unit}"
-    return f"{sat:,}"
 
 
 def write_records(records: Sequence[PaymentRecord], path: Path) -> None:
@@ -134,7 +209,7 @@ def write_records(records: Sequence[PaymentRecord], path: Path) -> None:
     Raises:
         BarqError: the file cannot be written.
     """
-    _prepare(path)
+    prepare_output(path)
     enc = msgspec.json.Encoder()
     try:
         with path.open("wb") as f:
@@ -142,64 +217,6 @@ def write_records(records: Sequence[PaymentRecord], path: Path) -> None:
                 f.write(enc.encode(r) + b"\n")
     except OSError as exc:
         raise BarqError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
-def write_plot(rows: Sequence[BenchRow], path: Path, *, title: str = "") -> None:
-    """PNG: success rate over feasible payments vs amount (log x), one line per strategy.
-
-    Raises:
-        BarqError: matplotlib is missing or the file cannot be written.
-    """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - matplotlib is in the plot extra
-        raise BarqError("--plot needs matplotlib: pip install 'barq[plot]'") from exc
-    _prepare(path)
-    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
-    try:
-        by_strategy: dict[str, list[BenchRow]] = {}
-        for r in rows:
-            by_strategy.setdefault(r.strategy, []).append(r)
-        markers = ("o", "s", "^", "D", "v", "P", "X", "*")
-        styles = ("-", "--", "-.", ":")
-        for k, (name, rs) in enumerate(by_strategy.items()):
-            pts = sorted(
-                (r.amount_sat, 100 * r.success_rate_feasible)
-                for r in rs
-                if r.success_rate_feasible is not None
-            )
-            if pts:
-                ax.plot(
-                    [p[0] for p in pts],
-                    [p[1] for p in pts],
-                    label=name,
-                    marker=markers[k % len(markers)],
-                    linestyle=styles[k % len(styles)],
-                    markersize=7 - (k % 3),
-                    alpha=0.85,
-                )
-        ax.set_xscale("log")
-        amounts = sorted({r.amount_sat for r in rows})
-        if amounts:
-            ax.set_xticks(amounts, [_sat_label(a) for a in amounts])
-            ax.minorticks_off()
-        ax.set_xlabel("amount (sat)")
-        ax.set_ylabel("success over feasible payments (%)")
-        ax.set_ylim(-2, 102)
-        ax.grid(True, which="both", alpha=0.3)
-        if by_strategy:
-            ax.legend(loc="lower left")
-        if title:
-            ax.set_title(title)
-        fig.tight_layout()
-        fig.savefig(path, format="png")
-    except OSError as exc:
-        raise BarqError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    finally:
-        plt.close(fig)
 
 
 def best_strategy(rows: Sequence[BenchRow]) -> str | None:

@@ -26,12 +26,9 @@ time the engine spent inside strategies (``PaymentView.compute_s``).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
-import threading
-import traceback
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -41,6 +38,8 @@ import numpy.typing as npt
 import trio
 import trio.testing
 
+from barq import limits
+from barq.bench.guard import crashed_records, guarded
 from barq.bench.metrics import PaymentRecord, rounds
 from barq.bench.oracle import (
     OracleResult,
@@ -51,19 +50,27 @@ from barq.bench.oracle import (
 )
 from barq.errors import BarqError, InvalidParams
 from barq.graph import Graph, largest_scc
+from barq.limits import check_float, check_int
 from barq.model import NodeId
 from barq.model.payment import EngineConfig, PaymentStatus, PaymentView, PayParams
 
 __all__ = [
     "EPOCH_S",
     "BenchConfig",
+    "BenchContext",
     "Session",
+    "SessionResult",
     "bench_engine_config",
+    "crashed_records",
     "fee_budget_msat",
     "guarded",
+    "plan_amount",
     "plan_sessions",
+    "plan_task",
     "run_bench",
+    "run_one_session",
     "run_session",
+    "session_task",
 ]
 
 #: simulated UNIX time at which every benchmark network opens (determinism)
@@ -71,8 +78,8 @@ EPOCH_S = 1_727_000_000
 
 T = TypeVar("T")
 
-ProgressFn = Callable[[int, str], None]
-"""``progress(payments_done, description)``; called after each session."""
+ProgressFn = Callable[[str, int, int], None]
+"""``progress(phase, done, total)``; see :func:`run_bench`."""
 
 
 class BenchConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,19 +104,29 @@ class BenchConfig(msgspec.Struct, frozen=True, kw_only=True):
     session_timeout_s: float = 300.0
 
     def check(self) -> None:
-        """Raise :class:`~barq.errors.InvalidParams` for impossible settings."""
+        """Check every setting against :mod:`barq.limits` (the plugin's ranges).
+
+        Raises:
+            InvalidParams: no strategy, a strategy listed twice, or a number
+                outside its range (the message names it and the range).
+        """
         if not self.strategies:
             raise InvalidParams("no strategy to benchmark")
-        if len(set(self.strategies)) != len(self.strategies):
-            raise InvalidParams(f"a strategy is listed twice: {','.join(self.strategies)}")
-        if not self.amounts_msat or any(a <= 0 for a in self.amounts_msat):
-            raise InvalidParams("amounts must be positive")
-        if self.payments < 1:
-            raise InvalidParams(f"--payments must be at least 1, got {self.payments}")
-        if self.concurrency < 1:
-            raise InvalidParams(f"--concurrency must be at least 1, got {self.concurrency}")
-        if self.maxparts is not None and self.maxparts < 1:
-            raise InvalidParams(f"--maxparts must be at least 1, got {self.maxparts}")
+        twice = [s for s in dict.fromkeys(self.strategies) if self.strategies.count(s) > 1]
+        if twice:
+            raise InvalidParams(f"strategies: {twice[0]!r} is listed twice")
+        if not self.amounts_msat:
+            raise InvalidParams("no amount to benchmark")
+        for a in self.amounts_msat:
+            check_int(limits.AMOUNT_MSAT, a)
+        check_int(limits.CLI_PAYMENTS, self.payments)
+        check_int(limits.SEED, self.seed)
+        check_int(limits.CLI_CONCURRENCY, self.concurrency)
+        check_float(limits.CLI_SESSION_TIMEOUT_S, self.session_timeout_s)
+        if self.maxparts is not None:
+            check_int(limits.MAXPARTS, self.maxparts)
+        if self.retry_for_s is not None:
+            check_float(limits.RETRY_FOR_S, self.retry_for_s)
 
 
 class Session(msgspec.Struct, frozen=True, kw_only=True):
@@ -139,6 +156,19 @@ def plan_sessions(
 ) -> list[Session]:
     """The sessions of a run, from the candidate ``nodes`` (the largest SCC).
 
+    The sessions of each amount (:func:`plan_amount`), amounts in ``cfg`` order.
+
+    Raises:
+        InvalidParams: fewer than 2 candidate nodes.
+    """
+    return [s for amount in cfg.amounts_msat for s in plan_amount(nodes, cfg, amount, feasible)]
+
+
+def plan_amount(
+    nodes: Sequence[NodeId], cfg: BenchConfig, amount: int, feasible: FeasibleFn | None = None
+) -> list[Session]:
+    """The sessions of one amount, from the candidate ``nodes`` (the largest SCC).
+
     Each session draws its payer, then its liquidity seed, then its
     destinations. With ``feasible`` (``--feasible-only``) a payer and seed
     are redrawn (up to :data:`SOURCE_TRIES` times) until a destination is
@@ -148,7 +178,8 @@ def plan_sessions(
 
     Deterministic in ``(nodes, cfg.seed, amount, cfg.payments, cfg.concurrency,
     cfg.warm)`` and the verdicts of ``feasible``; each amount has its own RNG,
-    so adding an amount does not change the payments drawn for the others.
+    so adding an amount does not change the payments drawn for the others
+    (and amounts can be planned in parallel).
 
     Raises:
         InvalidParams: fewer than 2 candidate nodes.
@@ -161,41 +192,40 @@ def plan_sessions(
     out: list[Session] = []
     n, c = cfg.payments, cfg.concurrency
     sizes = [n] if cfg.warm else [min(c, n - i * c) for i in range(math.ceil(n / c))]
-    for amount in cfg.amounts_msat:
-        rng = random.Random(f"barq-bench-{cfg.seed}-{amount}")
+    rng = random.Random(f"barq-bench-{cfg.seed}-{amount}")
 
-        def pick(avoid: NodeId | None = None, rng: random.Random = rng) -> NodeId:
-            while True:
-                x = nodes[rng.randrange(len(nodes))]
-                if x != avoid:
-                    return x
+    def pick(avoid: NodeId | None = None) -> NodeId:
+        while True:
+            x = nodes[rng.randrange(len(nodes))]
+            if x != avoid:
+                return x
 
-        def destination(src: NodeId, seed: int, amount: int = amount) -> tuple[NodeId, bool]:
-            d = pick(src)
-            if feasible is None:
+    def destination(src: NodeId, seed: int) -> tuple[NodeId, bool]:
+        d = pick(src)
+        if feasible is None:
+            return d, True
+        for _ in range(DESTINATION_TRIES):
+            if feasible(src, d, amount, seed):
                 return d, True
-            for _ in range(DESTINATION_TRIES):
-                if feasible(src, d, amount, seed):
-                    return d, True
-                d = pick(src)
-            return d, False
+            d = pick(src)
+        return d, False
 
-        for i, k in enumerate(sizes):
-            for _ in range(SOURCE_TRIES):
-                src, seed = pick(), rng.randrange(2**32)
-                first, ok = destination(src, seed)
-                if ok:
-                    break
-            dests = [first] + [destination(src, seed)[0] for _ in range(k - 1)]
-            out.append(
-                Session(
-                    key=f"{amount}/{'warm' if cfg.warm else i}",
-                    amount_msat=amount,
-                    source=src,
-                    batches=tuple(tuple(dests[j : j + c]) for j in range(0, len(dests), c)),
-                    liquidity_seed=seed,
-                )
+    for i, k in enumerate(sizes):
+        for _ in range(SOURCE_TRIES):
+            src, seed = pick(), rng.randrange(2**32)
+            first, ok = destination(src, seed)
+            if ok:
+                break
+        dests = [first] + [destination(src, seed)[0] for _ in range(k - 1)]
+        out.append(
+            Session(
+                key=f"{amount}/{'warm' if cfg.warm else i}",
+                amount_msat=amount,
+                source=src,
+                batches=tuple(tuple(dests[j : j + c]) for j in range(0, len(dests), c)),
+                liquidity_seed=seed,
             )
+        )
     return out
 
 
@@ -364,37 +394,6 @@ async def run_session(
     return records
 
 
-def _crashed(
-    session: Session,
-    strategy: str,
-    exc: BaseException,
-    cache: Mapping[tuple[str, int], OracleResult],
-) -> list[PaymentRecord]:
-    msg = "".join(traceback.format_exception_only(exc)).strip().splitlines()[-1]
-    dests = [d for batch in session.batches for d in batch]
-    unknown = OracleResult(max_flow_msat=0, feasible=False)
-    orcs = [cache.get((session.key, j), unknown) for j in range(len(dests))]
-    return [
-        PaymentRecord(
-            strategy=strategy,
-            amount_msat=session.amount_msat,
-            source=session.source,
-            destination=d,
-            feasible=o.feasible,
-            max_flow_msat=o.max_flow_msat,
-            oracle_fee_msat=o.fee_msat,
-            succeeded=False,
-            attempts=0,
-            rounds=0,
-            fee_msat=0,
-            sim_time_s=0.0,
-            compute_s=0.0,
-            error=f"session crashed: {msg}",
-        )
-        for d, o in zip(dests, orcs, strict=True)
-    ]
-
-
 def _feasibility(graph: Graph, cfg: BenchConfig) -> FeasibleFn:
     """The oracle's verdict on a fresh network of a given seed (see :func:`plan_sessions`)."""
     from barq.sim import SimulatedNetwork
@@ -424,31 +423,69 @@ def _feasibility(graph: Graph, cfg: BenchConfig) -> FeasibleFn:
     return feasible
 
 
-async def guarded(fn: Callable[[], Awaitable[T]], *, wall_s: float, sim_s: float) -> T:
-    """Run ``fn()`` under trio, cancelled after ``wall_s`` wall seconds or ``sim_s`` clock seconds.
+class SessionResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What one session gave for every strategy: its records and the engine crashes.
 
-    Under a ``MockClock`` an engine stuck in a loop may never let the clock
-    reach a deadline (or race it forward forever); a watchdog thread cancels
-    the run through the trio token when the wall time is up.
-
-    Raises:
-        BarqError: the time ran out ("session timed out ...").
+    ``crashes`` holds ``"<strategy> session <key>: <Type>: <message>"`` per
+    session run that raised something else than a payment failure.
     """
-    token = trio.lowlevel.current_trio_token()
-    stop = threading.Event()
-    with trio.CancelScope(deadline=trio.current_time() + sim_s) as scope:
 
-        def watchdog() -> None:
-            if not stop.wait(wall_s):
-                with contextlib.suppress(trio.RunFinishedError):
-                    token.run_sync_soon(scope.cancel)
+    records: tuple[PaymentRecord, ...]
+    crashes: tuple[str, ...] = ()
 
-        threading.Thread(target=watchdog, name="barq-bench-watchdog", daemon=True).start()
+
+def run_one_session(
+    graph: Graph, keys: Mapping[NodeId, bytes], session: Session, cfg: BenchConfig
+) -> SessionResult:
+    """Pay ``session`` with every strategy of ``cfg`` in turn (blocking; one ``trio.run`` each).
+
+    Each strategy gets a fresh network of the session's seed under a
+    ``MockClock``; the oracle's answers for the fresh network are computed
+    once and shared. A session run that crashes (an engine bug) or times out
+    (:func:`guarded`) records its payments as failed ("session crashed: ...").
+    Pure in its arguments apart from wall-clock ``compute_s``, so sessions may
+    run in any process in any order.
+    """
+    cache: dict[tuple[str, int], OracleResult] = {}
+    records: list[PaymentRecord] = []
+    crashes: list[str] = []
+    for strategy in cfg.strategies:
         try:
-            return await fn()
-        finally:
-            stop.set()
-    raise BarqError(f"session timed out (limit {wall_s:.0f} s wall, {sim_s:.0f} s simulated)")
+            retry = bench_engine_config(cfg, strategy).retry_for_s
+            got = trio.run(
+                partial(
+                    guarded,
+                    partial(run_session, graph, dict(keys), session, strategy, cfg, cache),
+                    wall_s=cfg.session_timeout_s,
+                    sim_s=len(session.batches) * (2 * retry + 180.0),
+                ),
+                clock=trio.testing.MockClock(autojump_threshold=0),
+            )
+        except Exception as exc:
+            crashes.append(f"{strategy} session {session.key}: {type(exc).__name__}: {exc}")
+            got = crashed_records(session, strategy, exc, cache)
+        records.extend(got)
+    return SessionResult(records=tuple(records), crashes=tuple(crashes))
+
+
+class BenchContext(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a worker needs besides its item: sent once to each worker process."""
+
+    graph: Graph
+    keys: dict[NodeId, bytes]
+    cfg: BenchConfig
+    nodes: tuple[NodeId, ...]  # the largest SCC: where payments are drawn
+
+
+def plan_task(ctx: BenchContext, amount_msat: int) -> list[Session]:
+    """The sessions of one amount (a task of :func:`run_bench`'s planning phase)."""
+    feasible = _feasibility(ctx.graph, ctx.cfg) if ctx.cfg.feasible_only else None
+    return plan_amount(ctx.nodes, ctx.cfg, amount_msat, feasible)
+
+
+def session_task(ctx: BenchContext, session: Session) -> SessionResult:
+    """One session with every strategy (a task of :func:`run_bench`'s paying phase)."""
+    return run_one_session(ctx.graph, ctx.keys, session, ctx.cfg)
 
 
 def run_bench(
@@ -457,55 +494,66 @@ def run_bench(
     *,
     keys: Mapping[NodeId, bytes] | None = None,
     progress: ProgressFn | None = None,
-    on_crash: Callable[[str, BaseException], None] | None = None,
+    on_crash: Callable[[str], None] | None = None,
+    jobs: int = 1,
+    dask: str | None = None,
 ) -> list[PaymentRecord]:
-    """Run the whole benchmark (blocking; starts its own ``trio.run`` per session).
+    """Run the whole benchmark (blocking).
+
+    Planning (one task per amount) and paying (one task per session, every
+    strategy in it) run in ``jobs`` worker processes, or on the dask cluster
+    at ``dask`` (:mod:`barq.bench.parallel`). Every task is deterministic in
+    its input, so the records are the same for any ``jobs`` and on a cluster
+    (apart from the wall-clock ``compute_s``).
 
     Args:
         graph: the network (its largest SCC provides sources and destinations).
         cfg: what to run (checked first).
         keys: private keys of nodes that sign their own invoices (builtin network).
-        progress: called after each session with the payments done so far.
-        on_crash: told when a session raised something else than a payment
-            failure (an engine bug); its payments are recorded as failed
-            with ``error`` "session crashed: ..." and the run goes on.
+        progress: told ``(phase, done, total)`` as tasks end: phase ``"draw"``
+            counts amounts planned (only with ``feasible_only``), ``"pay"``
+            counts payments made (over all strategies).
+        on_crash: told about each session run that raised something else than
+            a payment failure (an engine bug); its payments are recorded as
+            failed with ``error`` "session crashed: ..." and the run goes on.
+        jobs: worker processes (1: in this process).
+        dask: a dask.distributed scheduler address (instead of ``jobs``).
 
     Returns:
-        One :class:`PaymentRecord` per (strategy, payment), strategies in
-        ``cfg.strategies`` order within each session.
+        One :class:`PaymentRecord` per (strategy, payment): sessions in plan
+        order, strategies in ``cfg.strategies`` order within each session.
 
     Raises:
         InvalidParams: bad ``cfg`` or a graph without two connected nodes.
+        BarqError: the dask cluster cannot be reached.
     """
+    from barq.bench.parallel import open_executor
+
     cfg.check()
-    scc = [graph.nodes[int(i)] for i in largest_scc(graph)]
-    if cfg.feasible_only and progress is not None:
-        progress(0, "drawing feasible payments")
-    sessions = plan_sessions(scc, cfg, _feasibility(graph, cfg) if cfg.feasible_only else None)
-    cache: dict[tuple[str, int], OracleResult] = {}
-    records: list[PaymentRecord] = []
-    done = 0
-    for session in sessions:
-        for strategy in cfg.strategies:
-            try:
-                retry = bench_engine_config(cfg, strategy).retry_for_s
-                got = trio.run(
-                    partial(
-                        guarded,
-                        partial(
-                            run_session, graph, dict(keys or {}), session, strategy, cfg, cache
-                        ),
-                        wall_s=cfg.session_timeout_s,
-                        sim_s=len(session.batches) * (2 * retry + 180.0),
-                    ),
-                    clock=trio.testing.MockClock(autojump_threshold=0),
-                )
-            except Exception as exc:
+    nodes = tuple(graph.nodes[int(i)] for i in largest_scc(graph))
+    if len(nodes) < 2:
+        plan_amount(nodes, cfg, cfg.amounts_msat[0])  # raises the "nothing to pay" error
+    ctx = BenchContext(graph=graph, keys=dict(keys or {}), cfg=cfg, nodes=nodes)
+    report = progress or (lambda phase, done, total: None)
+    with open_executor(ctx, jobs=jobs, dask=dask) as pool:
+        amounts = cfg.amounts_msat
+        plans: list[list[Session]] = [[] for _ in amounts]
+        if cfg.feasible_only:
+            report("draw", 0, len(amounts))
+        for done, (i, got) in enumerate(pool.imap(plan_task, amounts), start=1):
+            plans[i] = got
+            if cfg.feasible_only:
+                report("draw", done, len(amounts))
+        sessions = [s for plan in plans for s in plan]
+        total = sum(s.payments for s in sessions) * len(cfg.strategies)
+        results: list[SessionResult | None] = [None] * len(sessions)
+        done = 0
+        report("pay", 0, total)
+        for i, result in pool.imap(session_task, sessions):
+            results[i] = result
+            for crash in result.crashes:
                 if on_crash is not None:
-                    on_crash(f"{strategy} session {session.key}", exc)
-                got = _crashed(session, strategy, exc, cache)
-            records.extend(got)
-            done += session.payments
-            if progress is not None:
-                progress(done, f"{strategy} {session.amount_msat // 1000:,} sat")
-    return records
+                    on_crash(crash)
+            done += len(result.records)
+            report("pay", done, total)
+    return [rec for r in results if r is not None for rec in r.records]

@@ -5,32 +5,31 @@ component, chosen by the seed) pays ``payments`` invoices of various sizes,
 started a moment apart (``interval_s`` of simulated time) and running
 concurrently in one engine runtime, over a :class:`~barq.sim.SimulatedNetwork`.
 The engine's events (:mod:`barq.model.payment`) update one
-:class:`PaymentProgress` per payment; a display renders them live
-(:class:`LiveDisplay`, rich) or as plain lines (:class:`LineDisplay`).
+:class:`PaymentProgress` per payment; after each, a display
+(:mod:`barq.bench.simview`) gets a copy of it.
 
-Time is simulated (``trio.testing.MockClock``): with ``speed`` 0 it jumps
-from event to event (no wall time at all); with ``speed`` S > 0 the simulated
-clock runs S times faster than the wall clock, and any idle wait longer than
-:data:`IDLE_JUMP_S` of wall time is skipped, so a person can follow it.
+Time is simulated (``trio.testing.MockClock`` with ``autojump_threshold=0``): it
+jumps from event to event and never follows the wall clock, so the same seed
+and flags simulate the same run whatever the display does (the live view
+replays it at a chosen speed in its own thread) and :func:`sim_json` gives
+the same bytes.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
 import trio
 import trio.testing
-from rich import box
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
+from barq import limits
 from barq.bench.metrics import rounds
 from barq.errors import BarqError, InvalidParams
 from barq.graph import Graph, largest_scc
@@ -48,17 +47,18 @@ from barq.model.payment import (
     PayParams,
 )
 
+if TYPE_CHECKING:
+    from barq.bench.simview import Display
+
 __all__ = [
     "DEFAULT_AMOUNTS_SAT",
     "IDLE_JUMP_S",
-    "Display",
-    "LineDisplay",
-    "LiveDisplay",
     "PaymentProgress",
     "SimConfig",
+    "SimRun",
     "choose_source",
     "run_sim",
-    "summary_table",
+    "sim_json",
 ]
 
 #: amounts (sat) paid in turn when none are given: small ones, and ones that need MPP
@@ -89,13 +89,21 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
     retry_for_s: float | None = None
 
     def check(self) -> None:
-        """Raise :class:`~barq.errors.InvalidParams` for impossible settings."""
-        if self.payments < 1:
-            raise InvalidParams(f"--payments must be at least 1, got {self.payments}")
-        if not self.amounts_msat or any(a <= 0 for a in self.amounts_msat):
-            raise InvalidParams("amounts must be positive")
-        if self.maxparts is not None and self.maxparts < 1:
-            raise InvalidParams(f"--maxparts must be at least 1, got {self.maxparts}")
+        """Check every setting against :mod:`barq.limits` (the plugin's ranges).
+
+        Raises:
+            InvalidParams: a number outside its range (named, with the range).
+        """
+        limits.check_int(limits.CLI_SIM_PAYMENTS, self.payments)
+        limits.check_int(limits.SEED, self.seed)
+        if not self.amounts_msat:
+            raise InvalidParams("no amount to pay")
+        for a in self.amounts_msat:
+            limits.check_int(limits.AMOUNT_MSAT, a)
+        if self.maxparts is not None:
+            limits.check_int(limits.MAXPARTS, self.maxparts)
+        if self.retry_for_s is not None:
+            limits.check_float(limits.RETRY_FOR_S, self.retry_for_s)
 
 
 @dataclass
@@ -118,6 +126,29 @@ class PaymentProgress:
     rounds: int = 0
     compute_s: float = 0.0
     error: str | None = None
+
+    def snapshot(self) -> PaymentProgress:
+        """A copy that later events do not change (for a display)."""
+        return dataclasses.replace(self, inflight=dict(self.inflight))
+
+    def to_json(self) -> dict[str, Any]:
+        """What was simulated for this payment (no wall-clock figure: reproducible)."""
+        return {
+            "index": self.index,
+            "destination": self.destination,
+            "amount_msat": self.amount_msat,
+            "strategy": self.strategy,
+            "status": self.status,
+            "attempts": self.attempts,
+            "rounds": self.rounds,
+            "parts_ok": self.parts_ok,
+            "parts_failed": self.parts_failed,
+            "delivered_msat": self.delivered_msat,
+            "fee_msat": self.fee_msat,
+            "started_s": None if self.started_at is None else round(self.started_at, 6),
+            "ended_s": None if self.ended_at is None else round(self.ended_at, 6),
+            "error": self.error,
+        }
 
     @property
     def inflight_msat(self) -> int:
@@ -191,178 +222,6 @@ class PaymentProgress:
             self.error = error
 
 
-class Display(Protocol):
-    """Where ``run_sim`` reports progress."""
-
-    def start(self, payments: Sequence[PaymentProgress], title: str) -> None: ...
-    def event(self, now: float, line: str) -> None: ...
-    def stop(self) -> None: ...
-
-
-class LineDisplay:
-    """One plain line per engine event (``--no-live``, or stdout not a terminal)."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-
-    def start(self, payments: Sequence[PaymentProgress], title: str) -> None:
-        self.console.print(title, highlight=False)
-
-    def event(self, now: float, line: str) -> None:
-        self.console.print(f"[{now:8.3f}s] {line}", highlight=False, markup=False)
-
-    def stop(self) -> None:
-        return None
-
-
-def _bar(p: PaymentProgress, width: int = 14) -> Text:
-    done = min(width, round(width * p.delivered_msat / p.amount_msat))
-    fly = min(width - done, round(width * p.inflight_msat / p.amount_msat))
-    t = Text()
-    t.append("█" * done, style="green")
-    t.append("▒" * fly, style="yellow")
-    t.append("·" * (width - done - fly), style="dim")
-    return t
-
-
-_LEFT = frozenset({"to", "progress", "status", "error"})
-_STATUS_STYLE = {
-    "waiting": "dim",
-    "pending": "yellow",
-    "complete": "bold green",
-    "failed": "bold red",
-}
-
-
-def _table(title: str | None, columns: Sequence[str], caption: str | None = None) -> Table:
-    t = Table(
-        title=title,
-        caption=caption,
-        header_style="bold",
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1),
-        pad_edge=False,
-        collapse_padding=True,
-        expand=False,
-    )
-    for name in columns:
-        t.add_column(name, justify="left" if name in _LEFT else "right", no_wrap=True)
-    return t
-
-
-def progress_table(payments: Sequence[PaymentProgress], now: float, title: str = "") -> Table:
-    """The live view: per payment, its progress bar (delivered █, in flight ▒) and parts.
-
-    ``now`` is the current clock time (elapsed times of running payments);
-    the function reads only ``payments`` (safe from a refresh thread).
-    """
-    t = _table(
-        title or None, ("#", "sat", "progress", "fly", "ok", "fail", "fee msat", "sim s", "status")
-    )
-    for p in list(payments):
-        el = p.elapsed_s(now)
-        t.add_row(
-            str(p.index + 1),
-            f"{p.amount_msat // 1000:,}",
-            _bar(p),
-            str(len(p.inflight)),
-            str(p.parts_ok),
-            str(p.parts_failed),
-            f"{p.fee_msat:,}" if p.status == "complete" else "",
-            "" if el is None else f"{el:.2f}",
-            Text(p.status, style=_STATUS_STYLE.get(p.status, "")),
-        )
-    return t
-
-
-class LiveDisplay:
-    """A rich ``Live`` table redrawn as events arrive (terminal only).
-
-    Rendering never calls into trio (rich refreshes from its own thread): the
-    simulated time shown is the one of the last event.
-    """
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self._payments: Sequence[PaymentProgress] = ()
-        self._title = ""
-        self._now = 0.0
-        self._t0 = 0.0
-        self._last: list[str] = []
-        self._live: Live | None = None
-
-    def _render(self) -> RenderableType:
-        log = Text("\n".join(self._last[-4:]), style="dim")
-        title = f"{self._title}\nsimulated time {self._now - self._t0:.2f} s"
-        return Group(progress_table(self._payments, self._now, title), log)
-
-    def start(self, payments: Sequence[PaymentProgress], title: str) -> None:
-        self._payments = payments
-        self._title = title
-        self._now = self._t0 = trio.current_time()
-        self._live = Live(
-            console=self.console,
-            refresh_per_second=12,
-            transient=False,
-            get_renderable=self._render,
-        )
-        self._live.start()
-
-    def event(self, now: float, line: str) -> None:
-        self._now = self._t0 + now
-        self._last.append(f"[{now:7.2f}s] {line}")
-        del self._last[:-4]
-
-    def stop(self) -> None:
-        if self._live is not None:
-            self._now = trio.current_time()
-            self._live.refresh()
-            self._live.stop()
-            self._live = None
-
-
-def summary_table(payments: Sequence[PaymentProgress]) -> Table:
-    """The final table: one line per payment, the totals in the caption."""
-    errors = any(p.error and p.status != "complete" for p in payments)
-    n_ok = sum(p.status == "complete" for p in payments)
-    t = _table(
-        "barq sim: summary",
-        (
-            "#",
-            "to",
-            "sat",
-            "status",
-            "parts",
-            "rnd",
-            "fee msat",
-            "ppm",
-            "sim s",
-            "cpu ms",
-            *(("error",) if errors else ()),
-        ),
-        caption=f"{n_ok}/{len(payments)} payments succeeded",
-    )
-    for p in payments:
-        ok = p.status == "complete"
-        el = p.elapsed_s(p.ended_at or 0.0)
-        cells: list[str | Text] = [
-            str(p.index + 1),
-            p.destination[:7] + "…",
-            f"{p.amount_msat // 1000:,}",
-            Text(p.status, style=_STATUS_STYLE.get(p.status, "")),
-            str(p.attempts),
-            str(p.rounds),
-            f"{p.fee_msat:,}" if ok else "-",
-            f"{p.fee_msat * 1_000_000 // p.amount_msat:,}" if ok else "-",
-            "-" if el is None else f"{el:.2f}",
-            f"{p.compute_s * 1000:.1f}",
-        ]
-        if errors:
-            cells.append("" if ok else (p.error or "")[:70])
-        t.add_row(*cells)
-    return t
-
-
 def choose_source(graph: Graph, seed: int) -> NodeId:
     """A payer: a seeded pick among the best-connected nodes of the largest SCC.
 
@@ -392,27 +251,40 @@ def _destinations(graph: Graph, source: NodeId, n: int, seed: int) -> list[NodeI
     return [others[rng.randrange(len(others))] for _ in range(n)]
 
 
+@dataclass
+class SimRun:
+    """A finished ``barq sim``: every payment's final state and the event log.
+
+    ``events`` holds ``(simulated seconds since the start, description)``.
+    """
+
+    source: NodeId
+    payments: list[PaymentProgress]
+    events: list[tuple[float, str]]
+
+
 def run_sim(
     graph: Graph,
     cfg: SimConfig,
     display: Display,
     *,
     keys: Mapping[NodeId, bytes] | None = None,
-    speed: float = 0.0,
     title: str = "",
-) -> list[PaymentProgress]:
-    """Run the demo (blocking: its own ``trio.run`` under a ``MockClock``).
+) -> SimRun:
+    """Run the demo (blocking: its own ``trio.run`` under an auto-jumping ``MockClock``).
+
+    The simulation depends on ``graph``, ``cfg`` and ``keys`` only: ``display``
+    gets copies of the payments' states and cannot change what happens.
 
     Args:
         graph: the network.
         cfg: payments, amounts, strategy, seed...
-        display: where progress goes.
+        display: where progress goes (:mod:`barq.bench.simview`).
         keys: private keys of nodes that sign their own invoices.
-        speed: simulated seconds per wall second (0: no wall time at all).
         title: shown above the progress.
 
     Returns:
-        The final state of every payment (in order).
+        The final state of every payment (in order) and the event log.
 
     Raises:
         InvalidParams: bad ``cfg`` or a graph without two connected nodes.
@@ -427,6 +299,7 @@ def run_sim(
         )
         for i, d in enumerate(dests)
     ]
+    events: list[tuple[float, str]] = []
     base = EngineConfig()
     engine_cfg = msgspec.structs.replace(
         base,
@@ -444,25 +317,29 @@ def run_sim(
         def now() -> float:
             return trio.current_time() - t0
 
+        def tell(p: PaymentProgress, line: str | None) -> None:
+            if line:
+                events.append((round(now(), 6), line))
+            display.event(now(), line, p.snapshot())
+
         async with SimulatedNetwork.open(
             graph, seed=cfg.seed, keys=dict(keys or {}), epoch_s=EPOCH_S
         ) as net:
             node = net.node(source)
             async with open_runtime(node, engine_cfg, clock=net.now) as rt:
                 display.start(
-                    progress, title or f"barq sim: {len(progress)} payments from {source[:10]}…"
+                    [p.snapshot() for p in progress],
+                    title or f"barq sim: {len(progress)} payments from {source[:10]}…",
                 )
 
                 async def pay(p: PaymentProgress) -> None:
                     await trio.sleep(p.index * cfg.interval_s)
                     bolt11 = net.create_invoice(p.destination, p.amount_msat)
                     payment_hash = net.decode(bolt11).payment_hash
-                    p.started_at = trio.current_time()
+                    p.started_at = now()
 
                     def on_event(ev: PaymentEvent) -> None:
-                        line = p.apply(ev, trio.current_time())
-                        if line:
-                            display.event(now(), line)
+                        tell(p, p.apply(ev, now()))
 
                     params = PayParams(
                         invstring=bolt11,
@@ -478,25 +355,49 @@ def run_sim(
                         error = exc.message
                     for v in rt.status(payment_hash):
                         view = v
-                    p.finish(view, trio.current_time(), error)
-                    display.event(
-                        now(),
+                    p.finish(view, now(), error)
+                    tell(
+                        p,
                         f"pay#{p.index + 1} {p.status}: "
                         f"{p.attempts} part(s), fee {p.fee_msat:,} msat"
                         + (f" ({p.error})" if p.error and p.status != "complete" else ""),
                     )
 
-                try:
-                    async with trio.open_nursery() as nursery:
-                        for p in progress:
-                            nursery.start_soon(pay, p)
-                finally:
-                    display.stop()
+                async with trio.open_nursery() as nursery:
+                    for p in progress:
+                        nursery.start_soon(pay, p)
 
-    clock = (
-        trio.testing.MockClock(autojump_threshold=0)
-        if speed <= 0
-        else trio.testing.MockClock(rate=speed, autojump_threshold=IDLE_JUMP_S)
-    )
-    trio.run(main, clock=clock)
-    return progress
+    try:
+        trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    except BaseException:
+        display.stop(interrupted=True)
+        raise
+    display.stop()
+    return SimRun(source=source, payments=progress, events=events)
+
+
+def sim_json(run: SimRun, cfg: SimConfig, graph: Mapping[str, Any]) -> str:
+    """The JSON of ``barq sim --json``: what was simulated, nothing measured on the wall clock.
+
+    Args:
+        run: :func:`run_sim`'s result.
+        cfg: its settings.
+        graph: the graph's identity (:func:`barq.bench.meta.graph_info`).
+
+    Returns:
+        Indented JSON with sorted keys: the same seed and flags give the same bytes.
+    """
+    import barq
+    from barq.bench.meta import git_commit
+
+    doc = {
+        "meta": {
+            "barq": {"version": barq.__version__, **git_commit()},
+            "graph": dict(graph),
+            "config": msgspec.to_builtins(cfg),
+            "source": run.source,
+        },
+        "payments": [p.to_json() for p in run.payments],
+        "events": [[t, line] for t, line in run.events],
+    }
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"

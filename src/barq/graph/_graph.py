@@ -5,8 +5,10 @@ vectorised per-edge costs and scipy/OR-Tools solvers; networkx Dijkstra took
 72 ms there against 3 ms for scipy's csgraph. ``Graph.to_networkx`` exists for
 small graphs, oracles and debugging.
 
-A :class:`Graph` is immutable after construction: overlays (our own channels,
-route hints) build a new one with :meth:`Graph.with_half_channels`.
+A :class:`Graph` is immutable after construction: its numpy columns are
+read-only (``setflags(write=False)``), so worker threads can share one safely;
+overlays (our own channels, route hints, channel updates) build a new one with
+:meth:`Graph.with_half_channels`.
 """
 
 from __future__ import annotations
@@ -19,11 +21,39 @@ import numpy.typing as npt
 
 from barq.model import HalfChannel, NodeId, Scid, ScidDir, scid_dir
 
-__all__ = ["Graph"]
+__all__ = ["COLUMNS", "Graph"]
 
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
 B = npt.NDArray[np.bool_]
+
+#: the per-half-channel numpy columns (read-only once the graph is built)
+COLUMNS = (
+    "direction",
+    "src",
+    "dst",
+    "capacity_msat",
+    "fee_base_msat",
+    "fee_ppm",
+    "cltv_delta",
+    "htlc_min_msat",
+    "htlc_max_msat",
+    "enabled",
+    "private",
+)
+
+
+def _frozen(values: npt.ArrayLike, dtype: Any) -> Any:
+    """``values`` as a read-only array of ``dtype``.
+
+    An array passed in with the right dtype is copied first: the caller's own
+    array stays writable, and the graph's cannot change behind its back.
+    """
+    out = np.asarray(values, dtype=dtype)
+    if isinstance(values, np.ndarray) and np.shares_memory(out, values):
+        out = out.copy()
+    out.setflags(write=False)
+    return out
 
 
 class Graph:
@@ -39,9 +69,9 @@ class Graph:
         enabled: the direction is usable per gossip (bool).
         private: known from our own channels or a route hint, not public gossip.
 
-    Invariants: ``htlc_max_msat`` is resolved (never the 0/1 shorthand of
-    the compressed format) and ``<= capacity_msat``; each ``(scid, direction)``
-    appears once.
+    Every numpy column is read-only. Invariants: ``htlc_max_msat`` is resolved
+    (never the 0/1 shorthand of the compressed format) and ``<= capacity_msat``;
+    each ``(scid, direction)`` appears once.
     """
 
     __slots__ = (
@@ -97,33 +127,21 @@ class Graph:
         self.nodes = list(nodes)
         self.node_index = {n: i for i, n in enumerate(self.nodes)}
         self.scid = list(scid)
-        self.direction = np.asarray(direction, dtype=np.int8)
-        self.src = np.asarray(src, dtype=np.int32)
-        self.dst = np.asarray(dst, dtype=np.int32)
-        self.capacity_msat = np.asarray(capacity_msat, dtype=np.int64)
-        self.fee_base_msat = np.asarray(fee_base_msat, dtype=np.int64)
-        self.fee_ppm = np.asarray(fee_ppm, dtype=np.int64)
-        self.cltv_delta = np.asarray(cltv_delta, dtype=np.int64)
-        self.htlc_min_msat = np.asarray(htlc_min_msat, dtype=np.int64)
-        self.htlc_max_msat = np.asarray(htlc_max_msat, dtype=np.int64)
-        self.enabled = np.asarray(enabled, dtype=np.bool_)
+        self.direction = _frozen(direction, np.int8)
+        self.src = _frozen(src, np.int32)
+        self.dst = _frozen(dst, np.int32)
+        self.capacity_msat = _frozen(capacity_msat, np.int64)
+        self.fee_base_msat = _frozen(fee_base_msat, np.int64)
+        self.fee_ppm = _frozen(fee_ppm, np.int64)
+        self.cltv_delta = _frozen(cltv_delta, np.int64)
+        self.htlc_min_msat = _frozen(htlc_min_msat, np.int64)
+        self.htlc_max_msat = _frozen(htlc_max_msat, np.int64)
+        self.enabled = _frozen(enabled, np.bool_)
         n = len(self.scid)
-        self.private = (
-            np.zeros(n, dtype=np.bool_) if private is None else np.asarray(private, dtype=np.bool_)
+        self.private = _frozen(
+            np.zeros(n, dtype=np.bool_) if private is None else private, np.bool_
         )
-        for name in (
-            "direction",
-            "src",
-            "dst",
-            "capacity_msat",
-            "fee_base_msat",
-            "fee_ppm",
-            "cltv_delta",
-            "htlc_min_msat",
-            "htlc_max_msat",
-            "enabled",
-            "private",
-        ):
+        for name in COLUMNS:
             if len(getattr(self, name)) != n:
                 raise ValueError(
                     f"Graph: column {name} has {len(getattr(self, name))} rows, expected {n}"
@@ -235,7 +253,7 @@ class Graph:
 
     def edge_by_scid_dir(self, sd: ScidDir) -> int | None:
         s, _, d = sd.partition("/")
-        return self.edge(s, int(d)) if d in ("0", "1") else None
+        return self.edge(Scid(s), int(d)) if d in ("0", "1") else None
 
     def scid_dir(self, e: int) -> ScidDir:
         return scid_dir(self.scid[e], int(self.direction[e]))

@@ -53,7 +53,7 @@ import numpy.typing as npt
 from barq.errors import GraphLoadError
 from barq.graph._graph import Graph
 from barq.graph._io import StrPath, gunzip, read_bytes
-from barq.model import NodeId
+from barq.model import NodeId, Scid
 
 __all__ = [
     "GC_HEADER",
@@ -154,7 +154,7 @@ def synthetic_node_id(index: int) -> NodeId:
     the file's ``node1 < node2``); they are not valid curve points.
     """
     tail = hashlib.sha256(index.to_bytes(8, "big")).hexdigest()[:56]
-    return f"02{index:08x}{tail}"
+    return NodeId(f"02{index:08x}{tail}")
 
 
 def default_node_map_path(path: StrPath) -> Path:
@@ -191,7 +191,7 @@ def read_node_map(path: StrPath) -> dict[int, NodeId]:
         idx = int(m.group(1))
         if idx in out:
             raise GraphLoadError(f"{path}: node index {idx} appears twice")
-        out[idx] = m.group(2)
+        out[idx] = NodeId(m.group(2))
     if not out:
         raise GraphLoadError(f"{path}: no INDEX:PUBKEY:ALIAS line found")
     return out
@@ -346,7 +346,7 @@ def load_compressed(path: StrPath, *, node_map: StrPath | Literal["auto"] | None
     blocks = (chan + node1).tolist()
     txs = node2.tolist()
     outs = (chan & 0xFFFF).tolist()
-    scids = [f"{b}x{t}x{o}" for b, t, o in zip(blocks, txs, outs, strict=True)]
+    scids = [Scid(f"{b}x{t}x{o}") for b, t, o in zip(blocks, txs, outs, strict=True)]
     if n > 0xFFFF and len(set(scids)) != n:
         raise GraphLoadError(
             f"{path}: synthetic short channel ids collide ({n} channels); cannot number them"

@@ -62,6 +62,7 @@ from barq.graph.store_writer import (
     STORE_PRIVATE_CHANNEL,
     STORE_PRIVATE_UPDATE,
 )
+from barq.model import NodeId, scid_from_u64
 
 __all__ = ["load_gossip_store"]
 
@@ -102,19 +103,77 @@ def _be(
     return v
 
 
-def _scid_str(s: int) -> str:
-    return f"{s >> 40}x{(s >> 16) & 0xFFFFFF}x{s & 0xFFFF}"
+class _Walk:
+    """What a walk over the records found (:func:`_walk`).
 
-
-_Walk = tuple[dict[int, _Channel], list[int], list[bool], bool]
-
-
-def _walk(data: bytes) -> _Walk:
-    """Records -> (live channels by scid, update offsets, their privacy, ended).
-
-    Update offsets point at the update's type field; ``ended`` is True when a
-    ``gossip_store_ended`` record stopped the walk.
+    Attributes:
+        channels: live channels by scid.
+        upd_offs: offsets of the ``channel_update`` s (at their type field).
+        upd_private: per update, whether it came in an obsolete private record.
+        ended: a ``gossip_store_ended`` record stopped the walk.
     """
+
+    __slots__ = ("channels", "ended", "last", "upd_offs", "upd_private")
+
+    def __init__(self) -> None:
+        self.channels: dict[int, _Channel] = {}
+        self.last: _Channel | None = None  # the channel an amount record belongs to
+        self.upd_offs: list[int] = []
+        self.upd_private: list[bool] = []
+        self.ended = False
+
+    def record(self, data: bytes, typ: int, body: int, length: int, end: int) -> None:
+        """Take one record other than a public ``channel_update`` (which :func:`_walk` does)."""
+        at = body - 12
+        if typ in (CHANNEL_ANNOUNCEMENT, STORE_PRIVATE_CHANNEL):
+            self._channel(data, typ == STORE_PRIVATE_CHANNEL, body, length, end)
+        elif typ == STORE_CHANNEL_AMOUNT:
+            if length < 10:
+                raise _Corrupt(f"channel_amount record at offset {at} is too short")
+            if self.last is not None and self.last.capacity_sat is None:
+                (self.last.capacity_sat,) = _U64.unpack_from(data, body + 2)
+        elif typ == STORE_PRIVATE_UPDATE:
+            if length < 4 + _UPDATE_LEN:
+                raise _Corrupt(f"private update at offset {at} is too short")
+            self.upd_offs.append(body + 4)
+            self.upd_private.append(True)
+        elif typ == STORE_DELETE_CHAN:
+            if length < 10:
+                raise _Corrupt(f"delete_chan record at offset {at} is too short")
+            (scid,) = _U64.unpack_from(data, body + 2)
+            gone = self.channels.pop(scid, None)
+            if gone is not None and gone is self.last:
+                self.last = None
+        elif typ == STORE_ENDED:
+            self.ended = True
+        # node_announcement, chan_dying, uuid and unknown types: nothing for the graph
+
+    def _channel(self, data: bytes, private: bool, body: int, length: int, end: int) -> None:
+        """A ``channel_announcement`` (or the obsolete private channel record around one)."""
+        ann = body
+        cap: int | None = None
+        if private:  # type, satoshis u64, len u16, announcement
+            if length < 12:
+                raise _Corrupt(f"private channel record at offset {body - 12} is too short")
+            (cap,) = _U64.unpack_from(data, body + 2)
+            ann = body + 12
+        # type 2, 4 signatures 256, features len 2 + flen, chain 32, scid 8, ids 33+33
+        if ann + 260 > end:
+            raise _Corrupt(f"channel_announcement at offset {body - 12} is too short")
+        (flen,) = _U16.unpack_from(data, ann + 258)
+        p = ann + 260 + flen + 32
+        if p + 8 + 66 > end:
+            raise _Corrupt(f"channel_announcement at offset {body - 12} is too short")
+        (scid,) = _U64.unpack_from(data, p)
+        if scid in self.channels:
+            self.last = None  # duplicate: gossmap keeps the first one
+            return
+        self.last = _Channel(data[p + 8 : p + 41], data[p + 41 : p + 74], ann, private)
+        self.last.capacity_sat = cap
+        self.channels[scid] = self.last
+
+
+def _check_version(data: bytes) -> None:
     if not data:
         raise _Corrupt("empty file (no version byte)")
     version = data[0]
@@ -123,13 +182,19 @@ def _walk(data: bytes) -> _Walk:
             f"unsupported gossip_store version 0x{version:02x} "
             f"(need major 0, minor >= {_MIN_MINOR_VERSION})"
         )
+
+
+def _walk(data: bytes) -> _Walk:
+    """Walk the records in file order (the semantics are in the module doc).
+
+    ``channel_update`` records, most of a store, are taken here; the others by
+    :meth:`_Walk.record`.
+    """
+    _check_version(data)
     size = len(data)
-    channels: dict[int, _Channel] = {}
-    last: _Channel | None = None
-    upd_offs: list[int] = []
-    upd_private: list[bool] = []
+    w = _Walk()
     off = 1
-    while off < size:
+    while off < size and not w.ended:
         if data[off] & (FLAG_COMPLETED >> 8) == 0:
             break  # being written (flags are written complete last): stop like gossmap
         if off + 12 > size:
@@ -150,58 +215,16 @@ def _walk(data: bytes) -> _Walk:
         if typ == CHANNEL_UPDATE:
             if length < _UPDATE_LEN:
                 raise _Corrupt(f"channel_update at offset {body - 12} is too short ({length})")
-            upd_offs.append(body)
-            upd_private.append(False)
-        elif typ in (CHANNEL_ANNOUNCEMENT, STORE_PRIVATE_CHANNEL):
-            private = typ == STORE_PRIVATE_CHANNEL
-            ann = body
-            cap: int | None = None
-            if private:  # type, satoshis u64, len u16, announcement
-                if length < 12:
-                    raise _Corrupt(f"private channel record at offset {body - 12} is too short")
-                (cap,) = _U64.unpack_from(data, body + 2)
-                ann = body + 12
-            # type 2, 4 signatures 256, features len 2 + flen, chain 32, scid 8, ids 33+33
-            if ann + 260 > end:
-                raise _Corrupt(f"channel_announcement at offset {body - 12} is too short")
-            (flen,) = _U16.unpack_from(data, ann + 258)
-            p = ann + 260 + flen + 32
-            if p + 8 + 66 > end:
-                raise _Corrupt(f"channel_announcement at offset {body - 12} is too short")
-            (scid,) = _U64.unpack_from(data, p)
-            if scid in channels:
-                last = None  # duplicate: gossmap keeps the first one
-                continue
-            last = _Channel(data[p + 8 : p + 41], data[p + 41 : p + 74], ann, private)
-            last.capacity_sat = cap
-            channels[scid] = last
-        elif typ == STORE_CHANNEL_AMOUNT:
-            if length < 10:
-                raise _Corrupt(f"channel_amount record at offset {body - 12} is too short")
-            if last is not None and last.capacity_sat is None:
-                (last.capacity_sat,) = _U64.unpack_from(data, body + 2)
-        elif typ == STORE_PRIVATE_UPDATE:
-            if length < 4 + _UPDATE_LEN:
-                raise _Corrupt(f"private update at offset {body - 12} is too short")
-            upd_offs.append(body + 4)
-            upd_private.append(True)
-        elif typ == STORE_DELETE_CHAN:
-            if length < 10:
-                raise _Corrupt(f"delete_chan record at offset {body - 12} is too short")
-            (scid,) = _U64.unpack_from(data, body + 2)
-            gone = channels.pop(scid, None)
-            if gone is not None and gone is last:
-                last = None
-        elif typ == STORE_ENDED:
-            return channels, upd_offs, upd_private, True
-        # node_announcement, chan_dying, uuid and unknown types: nothing for the graph
-    return channels, upd_offs, upd_private, False
+            w.upd_offs.append(body)
+            w.upd_private.append(False)
+        else:
+            w.record(data, typ, body, length, end)
+    return w
 
 
-def _build(
-    data: bytes, channels: dict[int, _Channel], upd_offs: list[int], upd_private: list[bool]
-) -> Graph:
-    live = {s: c for s, c in channels.items() if c.capacity_sat is not None}
+def _build(data: bytes, w: _Walk) -> Graph:
+    upd_offs, upd_private = w.upd_offs, w.upd_private
+    live = {s: c for s, c in w.channels.items() if c.capacity_sat is not None}
     a = np.frombuffer(data, dtype=np.uint8)
     offs = np.asarray(upd_offs, dtype=np.int64) + (2 + 64 + 32)  # at the scid
     scid = _be(a, offs, 8)
@@ -230,13 +253,13 @@ def _build(
     rdir = direction[rows]
 
     node_index: dict[bytes, int] = {}
-    nodes: list[str] = []
+    nodes: list[NodeId] = []
 
     def idx(n: bytes) -> int:
         i = node_index.get(n)
         if i is None:
             i = node_index[n] = len(nodes)
-            nodes.append(n.hex())
+            nodes.append(NodeId(n.hex()))
         return i
 
     n1 = np.fromiter((idx(c.node1) for c in row_chan), dtype=np.int32, count=len(row_chan))
@@ -256,7 +279,7 @@ def _build(
     htlc_max = np.minimum(i64(_be(a, ro + 32, 8)), cap_msat)
     return Graph(
         nodes=nodes,
-        scid=[_scid_str(s) for s in scid[rows].tolist()],
+        scid=[scid_from_u64(s) for s in scid[rows].tolist()],
         direction=rdir,
         src=np.where(rdir == 0, n1, n2),
         dst=np.where(rdir == 0, n2, n1),
@@ -310,11 +333,11 @@ def load_gossip_store(path: StrPath) -> Graph:
     for _ in range(_MAX_REOPEN):
         data, ident = _read(p)
         try:
-            channels, upd_offs, upd_private, ended = _walk(data)
-            if ended and _identity(p) not in (None, ident):
+            w = _walk(data)
+            if w.ended and _identity(p) not in (None, ident):
                 continue  # lightningd renamed a new store over the path: read that one
             # not replaced (a copy?): every record before the end marker is complete
-            return _build(data, channels, upd_offs, upd_private)
+            return _build(data, w)
         except _Corrupt as e:
             raise GraphLoadError(f"{p}: {e}") from None
         except (ValueError, IndexError, struct.error) as e:  # defensive: never leak these

@@ -22,7 +22,7 @@ import numpy as np
 from barq.errors import GraphLoadError
 from barq.graph._graph import Graph
 from barq.graph._io import StrPath, gunzip, read_bytes
-from barq.model import direction_of, is_node_id
+from barq.model import NodeId, Scid, direction_of, is_node_id
 
 __all__ = ["load_listchannels"]
 
@@ -31,9 +31,9 @@ _INT64_MAX = 2**63 - 1
 
 
 class _Channel(msgspec.Struct, kw_only=True):
-    source: str
-    destination: str
-    short_channel_id: str
+    source: NodeId
+    destination: NodeId
+    short_channel_id: Scid
     amount_msat: int | str
     base_fee_millisatoshi: int
     fee_per_millionth: int
@@ -75,7 +75,7 @@ def _u32(v: int, what: str, i: int) -> int:
 
 
 def _build(doc: _ListChannels) -> Graph:
-    rows: dict[tuple[str, int], int] = {}  # (scid, direction) -> position in doc.channels
+    rows: dict[tuple[Scid, int], int] = {}  # (scid, direction) -> position in doc.channels
     for i, c in enumerate(doc.channels):
         if not _SCID.fullmatch(c.short_channel_id):
             raise _Bad(
@@ -91,10 +91,10 @@ def _build(doc: _ListChannels) -> Graph:
             )
         rows[(c.short_channel_id, d)] = i  # a later entry replaces an earlier one
     chans = [doc.channels[i] for i in rows.values()]
-    nodes: list[str] = []
+    nodes: list[NodeId] = []
     index: dict[str, int] = {}
 
-    def idx(n: str) -> int:
+    def idx(n: NodeId) -> int:
         j = index.get(n)
         if j is None:
             if not is_node_id(n):

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import struct
 
-from barq.model import NodeId, Scid
+from barq.model import NodeId, Scid, scid_to_u64
+
+scid_to_int = scid_to_u64  # exported name kept; the codec lives in barq.model
 
 __all__ = [
     "CHANNEL_ANNOUNCEMENT",
@@ -91,21 +93,6 @@ def crc32c(seed: int, data: bytes) -> int:
     for b in data:
         crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
     return crc ^ 0xFFFFFFFF
-
-
-def scid_to_int(scid: Scid) -> int:
-    """``"103x1x0"`` -> the u64 of BOLT 7 (block << 40 | tx << 16 | output).
-
-    Raises:
-        ValueError: not ``BLOCKxTXxOUT`` within the field widths (24, 24, 16 bits).
-    """
-    parts = scid.split("x")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        raise ValueError(f"not a short_channel_id: {scid!r}")
-    block, tx, out = (int(p) for p in parts)
-    if block >= 1 << 24 or tx >= 1 << 24 or out >= 1 << 16:
-        raise ValueError(f"short_channel_id out of range: {scid!r}")
-    return block << 40 | tx << 16 | out
 
 
 def _node(node_id: NodeId) -> bytes:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import coincurve
 
 from barq.errors import InvalidParams
-from barq.graph._graph import Graph
-from barq.model import NodeId, direction_of
+from barq.graph._graph import COLUMNS, Graph
+from barq.model import NodeId, Scid, direction_of
 
 __all__ = [
     "ChannelSpec",
@@ -40,7 +40,7 @@ def node_key(seed: int, i: int) -> tuple[NodeId, bytes]:
     """``(node_id, privkey)`` of node ``i``: privkey = sha256("barq-sim-{seed}-{i}")."""
     priv = hashlib.sha256(f"barq-sim-{seed}-{i}".encode()).digest()
     pub = coincurve.PrivateKey(priv).public_key.format(compressed=True).hex()
-    return str(pub), priv
+    return NodeId(pub), priv
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,28 +92,13 @@ def network_from_channels(
     """
     ids_keys = [node_key(seed, i) for i in range(n_nodes)]
     ids = [k[0] for k in ids_keys]
-    scids: list[str] = []
-    cols: dict[str, list[int]] = {
-        k: []
-        for k in (
-            "direction",
-            "src",
-            "dst",
-            "capacity_msat",
-            "fee_base_msat",
-            "fee_ppm",
-            "cltv_delta",
-            "htlc_min_msat",
-            "htlc_max_msat",
-            "enabled",
-            "private",
-        )
-    }
+    scids: list[Scid] = []
+    cols: dict[str, list[int]] = {k: [] for k in COLUMNS}
     seen: set[str] = set()
     for k, ch in enumerate(channels):
         if not (0 <= ch.a < n_nodes and 0 <= ch.b < n_nodes) or ch.a == ch.b:
             raise InvalidParams(f"channel {k}: bad endpoints {ch.a}, {ch.b} for {n_nodes} nodes")
-        scid = ch.scid or f"{100 + k}x1x0"
+        scid = Scid(ch.scid or f"{100 + k}x1x0")
         if scid in seen:
             raise InvalidParams(f"channel {k}: duplicate short channel id {scid}")
         seen.add(scid)

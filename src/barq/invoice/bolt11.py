@@ -38,7 +38,7 @@ from barq.invoice._bech32 import (
     words_to_bytes,
     words_to_int,
 )
-from barq.model import Invoice, NodeId, RouteHintHop, Scid
+from barq.model import Invoice, NodeId, PaymentHash, RouteHintHop, Scid, scid_from_u64, scid_to_u64
 
 __all__ = [
     "CURRENCY_OF_NETWORK",
@@ -97,7 +97,7 @@ class InvoiceFields(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     network: str
-    payment_hash: str
+    payment_hash: PaymentHash
     created_at: int
     amount_msat: int | None = None
     payment_secret: str | None = None
@@ -119,6 +119,7 @@ class InvoiceFields(msgspec.Struct, frozen=True, kw_only=True):
             amount_msat=inv.amount_msat,
             payment_secret=inv.payment_secret,
             description=inv.description,
+            description_hash=inv.description_hash,
             expiry=inv.expiry,
             min_final_cltv_expiry=inv.min_final_cltv_expiry,
             payee=inv.payee if include_payee else None,
@@ -156,17 +157,10 @@ def _amount_from_hrp(text: str) -> int:
 
 
 def _scid_to_int(scid: Scid) -> int:
-    parts = scid.split("x")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        raise InvalidParams(f"bolt11: not a short channel id: {scid!r}")
-    block, tx, out = (int(p) for p in parts)
-    if block >= 1 << 24 or tx >= 1 << 24 or out >= 1 << 16:
-        raise InvalidParams(f"bolt11: short channel id out of range: {scid!r}")
-    return block << 40 | tx << 16 | out
-
-
-def _scid_from_int(v: int) -> Scid:
-    return f"{v >> 40}x{(v >> 16) & 0xFFFFFF}x{v & 0xFFFF}"
+    try:
+        return scid_to_u64(scid)
+    except ValueError as e:
+        raise InvalidParams(f"bolt11: {e}") from None
 
 
 def pubkey_of(privkey: bytes) -> NodeId:
@@ -176,7 +170,7 @@ def pubkey_of(privkey: bytes) -> NodeId:
         barq.errors.InvalidParams: not a valid private key.
     """
     try:
-        return str(coincurve.PrivateKey(privkey).public_key.format(compressed=True).hex())
+        return NodeId(coincurve.PrivateKey(privkey).public_key.format(compressed=True).hex())
     except (ValueError, TypeError) as e:
         raise InvalidParams(f"bolt11: invalid private key: {e}") from None
 
@@ -404,7 +398,7 @@ def decode_fields(
 class _Tagged:
     """The tagged fields read so far (the first of each kind counts)."""
 
-    payment_hash: str | None = None
+    payment_hash: PaymentHash | None = None
     payment_secret: str | None = None
     description: str | None = None
     description_hash: str | None = None
@@ -435,13 +429,13 @@ def _read_field(t: _Tagged, tag: int, field: Sequence[int]) -> None:
     tag (``f``, ``t``...) is skipped, as BOLT 11 requires."""
     n = len(field)
     if tag == _T_P and n == 52 and t.payment_hash is None:
-        t.payment_hash = words_to_bytes(field, pad=False).hex()
+        t.payment_hash = PaymentHash(words_to_bytes(field, pad=False).hex())
     elif tag == _T_S and n == 52 and t.payment_secret is None:
         t.payment_secret = words_to_bytes(field, pad=False).hex()
     elif tag == _T_H and n == 52 and t.description_hash is None:
         t.description_hash = words_to_bytes(field, pad=False).hex()
     elif tag == _T_N and n == 53 and t.payee is None:
-        t.payee = words_to_bytes(field, pad=False).hex()
+        t.payee = NodeId(words_to_bytes(field, pad=False).hex())
     elif tag == _T_D and t.description is None:
         try:
             t.description = words_to_bytes(field, pad=False).decode()
@@ -470,7 +464,7 @@ def _checked_payee(
     if recovered is None:
         raise InvalidInvoice("bolt11: bad signature (no public key can be recovered from it)")
     if payee_field is None:
-        return recovered.hex()
+        return NodeId(recovered.hex())
     ok = recovered.hex() == payee_field or any(
         _recover(sig[:64] + bytes([r]), message) == bytes.fromhex(payee_field)
         for r in range(4)
@@ -491,8 +485,8 @@ def _parse_hint(raw: bytes) -> tuple[RouteHintHop, ...]:
         e = raw[k : k + _HINT_BYTES]
         hops.append(
             RouteHintHop(
-                node_id=e[:33].hex(),
-                scid=_scid_from_int(int.from_bytes(e[33:41], "big")),
+                node_id=NodeId(e[:33].hex()),
+                scid=scid_from_u64(int.from_bytes(e[33:41], "big")),
                 fee_base_msat=int.from_bytes(e[41:45], "big"),
                 fee_ppm=int.from_bytes(e[45:49], "big"),
                 cltv_delta=int.from_bytes(e[49:51], "big"),
@@ -537,6 +531,7 @@ def decode(text: str, *, trusted_signers: Collection[NodeId] = ()) -> Invoice:
         network=f.network,
         payment_secret=f.payment_secret,
         description=f.description,
+        description_hash=f.description_hash,
         route_hints=f.route_hints,
         features=f.features,
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any
+from typing import Any, NewType
 
 import msgspec
 
@@ -32,7 +32,9 @@ __all__ = [
     "LocalChannel",
     "NodeId",
     "NodeInfo",
+    "PartId",
     "PartStatus",
+    "PaymentHash",
     "Route",
     "RouteFailure",
     "RouteHintHop",
@@ -46,11 +48,15 @@ __all__ = [
     "is_node_id",
     "parse_scid_dir",
     "scid_dir",
+    "scid_from_u64",
+    "scid_to_u64",
 ]
 
-NodeId = str
-Scid = str
-ScidDir = str
+NodeId = NewType("NodeId", str)
+Scid = NewType("Scid", str)
+ScidDir = NewType("ScidDir", str)
+PaymentHash = NewType("PaymentHash", str)
+PartId = NewType("PartId", int)
 
 _NODE_ID = re.compile(r"0[23][0-9a-f]{64}")
 
@@ -62,7 +68,32 @@ def is_node_id(text: str) -> bool:
 
 def scid_dir(scid: Scid, direction: int) -> ScidDir:
     """``("103x1x0", 1)`` -> ``"103x1x0/1"``."""
-    return f"{scid}/{direction}"
+    return ScidDir(f"{scid}/{direction}")
+
+
+_SCID = re.compile(r"(\d+)x(\d+)x(\d+)")
+
+
+def scid_to_u64(scid: str) -> int:
+    """``BLOCKxTXxOUT`` -> the BOLT 7 8-byte integer (block 24 bits, tx 24, output 16).
+
+    The one codec of short channel ids (gossip, onion payloads, bolt11 hints, wire messages).
+
+    Raises:
+        ValueError: not ``BLOCKxTXxOUT`` or a part out of range.
+    """
+    m = _SCID.fullmatch(scid)
+    if m is None:
+        raise ValueError(f"not a short_channel_id: {scid!r}")
+    block, tx, out = (int(g) for g in m.groups())
+    if block >= 1 << 24 or tx >= 1 << 24 or out >= 1 << 16:
+        raise ValueError(f"short_channel_id out of range: {scid!r}")
+    return (block << 40) | (tx << 16) | out
+
+
+def scid_from_u64(value: int) -> Scid:
+    """Inverse of :func:`scid_to_u64`."""
+    return Scid(f"{value >> 40}x{(value >> 16) & 0xFFFFFF}x{value & 0xFFFF}")
 
 
 def direction_of(source: NodeId, destination: NodeId) -> int:
@@ -84,7 +115,7 @@ def parse_scid_dir(text: str) -> tuple[Scid, int]:
     parts = scid.split("x")
     if not sep or d not in ("0", "1") or len(parts) != 3 or not all(p.isdigit() for p in parts):
         raise ValueError(f"not a short_channel_id/direction: {text!r}")
-    return scid, int(d)
+    return Scid(scid), int(d)
 
 
 def fee_msat(amount_msat: int, base_msat: int, ppm: int) -> int:
@@ -284,7 +315,7 @@ class Invoice(msgspec.Struct, frozen=True, kw_only=True):
 
     bolt11: str
     payee: NodeId
-    payment_hash: str
+    payment_hash: PaymentHash
     amount_msat: int | None
     created_at: int
     expiry: int
@@ -292,6 +323,7 @@ class Invoice(msgspec.Struct, frozen=True, kw_only=True):
     network: str
     payment_secret: str | None = None
     description: str | None = None
+    description_hash: str | None = None  # hex sha256 of the description (``h`` field)
     route_hints: tuple[tuple[RouteHintHop, ...], ...] = ()
     features: str = ""
 
@@ -341,8 +373,8 @@ class PartStatus(msgspec.Struct, frozen=True, kw_only=True):
     left the payer for it.
     """
 
-    payment_hash: str
-    partid: int
+    payment_hash: PaymentHash
+    partid: PartId
     groupid: int
     status: SendpayStatus
     amount_msat: int

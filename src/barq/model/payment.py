@@ -19,7 +19,7 @@ from enum import StrEnum
 
 import msgspec
 
-from barq.model import NodeId, Route, RouteFailure
+from barq.model import NodeId, PartId, PaymentHash, Route, RouteFailure
 
 __all__ = [
     "EngineConfig",
@@ -57,6 +57,8 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     gossip_refresh_s: float = 60.0  # reload the gossip graph at most this often (or when stale)
     waitsendpay_timeout_s: float | None = None
     strategies_in_thread: bool = True  # False under a simulated clock
+    route_timeout_s: float = 10.0  # a route computation abandoned after this (askrene-timeout)
+    route_threads: int = 4  # route computations at once in worker threads (askrene: 4)
 
     def default_maxfee_msat(self, amount_msat: int) -> int:
         """The fee budget for ``amount_msat`` when the caller gives none.
@@ -70,7 +72,12 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
 class PayParams(msgspec.Struct, frozen=True, kw_only=True):
     """One ``barqpay`` call, already type-checked (not yet validated against the invoice).
 
-    ``None`` means "use the engine default".
+    ``None`` means "use the engine default". ``maxfee_ppm``/``exemptfee_msat``
+    are ``pay``'s ``maxfeepercent``/``exemptfee`` (the fee budget is then
+    xpay's: that share of the amount, at least the exempt fee);
+    ``partial_msat`` delivers only that much of the invoice's amount (the
+    rest is another payer's, as ``pay``'s ``partial_msat``); ``description``
+    must hash to the invoice's description hash when it has one.
     """
 
     invstring: str
@@ -82,6 +89,10 @@ class PayParams(msgspec.Struct, frozen=True, kw_only=True):
     exclude: tuple[str, ...] = ()
     strategy: str | None = None
     label: str | None = None
+    maxfee_ppm: int | None = None
+    exemptfee_msat: int | None = None
+    partial_msat: int | None = None
+    description: str | None = None
 
 
 class PartState(StrEnum):
@@ -128,7 +139,7 @@ class PartOutcome(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 class PartView(msgspec.Struct, frozen=True, kw_only=True):
     """One attempt (one ``sendpay`` part) of a payment, for status and results."""
 
-    partid: int
+    partid: PartId
     groupid: int
     amount_msat: int
     amount_sent_msat: int
@@ -149,7 +160,7 @@ class PaymentView(msgspec.Struct, frozen=True, kw_only=True):
     ``compute_s`` the wall-clock time the router spent in strategies for it.
     """
 
-    payment_hash: str
+    payment_hash: PaymentHash
     destination: NodeId
     amount_msat: int
     status: PaymentStatus
@@ -192,7 +203,7 @@ class PayOutcome(msgspec.Struct, frozen=True, kw_only=True):
 class PaymentStarted(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """The payment is validated and about to send; ``at`` is its creation time."""
 
-    payment_hash: str
+    payment_hash: PaymentHash
     destination: NodeId
     amount_msat: int
     strategy: str
@@ -210,8 +221,8 @@ class PartAdopted(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     start time.
     """
 
-    payment_hash: str
-    partid: int
+    payment_hash: PaymentHash
+    partid: PartId
     groupid: int
     amount_msat: int
     amount_sent_msat: int
@@ -226,8 +237,8 @@ class PartStarted(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     ``compute_s`` is the payment's time in strategies so far (cumulative).
     """
 
-    payment_hash: str
-    partid: int
+    payment_hash: PaymentHash
+    partid: PartId
     groupid: int
     amount_msat: int
     route: Route
@@ -238,8 +249,8 @@ class PartStarted(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 class PartEnded(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """A part ended in ``state`` (``preimage`` when it succeeded)."""
 
-    payment_hash: str
-    partid: int
+    payment_hash: PaymentHash
+    partid: PartId
     groupid: int
     amount_msat: int
     state: PartState
@@ -252,7 +263,7 @@ class PartEnded(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 class PaymentEnded(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """The payment ended (``error``/``error_code`` when it failed)."""
 
-    payment_hash: str
+    payment_hash: PaymentHash
     groupid: int
     status: PaymentStatus
     at: float

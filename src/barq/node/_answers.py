@@ -19,9 +19,13 @@ from barq.model import (
     ChannelUpdate,
     Invoice,
     LocalChannel,
+    NodeId,
+    PartId,
     PartStatus,
+    PaymentHash,
     RouteFailure,
     RouteHintHop,
+    Scid,
     SendpayStatus,
 )
 from barq.node.wire import parse_channel_update, parse_failure_message
@@ -51,7 +55,7 @@ def msat(value: Msat) -> int:
 
 
 class Getinfo(msgspec.Struct):
-    id: str
+    id: NodeId
     network: str
     blockheight: int
     alias: str = ""
@@ -64,8 +68,8 @@ class DecodedKind(msgspec.Struct):
 
 
 class Bolt11HintHop(msgspec.Struct):
-    pubkey: str
-    short_channel_id: str
+    pubkey: NodeId
+    short_channel_id: Scid
     fee_base_msat: Msat = 0
     fee_proportional_millionths: int = 0
     cltv_expiry_delta: int = 0
@@ -74,27 +78,28 @@ class Bolt11HintHop(msgspec.Struct):
 class Bolt11(msgspec.Struct):
     currency: str
     created_at: int
-    payee: str
-    payment_hash: str
+    payee: NodeId
+    payment_hash: PaymentHash
     expiry: int = 3600
     amount_msat: Msat | None = None
     payment_secret: str | None = None
     description: str | None = None
+    description_hash: str | None = None
     min_final_cltv_expiry: int = 18
     features: str = ""
     routes: list[list[Bolt11HintHop]] = []
 
 
 class ChannelAlias(msgspec.Struct):
-    local: str | None = None
-    remote: str | None = None
+    local: Scid | None = None
+    remote: Scid | None = None
 
 
 class PeerChannel(msgspec.Struct):
-    peer_id: str
+    peer_id: NodeId
     state: str
     peer_connected: bool = False
-    short_channel_id: str | None = None
+    short_channel_id: Scid | None = None
     alias: ChannelAlias | None = None
     direction: int | None = None
     private: bool = False
@@ -111,14 +116,14 @@ class PeerChannels(msgspec.Struct):
 
 
 class Payment(msgspec.Struct):
-    payment_hash: str
+    payment_hash: PaymentHash
     status: SendpayStatus
     amount_sent_msat: Msat
     id: int | None = None
     groupid: int | None = None
-    partid: int | None = None
+    partid: PartId | None = None
     amount_msat: Msat | None = None
-    destination: str | None = None
+    destination: NodeId | None = None
     created_at: int = 0
     completed_at: int | float | None = None
     payment_preimage: str | None = None
@@ -133,8 +138,8 @@ class Payments(msgspec.Struct):
 class RouteFailData(msgspec.Struct):
     erring_index: int = 0
     failcode: int = 0
-    erring_node: str | None = None
-    erring_channel: str | None = None
+    erring_node: NodeId | None = None
+    erring_channel: Scid | None = None
     erring_direction: int | None = None
     raw_message: str | None = None
     channel_update: str | None = None  # very old lightningd
@@ -150,8 +155,11 @@ def decode_answer(method: str, raw: msgspec.Raw, shape: type[T]) -> T:
         ) from exc
 
 
+_NO_PARTID = PartId(0)
+
+
 def part_status(
-    p: Payment, *, partid: int = 0, groupid: int = 0, amount_msat: int | None = None
+    p: Payment, *, partid: PartId = _NO_PARTID, groupid: int = 0, amount_msat: int | None = None
 ) -> PartStatus:
     """``partid``/``groupid``/``amount_msat``: what to use when lightningd omits them."""
     return PartStatus(
@@ -240,6 +248,7 @@ def invoice_of(b: Bolt11, invstring: str) -> Invoice:
             network=network,
             payment_secret=b.payment_secret,
             description=b.description,
+            description_hash=b.description_hash,
             route_hints=tuple(
                 tuple(
                     RouteHintHop(

@@ -106,13 +106,19 @@ async def connect_unix(path: Path) -> anyio.abc.SocketStream:
     """
     if len(os.fsencode(path)) <= MAX_UNIX_PATH:
         return await anyio.connect_unix(path)
-    if not _FD_DIR.is_dir():
-        raise OSError(f"AF_UNIX path too long ({len(os.fsencode(path))} bytes) and no /proc/self/fd")
-    dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    dirfd = _open_parent(path)
     try:
         return await anyio.connect_unix(_FD_DIR / str(dirfd) / path.name)
     finally:
         os.close(dirfd)
+
+
+def _open_parent(path: Path) -> int:
+    """A descriptor of ``path``'s directory, to reach ``path`` by a short name (procfs and
+    a local directory: nothing that blocks for long)."""
+    if not _FD_DIR.is_dir():
+        raise OSError(f"AF_UNIX path too long ({len(os.fsencode(path))} bytes) and no {_FD_DIR}")
+    return os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
 
 
 class _Call:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from barq.model import Invoice, LocalChannel, NodeInfo, PartStatus, Route
+from barq.model import Invoice, LocalChannel, NodeInfo, PartId, PartStatus, PaymentHash, Route
 
 if TYPE_CHECKING:
     from barq.graph import Graph
@@ -54,9 +54,9 @@ class NodeInterface(Protocol):
     async def sendpay(
         self,
         route: Route,
-        payment_hash: str,
+        payment_hash: PaymentHash,
         *,
-        partid: int,
+        partid: PartId,
         groupid: int,
         total_msat: int,
         payment_secret: str | None,
@@ -76,7 +76,12 @@ class NodeInterface(Protocol):
         ...
 
     async def waitsendpay(
-        self, payment_hash: str, *, partid: int, groupid: int, timeout_s: float | None = None
+        self,
+        payment_hash: PaymentHash,
+        *,
+        partid: PartId,
+        groupid: int,
+        timeout_s: float | None = None,
     ) -> PartStatus:
         """Wait until the part resolves; returns it ``complete`` with the preimage.
 
@@ -86,6 +91,6 @@ class NodeInterface(Protocol):
         """
         ...
 
-    async def listsendpays(self, payment_hash: str | None = None) -> list[PartStatus]:
+    async def listsendpays(self, payment_hash: PaymentHash | None = None) -> list[PartStatus]:
         """Every part ever sent (for ``payment_hash`` only, when given)."""
         ...

@@ -39,7 +39,7 @@ from barq.errors import (
     InvalidInvoice,
     RpcError,
 )
-from barq.model import Invoice, LocalChannel, NodeInfo, PartStatus, Route
+from barq.model import Invoice, LocalChannel, NodeInfo, PartId, PartStatus, PaymentHash, Route
 from barq.node._answers import (
     CURRENCY_NETWORKS,
     Bolt11,
@@ -208,9 +208,9 @@ class LightningdNode:
     async def sendpay(
         self,
         route: Route,
-        payment_hash: str,
+        payment_hash: PaymentHash,
         *,
-        partid: int,
+        partid: PartId,
         groupid: int,
         total_msat: int,
         payment_secret: str | None,
@@ -249,7 +249,12 @@ class LightningdNode:
         )
 
     async def waitsendpay(
-        self, payment_hash: str, *, partid: int, groupid: int, timeout_s: float | None = None
+        self,
+        payment_hash: PaymentHash,
+        *,
+        partid: PartId,
+        groupid: int,
+        timeout_s: float | None = None,
     ) -> PartStatus:
         """``waitsendpay`` until the part resolves; returns it ``complete`` with its preimage.
 
@@ -276,7 +281,7 @@ class LightningdNode:
             raise
         return status_of("waitsendpay", p, partid=partid, groupid=groupid)
 
-    async def listsendpays(self, payment_hash: str | None = None) -> list[PartStatus]:
+    async def listsendpays(self, payment_hash: PaymentHash | None = None) -> list[PartStatus]:
         """``listsendpays``: every part (of ``payment_hash`` only, when given).
 
         ``amount_msat`` is 0 for parts whose delivered amount lightningd does

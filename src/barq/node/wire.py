@@ -8,7 +8,9 @@ BOLT 4 ``failure_code`` and, for UPDATE codes, the BOLT 7 ``channel_update``
 
 from __future__ import annotations
 
-from barq.model import ChannelUpdate, FailCode, Scid
+from barq.model import ChannelUpdate, FailCode, scid_from_u64
+
+scid_from_int = scid_from_u64  # the name this module exported before the codec moved to model
 
 __all__ = ["parse_channel_update", "parse_failure_message", "scid_from_int"]
 
@@ -25,11 +27,6 @@ _BYTES_BEFORE_UPDATE: dict[int, int] = {
     FailCode.EXPIRY_TOO_SOON: 0,
     FailCode.CHANNEL_DISABLED: 2,  # u16 disabled_flags
 }
-
-
-def scid_from_int(value: int) -> Scid:
-    """BOLT 7 u64 ``short_channel_id`` -> ``BLOCKxTXxOUT``."""
-    return f"{value >> 40}x{(value >> 16) & 0xFFFFFF}x{value & 0xFFFF}"
 
 
 def _u(data: bytes, start: int, size: int) -> int:

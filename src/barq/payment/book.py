@@ -30,7 +30,7 @@ from barq.errors import (
     NodeError,
     StoppedRetrying,
 )
-from barq.model import NodeId, Route, RouteInput, ScidDir
+from barq.model import NodeId, PartId, PaymentHash, Route, RouteInput, ScidDir
 from barq.model.payment import (
     PartAdopted,
     PartEnded,
@@ -48,6 +48,7 @@ from barq.payment.failures import FailureKind, Verdict, classify
 from barq.payment.fold import fold
 from barq.payment.plan import PaymentPlan
 from barq.payment.prior import Resume
+from barq.payment.wording import destination_refused, gave_up
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -74,8 +75,8 @@ Publish = Callable[[PaymentEvent], None]
 class PartOrder(msgspec.Struct, frozen=True, kw_only=True):
     """What ``sendpay`` needs for part ``partid`` of ``groupid`` (besides its route)."""
 
-    payment_hash: str
-    partid: int
+    payment_hash: PaymentHash
+    partid: PartId
     groupid: int
     amount_msat: int
     total_msat: int
@@ -168,7 +169,7 @@ class PaymentBook:
     def _in(self, *states: PartState) -> list[PartView]:
         return [p for p in self.view.parts if p.state in states]
 
-    def _part(self, partid: int) -> PartView:
+    def _part(self, partid: PartId) -> PartView:
         return next(p for p in self.view.parts if p.partid == partid)
 
     @property
@@ -330,14 +331,14 @@ class PaymentBook:
 
     # -- parts ----------------------------------------------------------------------------
 
-    def _order(self, partid: int, amount_msat: int) -> PartOrder:
+    def _order(self, partid: PartId, amount_msat: int) -> PartOrder:
         inv = self.plan.invoice
         return PartOrder(
             payment_hash=inv.payment_hash,
             partid=partid,
             groupid=self.groupid,
             amount_msat=amount_msat,
-            total_msat=self.plan.amount_msat,
+            total_msat=self.plan.total_msat,
             payment_secret=inv.payment_secret,
             bolt11=inv.bolt11,
             label=self.plan.label,
@@ -346,7 +347,7 @@ class PaymentBook:
     def start_part(self, route: Route) -> PartOrder:
         """Assign the next partid to ``route`` (its amount leaves the pool's first piece)."""
         partid = self.next_partid
-        self.next_partid += 1
+        self.next_partid = PartId(partid + 1)
         self._emit(
             PartStarted(
                 payment_hash=self.plan.payment_hash,
@@ -364,7 +365,7 @@ class PaymentBook:
         """The parts adopted from an earlier run (already sent: only to be awaited)."""
         return [self._order(a.partid, a.amount_msat) for a in self.adopted]
 
-    def part_ended(self, partid: int, outcome: PartOutcome) -> None:
+    def part_ended(self, partid: PartId, outcome: PartOutcome) -> None:
         """Book how part ``partid`` ended and decide what it means for the payment."""
         pv = self._part(partid)
         if outcome.state is PartState.SUCCEEDED:
@@ -415,7 +416,7 @@ class PaymentBook:
             self.pool.append(pv.amount_msat)
             self.stop(
                 DestinationPermanentFailure(
-                    f"the destination refused part {pv.partid}: {out.failure.failcodename}",
+                    destination_refused(out.failure, pv.partid),
                     data={
                         "failcode": out.failure.failcode,
                         "failcodename": out.failure.failcodename,
@@ -489,8 +490,9 @@ class PaymentBook:
         """Close the books: the view on success.
 
         Raises:
-            BarqError: why the payment failed; ``.data`` is the view (as builtins)
-                with ``attempts`` replaced by one entry per part sent.
+            BarqError: why the payment failed, in xpay's words
+                (:func:`barq.payment.wording.gave_up`); ``.data`` is the view (as
+                builtins) with ``attempts`` replaced by one entry per part sent.
         """
         at = self.clock()
         h, g = self.plan.payment_hash, self.groupid
@@ -505,7 +507,14 @@ class PaymentBook:
                 )
             )
             return self.view
-        err = self.stop_error or self.routing_error or StoppedRetrying("gave up")
+        cause = self.stop_error or self.routing_error or StoppedRetrying("gave up")
+        err = gave_up(
+            cause,
+            self.view.parts,
+            attempts=self.attempts,
+            amount_msat=self.plan.amount_msat,
+            unassigned_msat=self.unassigned_msat,
+        )
         self._emit(
             PaymentEnded(
                 payment_hash=h,
@@ -520,13 +529,13 @@ class PaymentBook:
         data: dict[str, Any] = msgspec.to_builtins(self.view)
         data["attempts"] = [attempt_detail(p) for p in self.view.parts]
         data.update({k: val for k, val in err.data.items() if k not in data})
-        if self.routing_error is not None and self.routing_error is not err:
+        if self.routing_error is not None and self.routing_error is not cause:
             data["last_routing_error"] = self.routing_error.message
         err.data = data
         raise err
 
 
-def _ended_earlier(payment_hash: str, pv: PartView) -> tuple[PartAdopted, PartEnded]:
+def _ended_earlier(payment_hash: PaymentHash, pv: PartView) -> tuple[PartAdopted, PartEnded]:
     """A part of the group that ended before this payment, told as events (for its record)."""
     return (
         PartAdopted(

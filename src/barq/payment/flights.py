@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 
 from barq.errors import BarqError, PaymentInProgress
-from barq.model import Invoice
+from barq.model import Invoice, PaymentHash
 from barq.model.payment import EngineConfig, PayOutcome, PayParams
 from barq.payment.plan import PaymentPlan, paid_amount
 
@@ -101,7 +101,9 @@ _LIMITS = (
 )
 
 
-def join_refusal(payment_hash: str, running: Terms, call: Terms) -> PaymentInProgress | None:
+def join_refusal(
+    payment_hash: PaymentHash, running: Terms, call: Terms
+) -> PaymentInProgress | None:
     """Why ``call`` may not join the payment of ``payment_hash`` paid on ``running`` terms.
 
     Returns:
@@ -138,7 +140,7 @@ def join_refusal(payment_hash: str, running: Terms, call: Terms) -> PaymentInPro
 
 
 def adopt_refusal(
-    payment_hash: str, recorded_msat: int | None, adopted_msat: int, call: Terms
+    payment_hash: PaymentHash, recorded_msat: int | None, adopted_msat: int, call: Terms
 ) -> PaymentInProgress | None:
     """Why ``call`` may not adopt parts in flight from an earlier run (``None``: it may).
 
@@ -171,7 +173,7 @@ class Flight:
         error: set when it ended with an error.
     """
 
-    payment_hash: str
+    payment_hash: PaymentHash
     terms: Terms | None = None
     outcome: PayOutcome | None = None
     error: BarqError | None = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from barq.model import PaymentHash
 from barq.model.payment import PaymentEvent, PaymentView
 
 __all__ = ["PaymentJournal"]
@@ -54,7 +55,7 @@ class PaymentJournal(Protocol):
 
     async def aget_payments(
         self,
-        payment_hash: str | None = None,
+        payment_hash: PaymentHash | None = None,
         status: str | None = None,
         *,
         limit: int | None = None,

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import msgspec
 
 from barq.errors import AlreadyPaid
-from barq.model import Invoice, PartStatus, SendpayStatus
+from barq.model import Invoice, PartId, PartStatus, SendpayStatus
 from barq.model.payment import (
     PartAdopted,
     PartState,
@@ -57,7 +57,7 @@ class Resume(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     groupid: int = 1
-    next_partid: int = 1
+    next_partid: PartId = PartId(1)
     adopted: tuple[PartAdopted, ...] = ()
     ended: tuple[PartView, ...] = ()
 
@@ -125,7 +125,7 @@ def decide_prior(
         ended = tuple(
             v for v in view_from_sendpays(parts, base).parts if v.state is not PartState.INFLIGHT
         )
-        return Resume(groupid=g, next_partid=max(used) + 1, adopted=adopted, ended=ended)
+        return Resume(groupid=g, next_partid=PartId(max(used) + 1), adopted=adopted, ended=ended)
     if groups:
         return Resume(groupid=max(g for _, g in groups) + 1)
     return Resume()

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from barq.model import PartStatus, SendpayStatus
+from barq.model import PartId, PartStatus, PaymentHash, SendpayStatus
 from barq.model.payment import PaymentStatus, PaymentView
 from barq.payment.sendpays import GroupKey, group_sendpays, view_from_sendpays
 
@@ -61,7 +61,7 @@ class Recovering(msgspec.Struct, frozen=True, kw_only=True):
             self, parts=tuple(part if p.partid == part.partid else p for p in self.parts)
         )
 
-    def failed(self, partid: int, at: float) -> Recovering:
+    def failed(self, partid: PartId, at: float) -> Recovering:
         """The group once part ``partid`` failed (``waitsendpay`` raised) at UNIX ``at``."""
         return msgspec.structs.replace(
             self,
@@ -111,6 +111,6 @@ def plan_recovery(
     )
 
 
-def hashes_in_flight(sendpays: Sequence[PartStatus]) -> set[str]:
+def hashes_in_flight(sendpays: Sequence[PartStatus]) -> set[PaymentHash]:
     """Payment hashes with a part still pending (whose records :func:`plan_recovery` needs)."""
     return {p.payment_hash for p in sendpays if p.status is SendpayStatus.PENDING}

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from barq.model import PartStatus, Route, SendpayStatus
+from barq.model import NodeId, PartStatus, PaymentHash, Route, SendpayStatus
 from barq.model.payment import PartState, PartView, PaymentStatus, PaymentView
 
 __all__ = ["GroupKey", "group_sendpays", "view_from_sendpays"]
 
-GroupKey = tuple[str, int]
+GroupKey = tuple[PaymentHash, int]
 """``(payment_hash, groupid)``: one attempt of a payment, as ``sendpay`` groups parts."""
 
 _STATES = {
@@ -72,7 +72,7 @@ def view_from_sendpays(
         )
         base = PaymentView(
             payment_hash=first.payment_hash,
-            destination=first.destination or "",
+            destination=first.destination or NodeId(""),
             amount_msat=amount,
             status=status,
             strategy=strategy,

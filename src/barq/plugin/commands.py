@@ -30,7 +30,7 @@ from barq.model.payment import (
     PaymentEvent,
     PaymentStarted,
 )
-from barq.plugin.app import BarqPlugin
+from barq.plugin.app import BarqPlugin, Check
 from barq.plugin.host import EngineHost, NodeFactory, RuntimeFactory
 from barq.plugin.options import OPTIONS, config_from_init
 from barq.plugin.params import (
@@ -39,7 +39,7 @@ from barq.plugin.params import (
     barqroute_params,
     barqstatus_params,
 )
-from barq.plugin.redirect import on_rpc_command
+from barq.plugin.redirect import HOOKED, on_rpc_command
 from barq.plugin.results import part_end_json, part_start_json, pay_result
 
 __all__ = ["PART_END_TOPIC", "PART_START_TOPIC", "build_plugin"]
@@ -168,6 +168,11 @@ def barqpay(
     exclude: Any = None,
     strategy: Any = None,
     label: Any = None,
+    maxfeepercent: Any = None,
+    exemptfee: Any = None,
+    riskfactor: Any = None,
+    description: Any = None,
+    partial_msat: Any = None,
 ) -> None:
     """Pay a bolt11 invoice with Barq's multi-part engine.
 
@@ -175,11 +180,26 @@ def barqpay(
     barq-maxfee-percent of the amount, retry_for barq-retry-for seconds,
     maxdelay barq-maxdelay blocks, maxparts barq-maxparts, strategy
     barq-strategy. exclude is a list of short_channel_id/direction or node ids.
-    The result is pay's plus strategy, fee_msat and every attempt (route,
-    amount, fee, outcome); progress is sent as notifications.
+    pay's maxfeepercent/exemptfee (instead of maxfee), riskfactor (unused),
+    description (checked against a description hash) and partial_msat are
+    taken too. The result is pay's plus strategy, fee_msat and every attempt
+    (route, amount, fee, outcome); progress is sent as notifications.
     """
     params = barqpay_params(
-        invstring, amount_msat, maxparts, maxfee, retry_for, maxdelay, exclude, strategy, label
+        invstring,
+        amount_msat,
+        maxparts,
+        maxfee,
+        retry_for,
+        maxdelay,
+        exclude,
+        strategy,
+        label,
+        maxfeepercent,
+        exemptfee,
+        riskfactor,
+        description,
+        partial_msat,
     )
     plugin: BarqPlugin = request.plugin
     host = plugin.engine()
@@ -218,13 +238,18 @@ def barqstrategies() -> dict[str, Any]:
     return {"strategies": available_strategies()}
 
 
-#: (name, handler, background): the whole command table
-COMMANDS: tuple[tuple[str, Callable[..., Any], bool], ...] = (
-    ("barqpay", barqpay, True),
-    ("barqstatus", barqstatus, True),
-    ("barqlistpays", barqlistpays, True),
-    ("barqroute", barqroute, True),
-    ("barqstrategies", barqstrategies, False),
+def _no_params() -> None:
+    """``barqstrategies`` takes no parameter (pyln's binding refuses any)."""
+
+
+#: (name, handler, parameter check, background): the whole command table. The check has
+#: the handler's parameter names (without ``request``); lightningd's ``check`` runs it alone.
+COMMANDS: tuple[tuple[str, Callable[..., Any], Check, bool], ...] = (
+    ("barqpay", barqpay, barqpay_params, True),
+    ("barqstatus", barqstatus, barqstatus_params, True),
+    ("barqlistpays", barqlistpays, barqlistpays_params, True),
+    ("barqroute", barqroute, barqroute_params, True),
+    ("barqstrategies", barqstrategies, _no_params, False),
 )
 
 
@@ -256,7 +281,8 @@ def build_plugin(
     plugin.add_notification_topic(PART_END_TOPIC)
     plugin.child_init = _init
     plugin.add_subscription("shutdown", _on_shutdown)
-    for name, handler, background in COMMANDS:
+    for name, handler, check, background in COMMANDS:
         plugin.add_method(name, handler, background=background, description=handler.__doc__)
-    plugin.add_hook("rpc_command", on_rpc_command, background=True, filters=["pay"])
+        plugin.checks[name] = check
+    plugin.add_hook("rpc_command", on_rpc_command, background=True, filters=list(HOOKED))
     return plugin

@@ -25,7 +25,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, suppress
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
@@ -36,15 +35,20 @@ import anyio.to_thread
 import msgspec
 
 from barq.actors.messages import KnowledgeEntry
-from barq.errors import BarqError, InvalidParams, StoreError
-from barq.limits import AMOUNT_MSAT
-from barq.model import Invoice, NodeId, Route
-from barq.model.payment import EngineConfig, PaymentEvent, PaymentView, PayOutcome, PayParams
+from barq.errors import BarqError, StoreError
+from barq.model import Invoice, NodeId, PaymentHash, Route
+from barq.model.payment import (
+    EngineConfig,
+    PaymentEvent,
+    PaymentStatus,
+    PaymentView,
+    PayOutcome,
+    PayParams,
+)
 from barq.node.base import NodeInterface
 from barq.payment import PaymentJournal
+from barq.plugin.listpays import concerns, listpays_query, listpays_result
 from barq.plugin.options import PluginConfig
-from barq.plugin.params import parse_msat
-from barq.plugin.redirect import xpay_maxfee
 from barq.plugin.results import payment_json, route_result, unwrap_group
 from barq.store import KnowledgeRecord, Store, open_store
 
@@ -82,9 +86,9 @@ class RuntimeLike(Protocol):
         final_cltv: int = 18,
     ) -> list[Route]: ...
 
-    def status(self, payment_hash: str | None = None) -> list[PaymentView]: ...
+    def status(self, payment_hash: PaymentHash | None = None) -> list[PaymentView]: ...
 
-    async def astatus(self, payment_hash: str | None = None) -> list[PaymentView]: ...
+    async def astatus(self, payment_hash: PaymentHash | None = None) -> list[PaymentView]: ...
 
     async def export_knowledge(self) -> list[KnowledgeEntry]: ...
 
@@ -216,6 +220,7 @@ class EngineHost:
         self._main_future: Future[None] | None = None
         self._futures: set[Future[Any]] = set()
         self.runtime: RuntimeLike | None = None
+        self.node: NodeInterface | None = None
         self.store: Store | None = None
         self.store_error: StoreError | None = None
         self.engine_error: BaseException | None = None
@@ -291,7 +296,7 @@ class EngineHost:
         try:
             async with AsyncExitStack() as stack:
                 try:
-                    node = self._node_factory(self.config.configuration)
+                    node = self.node = self._node_factory(self.config.configuration)
                     aclose = getattr(node, "aclose", None)
                     if aclose is not None:
                         stack.push_async_callback(aclose)
@@ -387,7 +392,7 @@ class EngineHost:
             await self._save_knowledge()
         return outcome
 
-    async def status(self, payment_hash: str | None = None) -> dict[str, Any]:
+    async def status(self, payment_hash: PaymentHash | None = None) -> dict[str, Any]:
         """``barqstatus``: payments in flight and recent ones, plus engine and store health."""
         payments = [] if self.runtime is None else await self.runtime.astatus(payment_hash)
         now = time.time()
@@ -407,7 +412,9 @@ class EngineHost:
             out["store"].update(self.store.health())
         return out
 
-    async def listpays(self, payment_hash: str | None, status: str | None) -> dict[str, Any]:
+    async def listpays(
+        self, payment_hash: PaymentHash | None, status: str | None
+    ) -> dict[str, Any]:
         """``barqlistpays``: the payment history from the database."""
         if self._ready is not None:
             await self._ready.wait()
@@ -431,20 +438,20 @@ class EngineHost:
         )
         return route_result(destination, amount_msat, strategy or self.config.strategy, routes)
 
-    async def redirect_maxfee(
-        self, invstring: str, amount: Any, percent: Decimal | None, exempt: int | None
-    ) -> int:
-        """The absolute maxfee of a redirected ``pay`` (:func:`barq.plugin.redirect.xpay_maxfee`).
+    async def listpays_while_paying(self, params: Any) -> dict[str, Any] | None:
+        """``listpays``'s answer when it concerns a payment Barq runs, else ``None``
+        (lightningd answers it). See :mod:`barq.plugin.listpays`.
 
         Raises:
-            InvalidParams: no amount (an amountless invoice without ``amount_msat``).
+            BarqError: ``listsendpays`` failed (the hook then lets lightningd answer).
         """
-        runtime = await self.ready_runtime()
-        if amount is not None:
-            amount_msat = parse_msat(amount, AMOUNT_MSAT)
-        else:
-            inv = await runtime.decode_invoice(invstring)
-            if inv.amount_msat is None:
-                raise InvalidParams("amount_msat required")
-            amount_msat = inv.amount_msat
-        return xpay_maxfee(amount_msat, percent, exempt)
+        call = getattr(self.node, "call", None)
+        if self.runtime is None or call is None:
+            return None
+        paying = [v for v in self.runtime.status() if v.status is PaymentStatus.PENDING]
+        query = listpays_query(params) if paying else None
+        if query is None or not concerns(query, paying):
+            return None
+        answer = await call("listsendpays", query.sendpays_params())
+        sendpays = answer.get("payments", []) if isinstance(answer, dict) else []
+        return listpays_result(sendpays, query, {v.payment_hash for v in paying})

@@ -7,7 +7,6 @@ the matching ``barqpay`` parameter accept the same values.
 from __future__ import annotations
 
 import os
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,12 @@ from barq.limits import (
     ESTIMATOR_HALF_LIFE_S,
     MAXDELAY,
     MAXFEE_MSAT,
+    MAXFEEPERCENT,
     MAXPARTS,
     RETRY_FOR_S,
     Range,
     check_int,
+    check_percent_ppm,
 )
 from barq.model.payment import EngineConfig
 
@@ -118,18 +119,12 @@ class PluginConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def percent_to_ppm(text: Any, name: str) -> int:
-    """A percentage (``"0.5"``, ``"1%"``) in parts per million.
+    """A percentage (``"0.5"``, ``"1%"``) in parts per million (:data:`barq.limits.MAXFEEPERCENT`).
 
     Raises:
         InvalidParams: not a number, or outside 0..100 (the message names ``name``).
     """
-    try:
-        d = Decimal(str(text).strip().rstrip("%"))
-    except InvalidOperation:
-        raise InvalidParams(f"{name}: not a number: {text!r}") from None
-    if not d.is_finite() or d < 0 or d > 100:
-        raise InvalidParams(f"{name}: must be a percentage between 0 and 100, got {text!r}")
-    return int(d * 10_000)
+    return check_percent_ppm(MAXFEEPERCENT.named(name), text)
 
 
 def config_from_init(options: dict[str, Any], configuration: dict[str, Any]) -> PluginConfig:

@@ -2,9 +2,14 @@
 
 Each function takes what lightningd passed (positional or keyword, any JSON
 type) and returns clean values or raises :class:`barq.errors.InvalidParams`
-(-32602) naming the parameter. Ranges are :mod:`barq.limits`'; amounts take
-CLN's forms (``1000``, ``"1000msat"``, ``"1.5sat"``, ``"0.001btc"``). What
-needs the invoice (amount rules, network, expiry) is the engine's to check.
+(-32602) naming the parameter. Ranges and string sizes are :mod:`barq.limits`';
+amounts take CLN's forms (``1000``, ``"1000msat"``, ``"1.5sat"``, ``"0.001btc"``).
+A refusal shows at most a short excerpt of the value (:func:`barq.errors.shown`),
+whatever its size. What needs the invoice (amount rules, network, expiry) is
+the engine's to check (:func:`barq.payment.validate`).
+
+Each function has the same parameter names as its command, so the command
+table can run it alone for lightningd's ``check``.
 """
 
 from __future__ import annotations
@@ -15,16 +20,27 @@ from contextlib import suppress
 from typing import Any
 
 from barq.actors.runtime import check_strategy
-from barq.errors import InvalidParams
+from barq.errors import InvalidParams, shown
 from barq.limits import (
     AMOUNT_MSAT,
+    DESCRIPTION,
+    EXCLUDE_ENTRIES,
+    EXEMPTFEE_MSAT,
+    INVSTRING,
+    LABEL,
     MAXDELAY,
     MAXFEE_MSAT,
+    MAXFEEPERCENT,
     MAXPARTS,
+    PARTIAL_MSAT,
     RETRY_FOR_S,
+    RISKFACTOR,
+    STRATEGY,
     Range,
     check_float,
     check_int,
+    check_percent_ppm,
+    check_text,
 )
 from barq.model import NodeId, is_node_id, parse_scid_dir
 from barq.model.payment import PaymentStatus, PayParams
@@ -34,6 +50,7 @@ __all__ = [
     "barqpay_params",
     "barqroute_params",
     "barqstatus_params",
+    "canonical_invstring",
     "jsonable",
     "parse_exclude",
     "parse_msat",
@@ -46,12 +63,13 @@ _BTC = re.compile(r"^(\d+)(?:\.(\d{1,11}))?btc$")
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` if JSON can carry it, else its ``repr`` (for an error's ``data``)."""
+    """``value`` for an error's ``data``: itself if JSON carries it in a few hundred bytes,
+    else a short excerpt (:func:`barq.errors.shown`)."""
     try:
-        json.dumps(value)
-        return value
+        text = json.dumps(value)
     except (TypeError, ValueError):
-        return repr(value)
+        return shown(value)
+    return value if len(text) <= 256 else shown(value)
 
 
 def _msat(value: Any) -> int | None:
@@ -83,7 +101,7 @@ def parse_msat(value: Any, rng: Range) -> int:
     n = _msat(value)
     if n is None:
         raise InvalidParams(
-            f"{rng.name}: not an amount: {value!r} (use msat, or a sat/btc suffix)",
+            f"{rng.name}: not an amount: {shown(value)} (use msat, or a sat/btc suffix)",
             data={"param": rng.name, "value": jsonable(value)},
         )
     return check_int(rng, n)
@@ -101,23 +119,31 @@ def parse_exclude(value: Any) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         text = value.strip()
+        if len(text) > EXCLUDE_ENTRIES.hi * 80:
+            raise InvalidParams(f"exclude: too long: {len(text)} characters")
         if text.startswith("["):
             try:
                 value = json.loads(text)
             except ValueError:
-                raise InvalidParams(f"exclude: not a JSON list: {value!r}") from None
+                raise InvalidParams(f"exclude: not a JSON list: {shown(value)}") from None
         else:
             value = [text]
     if not isinstance(value, list | tuple):
         raise InvalidParams(
-            f"exclude: must be a list of short_channel_id/direction or node ids, got {value!r}",
+            f"exclude: must be a list of short_channel_id/direction or node ids, "
+            f"got {shown(value)}",
             data={"param": "exclude"},
+        )
+    if len(value) > EXCLUDE_ENTRIES.hi:
+        raise InvalidParams(
+            f"exclude: {len(value)} entries, at most {EXCLUDE_ENTRIES.hi}",
+            data={"param": "exclude", "max": EXCLUDE_ENTRIES.hi},
         )
     return tuple(_exclude_entry(i, entry) for i, entry in enumerate(value))
 
 
 def _exclude_entry(i: int, entry: Any) -> str:
-    if isinstance(entry, str):
+    if isinstance(entry, str) and len(entry) <= 100:
         e = entry.strip().lower()
         if is_node_id(e):
             return e
@@ -125,7 +151,7 @@ def _exclude_entry(i: int, entry: Any) -> str:
             scid, d = parse_scid_dir(e)
             return f"{scid}/{d}"
     raise InvalidParams(
-        f"exclude[{i}]: {entry!r} is neither a short_channel_id/direction (like 103x1x0/1) "
+        f"exclude[{i}]: {shown(entry)} is neither a short_channel_id/direction (like 103x1x0/1) "
         f"nor a node id (66 hex characters)",
         data={"param": "exclude", "index": i, "value": jsonable(entry)},
     )
@@ -134,17 +160,18 @@ def _exclude_entry(i: int, entry: Any) -> str:
 def _strategy(strategy: Any) -> str | None:
     if strategy is None:
         return None
-    if not isinstance(strategy, str) or not strategy:
-        raise InvalidParams(f"strategy: must be a strategy name, got {strategy!r}")
-    check_strategy(strategy)  # UnknownStrategy (-32602) lists what is available
-    return strategy
+    name = check_text(STRATEGY, strategy)
+    if not name:
+        raise InvalidParams("strategy: must be a strategy name, got ''")
+    check_strategy(name)  # UnknownStrategy (-32602) lists what is available
+    return name
 
 
 def _node_id(value: Any, name: str) -> NodeId:
-    if isinstance(value, str) and is_node_id(value.strip().lower()):
-        return value.strip().lower()
+    if isinstance(value, str) and len(value) <= 80 and is_node_id(value.strip().lower()):
+        return NodeId(value.strip().lower())
     raise InvalidParams(
-        f"{name}: not a node id (66 hex characters starting 02 or 03): {value!r}",
+        f"{name}: not a node id (66 hex characters starting 02 or 03): {shown(value)}",
         data={"param": name},
     )
 
@@ -152,12 +179,34 @@ def _node_id(value: Any, name: str) -> NodeId:
 def _payment_hash(value: Any) -> str | None:
     if value is None:
         return None
-    if isinstance(value, str) and _HEX32.match(value.strip().lower()):
+    if isinstance(value, str) and len(value) <= 80 and _HEX32.match(value.strip().lower()):
         return value.strip().lower()
     raise InvalidParams(
-        f"payment_hash: not a payment hash (64 hex characters): {value!r}",
+        f"payment_hash: not a payment hash (64 hex characters): {shown(value)}",
         data={"param": "payment_hash"},
     )
+
+
+def canonical_invstring(invstring: Any) -> str:
+    """An invoice string as CLN reads it: trimmed, without a ``lightning:`` prefix (any
+    case), lower case (bech32 is case-insensitive; the bolt11 recorded by ``sendpay``
+    is this one).
+
+    Raises:
+        InvalidParams: not a non-empty ASCII string of at most
+            :data:`barq.limits.INVSTRING` characters.
+    """
+    text = check_text(INVSTRING, invstring).strip().lower()
+    text = text.removeprefix("lightning:")
+    if not text:
+        raise InvalidParams(
+            "invstring: must be a bolt11 invoice string, got ''", data={"param": "invstring"}
+        )
+    return text
+
+
+def _opt(value: Any, parse: Any, *args: Any) -> Any:
+    return None if value is None else parse(*args, value)
 
 
 def barqpay_params(
@@ -170,35 +219,45 @@ def barqpay_params(
     exclude: Any = None,
     strategy: Any = None,
     label: Any = None,
+    maxfeepercent: Any = None,
+    exemptfee: Any = None,
+    riskfactor: Any = None,
+    description: Any = None,
+    partial_msat: Any = None,
 ) -> PayParams:
-    """``barqpay``'s parameters (``None`` = engine default).
+    """``barqpay``'s parameters (``None`` = engine default), ``pay``'s included.
+
+    ``maxfeepercent``/``exemptfee`` (pay's fee budget), ``riskfactor``
+    (accepted, unused), ``description`` (checked against a description hash)
+    and ``partial_msat`` are ``pay``'s, so a redirected ``pay`` keeps them.
 
     Raises:
         InvalidParams: the first bad parameter, named in the message (and in
             ``data.param``).
         UnknownStrategy: ``strategy`` is not registered.
     """
-    if not isinstance(invstring, str) or not invstring.strip():
-        raise InvalidParams(
-            f"invstring: must be a bolt11 invoice string, got {invstring!r}",
-            data={"param": "invstring"},
-        )
-    inv = invstring.strip()
-    if inv.lower().startswith("lightning:"):
-        inv = inv[len("lightning:") :]
-    if label is not None and not isinstance(label, str | int):
-        raise InvalidParams(f"label: must be a string, got {label!r}", data={"param": "label"})
+    inv = canonical_invstring(invstring)
+    _opt(riskfactor, check_float, RISKFACTOR)
     return PayParams(
         invstring=inv,
-        amount_msat=None if amount_msat is None else parse_msat(amount_msat, AMOUNT_MSAT),
-        maxparts=None if maxparts is None else check_int(MAXPARTS, maxparts),
-        maxfee_msat=None if maxfee is None else parse_msat(maxfee, MAXFEE_MSAT),
-        retry_for_s=None if retry_for is None else check_float(RETRY_FOR_S, retry_for),
-        maxdelay=None if maxdelay is None else check_int(MAXDELAY, maxdelay),
+        amount_msat=_opt(amount_msat, parse_msat_in, AMOUNT_MSAT),
+        maxparts=_opt(maxparts, check_int, MAXPARTS),
+        maxfee_msat=_opt(maxfee, parse_msat_in, MAXFEE_MSAT),
+        retry_for_s=_opt(retry_for, check_float, RETRY_FOR_S),
+        maxdelay=_opt(maxdelay, check_int, MAXDELAY),
         exclude=parse_exclude(exclude),
         strategy=_strategy(strategy),
-        label=None if label is None else str(label),
+        label=_opt(label, check_text, LABEL),
+        maxfee_ppm=_opt(maxfeepercent, check_percent_ppm, MAXFEEPERCENT),
+        exemptfee_msat=_opt(exemptfee, parse_msat_in, EXEMPTFEE_MSAT),
+        partial_msat=_opt(partial_msat, parse_msat_in, PARTIAL_MSAT),
+        description=_opt(description, check_text, DESCRIPTION),
     )
+
+
+def parse_msat_in(rng: Range, value: Any) -> int:
+    """:func:`parse_msat` with the range first (for :func:`_opt`)."""
+    return parse_msat(value, rng)
 
 
 def barqroute_params(
@@ -237,7 +296,7 @@ def barqlistpays_params(
     """
     if status is not None and status not in [str(s) for s in PaymentStatus]:
         raise InvalidParams(
-            f"status: must be pending, complete or failed, got {status!r}",
+            f"status: must be pending, complete or failed, got {shown(status)}",
             data={"param": "status"},
         )
     return _payment_hash(payment_hash), status

@@ -1,37 +1,44 @@
-"""The ``pay`` redirect: with ``barq-handle-pay``, lightningd's ``pay`` becomes ``barqpay``.
+"""The ``rpc_command`` hook: the ``pay`` redirect, and ``listpays`` while Barq pays.
 
-Through the ``rpc_command`` hook (as ``xpay-handle-pay`` does): a ``pay``
-call Barq can serve is replaced by a ``barqpay`` call with the same id;
-anything else (bolt12, ``localinvreqid``, ``partial_msat``, the engine or its
-database unavailable...) continues to CLN's ``pay``. ``maxfeepercent`` and
-``exemptfee`` become an absolute ``maxfee`` the way xpay computes it.
+``pay`` (with ``barq-handle-pay``, as ``xpay-handle-pay`` does): a ``pay``
+call Barq can serve is replaced by a ``barqpay`` call with the same id and
+``pay``'s parameters by name (``barqpay`` takes every one of them:
+``maxfeepercent``/``exemptfee``, ``riskfactor``, ``description``,
+``partial_msat``...). A bolt12 invoice, ``localinvreqid``, parameters that
+are not a list or an object, no bolt11 string at all, or the engine or its
+database unavailable: the call continues to CLN's ``pay``, whose own answer
+is then the right one.
+
+``listpays``: while Barq pays a hash, a ``listpays`` about it is answered by
+Barq ("pending" instead of "failed" between attempts:
+:mod:`barq.plugin.listpays`); anything else continues to lightningd.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import Future
 from contextlib import suppress
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from pyln.client.plugin import Request
 
-from barq.errors import InvalidParams
-from barq.limits import MAXFEE_MSAT
-from barq.plugin.params import parse_msat
+from barq.errors import shown
 
 if TYPE_CHECKING:
     from barq.plugin.app import BarqPlugin
 
 __all__ = [
+    "HOOKED",
     "PAY_POSITIONAL",
     "NotRedirectable",
     "on_rpc_command",
     "pay_redirect_params",
-    "xpay_maxfee",
 ]
 
-#: ``pay``'s positional parameter order (CLN v24+).
+#: the commands the hook is registered for (lightningd calls it for no other)
+HOOKED = ("pay", "listpays")
+
+#: ``pay``'s positional parameter order (CLN v26.06, ``plugins/pay.c``).
 PAY_POSITIONAL = (
     "bolt11",
     "amount_msat",
@@ -45,122 +52,97 @@ PAY_POSITIONAL = (
     "exclude",
     "maxfee",
     "description",
+    "partial_msat",
 )
-
-#: ``pay``'s defaults for the fee budget (xpay: 0.5 %, at least 5,000 msat exempt)
-DEFAULT_MAXFEE_PERCENT = Decimal("0.5")
-DEFAULT_EXEMPTFEE_MSAT = 5000
 
 
 class NotRedirectable(Exception):
     """``pay`` parameters Barq does not serve; the hook lets CLN's pay run."""
 
 
-def pay_redirect_params(params: Any) -> tuple[dict[str, Any], Decimal | None, int | None]:
-    """Map ``pay``'s parameters onto ``barqpay``'s.
+def pay_redirect_params(params: Any) -> dict[str, Any]:
+    """``barqpay``'s parameters (by name) for a ``pay`` call.
 
-    Returns:
-        ``(barqpay params, maxfeepercent or None, exemptfee msat or None)``; when
-        either of the last two is set, ``maxfee`` must still be computed from
-        the invoice amount (:func:`xpay_maxfee`).
+    Every ``pay`` parameter keeps its name, except ``bolt11`` (``invstring``).
+    Anything else is passed on too: ``barqpay`` refuses what it does not know
+    with -32602 ("unknown parameter: x"), as ``pay`` does.
 
     Raises:
-        NotRedirectable: something Barq does not do (bolt12, ``localinvreqid``,
-            ``partial_msat``, both ``maxfee`` and ``maxfeepercent``...).
+        NotRedirectable: bolt12, ``localinvreqid``, no bolt11 string, more
+            positional parameters than ``pay`` has, or parameters that are
+            neither a list nor an object.
     """
     if isinstance(params, list):
         if len(params) > len(PAY_POSITIONAL):
-            raise NotRedirectable("too many positional parameters")
-        named = {k: v for k, v in zip(PAY_POSITIONAL, params, strict=False) if v is not None}
+            raise NotRedirectable(f"{len(params)} positional parameters, pay has 13")
+        named = dict(zip(PAY_POSITIONAL, params, strict=False))
     elif isinstance(params, dict):
-        named = {k: v for k, v in params.items() if v is not None}
+        named = dict(params)
     else:
         raise NotRedirectable("parameters are neither a list nor an object")
+    named = {k: v for k, v in named.items() if v is not None}
     bolt11 = named.pop("bolt11", None)
-    if not isinstance(bolt11, str) or bolt11.lower().startswith("lni"):
-        raise NotRedirectable("no bolt11 string (bolt12 invoices stay with pay)")
-    out: dict[str, Any] = {"invstring": bolt11}
-    for key in ("amount_msat", "label", "retry_for", "maxdelay", "exclude", "maxfee"):
-        if key in named:
-            out[key] = named.pop(key)
-    named.pop("riskfactor", None)  # a tuning knob of pay's own router: meaningless here
-    named.pop("description", None)  # only checked against a description hash by pay
-    percent = named.pop("maxfeepercent", None)
-    exempt = named.pop("exemptfee", None)
-    if named:
-        raise NotRedirectable(f"unsupported pay parameters: {', '.join(sorted(named))}")
-    if (percent is not None or exempt is not None) and "maxfee" in out:
-        raise NotRedirectable("maxfee together with maxfeepercent/exemptfee")
-    pct: Decimal | None = None
-    if percent is not None:
-        try:
-            pct = Decimal(str(percent))
-        except InvalidOperation:
-            raise NotRedirectable(f"maxfeepercent {percent!r} is not a number") from None
-    ex: int | None = None
-    if exempt is not None:
-        try:
-            ex = parse_msat(exempt, MAXFEE_MSAT.named("exemptfee"))
-        except InvalidParams as exc:
-            raise NotRedirectable(str(exc)) from None
-    return out, pct, ex
-
-
-def xpay_maxfee(amount_msat: int, percent: Decimal | None, exempt: int | None) -> int:
-    """xpay's conversion of ``pay``'s ``maxfeepercent``/``exemptfee`` into an absolute maxfee."""
-    ppm = int((percent if percent is not None else DEFAULT_MAXFEE_PERCENT) * 10_000)
-    fee = amount_msat * ppm // 1_000_000
-    return max(fee, exempt if exempt is not None else DEFAULT_EXEMPTFEE_MSAT)
+    if not isinstance(bolt11, str):
+        raise NotRedirectable(f"bolt11 is not a string: {shown(bolt11)}")
+    bare = bolt11.strip()[:16].lower().removeprefix("lightning:")
+    if bare.startswith(("lni", "lno")):
+        raise NotRedirectable("a bolt12 invoice or offer stays with pay")
+    if "localinvreqid" in named:
+        raise NotRedirectable("localinvreqid (bolt12) stays with pay")
+    return {"invstring": bolt11, **named}
 
 
 _CONTINUE = {"result": "continue"}
 
 
+def _answer(request: Request, result: dict[str, Any]) -> None:
+    with suppress(ValueError):  # already answered (the plugin is stopping)
+        request.set_result(result)
+
+
 def on_rpc_command(rpc_command: dict[str, Any], request: Request, **kwargs: Any) -> None:
-    """The ``rpc_command`` hook (background): replace a servable ``pay``, else continue."""
+    """The ``rpc_command`` hook (background): ``pay`` -> ``barqpay``; ``listpays`` while
+    Barq pays; anything else continues."""
     plugin: BarqPlugin = request.plugin
     cfg, h = plugin.barq_config, plugin.host
-    if (
-        cfg is None
-        or not cfg.handle_pay
-        or h is None
-        or rpc_command.get("method") != "pay"
-        or h.store_error is not None
-        or h.engine_error is not None
-    ):
-        request.set_result(_CONTINUE)
-        return
+    method = rpc_command.get("method")
+    if h is None or cfg is None or h.engine_error is not None:
+        _answer(request, _CONTINUE)
+    elif method == "pay" and cfg.handle_pay and h.store_error is None:
+        _redirect_pay(plugin, rpc_command, request)
+    elif method == "listpays":
+        _listpays(plugin, rpc_command, request)
+    else:
+        _answer(request, _CONTINUE)
+
+
+def _redirect_pay(plugin: BarqPlugin, rpc_command: dict[str, Any], request: Request) -> None:
     try:
-        params, percent, exempt = pay_redirect_params(rpc_command.get("params"))
+        params = pay_redirect_params(rpc_command.get("params"))
     except NotRedirectable as exc:
         plugin.barq_log(f"not redirecting pay to barqpay: {exc}", "info")
-        request.set_result(_CONTINUE)
+        _answer(request, _CONTINUE)
         return
+    plugin.barq_log("redirecting pay to barqpay", "debug")
+    replace = {"jsonrpc": "2.0", "id": rpc_command.get("id"), "method": "barqpay"}
+    _answer(request, {"replace": {**replace, "params": params}})
 
-    def replace(p: dict[str, Any]) -> dict[str, Any]:
-        plugin.barq_log("redirecting pay to barqpay", "debug")
-        return {
-            "replace": {
-                "jsonrpc": "2.0",
-                "id": rpc_command.get("id"),
-                "method": "barqpay",
-                "params": p,
-            }
-        }
 
-    if percent is None and exempt is None:
-        request.set_result(replace(params))
-        return
+def _listpays(plugin: BarqPlugin, rpc_command: dict[str, Any], request: Request) -> None:
+    """Answered in the engine thread (it knows what Barq pays); continue on any doubt."""
+    host = plugin.engine()
 
-    def finish(f: Future[int]) -> None:
-        if f.cancelled() or f.exception() is not None:
-            plugin.barq_log(f"not redirecting pay: cannot compute maxfee: {f.exception()}", "info")
-            with suppress(ValueError):
-                request.set_result(_CONTINUE)
+    def done(f: Future[dict[str, Any] | None]) -> None:
+        if f.cancelled() or f.exception() is not None or f.result() is None:
+            if not f.cancelled() and f.exception() is not None:
+                plugin.barq_log(f"listpays left to lightningd: {f.exception()}", "unusual")
+            _answer(request, _CONTINUE)
             return
-        with suppress(ValueError):
-            request.set_result(replace({**params, "maxfee": f.result()}))
+        _answer(request, {"return": {"result": f.result()}})
 
-    h.submit(
-        h.redirect_maxfee, params["invstring"], params.get("amount_msat"), percent, exempt
-    ).add_done_callback(finish)
+    try:
+        fut = host.submit(host.listpays_while_paying, rpc_command.get("params"))
+    except Exception:
+        _answer(request, _CONTINUE)
+        return
+    fut.add_done_callback(done)

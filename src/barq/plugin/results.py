@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from pyln.client import RpcException
 
-from barq.errors import PAY_UNSPECIFIED_ERROR, BarqError, PartFailed
+from barq.errors import PAY_UNSPECIFIED_ERROR, BarqError, PartFailed, bounded
 from barq.model import NodeId, Route, RouteFailure
 from barq.model.payment import PartEnded, PartStarted, PartView, PaymentView, PayOutcome
 
@@ -259,11 +259,12 @@ def rpc_error(exc: BaseException, *, method: str = "") -> tuple[int, str, dict[s
     A :class:`BarqError` keeps its code and message; its ``data`` is turned
     into :func:`payment_json` shape when it is a payment. Anything else is an
     internal error: code 209 with the exception's type and message. Exception
-    groups are looked into (:func:`unwrap_group`).
+    groups are looked into (:func:`unwrap_group`). Every message is
+    :func:`~barq.errors.bounded`.
     """
     exc = unwrap_group(exc)
     if isinstance(exc, BarqRpcException):
-        return exc.code, exc.message, exc.data
+        return exc.code, bounded(str(exc.message)), exc.data
     if isinstance(exc, BarqError):
         data: dict[str, Any] | None = dict(exc.data) if exc.data else None
         view = view_from_data(exc.data)
@@ -274,10 +275,10 @@ def rpc_error(exc: BaseException, *, method: str = "") -> tuple[int, str, dict[s
             data = {**(data or {}), "failure": failure_json(exc.failure)}
         return exc.code, exc.message, data
     if isinstance(exc, RpcException):
-        return exc.code, exc.message, None
-    where = f" in {method}" if method else ""
+        return exc.code, bounded(str(exc.message)), None
+    where = f" in {bounded(method, 80)}" if method else ""
     return (
         PAY_UNSPECIFIED_ERROR,
-        f"internal error{where}: {type(exc).__name__}: {exc}",
+        bounded(f"internal error{where}: {type(exc).__name__}: {exc}"),
         {"exception": type(exc).__name__},
     )

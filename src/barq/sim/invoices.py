@@ -18,7 +18,7 @@ import numpy as np
 from barq.errors import InvalidParams
 from barq.graph import Graph
 from barq.invoice import bolt11
-from barq.model import Invoice, NodeId, RouteHintHop
+from barq.model import Invoice, NodeId, PaymentHash, RouteHintHop
 from barq.sim.rules import InvoiceTerms
 
 __all__ = ["INVOICE_FEATURES", "InvoiceOptions", "InvoiceRecord", "Invoices"]
@@ -40,7 +40,7 @@ class InvoiceRecord:
     """An invoice a payee issued, what it checks parts against, and what it received."""
 
     payee: NodeId
-    payment_hash: str
+    payment_hash: PaymentHash
     preimage: str
     terms: InvoiceTerms
     bolt11: str
@@ -106,7 +106,7 @@ class Invoices:
         k = self._count
         self._count += 1
         preimage = hashlib.sha256(f"barq-sim-preimage-{self.seed}-{k}".encode()).digest()
-        payment_hash = hashlib.sha256(preimage).hexdigest()
+        payment_hash = PaymentHash(hashlib.sha256(preimage).hexdigest())
         secret = hashlib.sha256(f"barq-sim-secret-{self.seed}-{k}".encode()).hexdigest()
         hints = (
             self._auto_hints(payee) if route_hints is None else tuple(tuple(h) for h in route_hints)
@@ -178,6 +178,6 @@ class Invoices:
                 self._decoded[invstring] = inv
         return inv
 
-    def get(self, payment_hash: str) -> InvoiceRecord | None:
+    def get(self, payment_hash: PaymentHash) -> InvoiceRecord | None:
         """The record of an invoice this network issued (``None`` if unknown)."""
         return self._records.get(payment_hash)

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from barq.errors import InvalidParams, RpcConnectionError
 from barq.graph import Graph
 from barq.invoice import bolt11
-from barq.model import ChannelUpdate, Invoice, NodeId, Scid
+from barq.model import ChannelUpdate, Invoice, NodeId, PaymentHash, Scid
 from barq.sim.channels import Channels, PolicyChange
 from barq.sim.clock import SimClock
 from barq.sim.forwarding import Forwarding
@@ -306,17 +306,17 @@ class SimulatedNetwork:
         """Decode (and check) a bolt11 string, trusting this simulator's signing key."""
         return self._invoices.decode(invstring)
 
-    def preimage_of(self, payment_hash: str) -> str | None:
+    def preimage_of(self, payment_hash: PaymentHash) -> str | None:
         """The preimage of an invoice this network issued (``None`` if unknown)."""
         r = self._invoices.get(payment_hash)
         return None if r is None else r.preimage
 
-    def received_msat(self, payment_hash: str) -> int:
+    def received_msat(self, payment_hash: PaymentHash) -> int:
         """What the payee of ``payment_hash`` has settled so far (0 if unknown)."""
         r = self._invoices.get(payment_hash)
         return 0 if r is None else r.received_msat
 
-    def is_paid(self, payment_hash: str) -> bool:
+    def is_paid(self, payment_hash: PaymentHash) -> bool:
         """The payee of ``payment_hash`` settled a complete MPP set."""
         r = self._invoices.get(payment_hash)
         return r is not None and r.paid

@@ -23,7 +23,9 @@ from barq.model import (
     LocalChannel,
     NodeId,
     NodeInfo,
+    PartId,
     PartStatus,
+    PaymentHash,
     Route,
     RouteFailure,
     SendpayStatus,
@@ -87,9 +89,9 @@ class SimulatedNode:
     async def sendpay(
         self,
         route: Route,
-        payment_hash: str,
+        payment_hash: PaymentHash,
         *,
-        partid: int,
+        partid: PartId,
         groupid: int,
         total_msat: int,
         payment_secret: str | None,
@@ -170,7 +172,12 @@ class SimulatedNode:
         return part.view()
 
     async def waitsendpay(
-        self, payment_hash: str, *, partid: int, groupid: int, timeout_s: float | None = None
+        self,
+        payment_hash: PaymentHash,
+        *,
+        partid: PartId,
+        groupid: int,
+        timeout_s: float | None = None,
     ) -> PartStatus:
         """Wait for a part (see :class:`NodeInterface`).
 
@@ -196,7 +203,7 @@ class SimulatedNode:
             return part.view()
         raise self._part_failed(part, part.failure, method="waitsendpay")
 
-    async def listsendpays(self, payment_hash: str | None = None) -> list[PartStatus]:
+    async def listsendpays(self, payment_hash: PaymentHash | None = None) -> list[PartStatus]:
         if payment_hash is None:
             parts = list(self._parts.values())
         else:

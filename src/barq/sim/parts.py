@@ -7,7 +7,16 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from barq.model import Hop, NodeId, PartStatus, Route, RouteFailure, SendpayStatus
+from barq.model import (
+    Hop,
+    NodeId,
+    PartId,
+    PartStatus,
+    PaymentHash,
+    Route,
+    RouteFailure,
+    SendpayStatus,
+)
 from barq.sim import rules
 
 __all__ = ["FaultHook", "Part", "PartInfo"]
@@ -18,8 +27,8 @@ class PartInfo:
     """What the fault hook is told about the part it may fail."""
 
     payer: NodeId
-    payment_hash: str
-    partid: int
+    payment_hash: PaymentHash
+    partid: PartId
     groupid: int
     route: Route
     total_msat: int

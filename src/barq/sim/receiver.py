@@ -19,7 +19,7 @@ from typing import Literal
 import anyio
 import msgspec
 
-from barq.model import FailCode, RouteFailure
+from barq.model import FailCode, PaymentHash, RouteFailure
 from barq.sim import rules
 from barq.sim.invoices import Invoices
 from barq.sim.parts import Part
@@ -30,7 +30,7 @@ __all__ = ["MppReceiver", "Overpayment"]
 class Overpayment(msgspec.Struct, frozen=True, kw_only=True):
     """A receiver settled more than the invoice asked for."""
 
-    payment_hash: str
+    payment_hash: PaymentHash
     invoice_msat: int
     total_msat: int
     received_msat: int

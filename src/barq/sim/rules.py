@@ -34,7 +34,7 @@ from barq.errors import (
     PAY_RHASH_ALREADY_USED,
     RpcError,
 )
-from barq.model import FailCode, Hop, NodeId, Route, SendpayStatus, fee_msat
+from barq.model import FailCode, Hop, NodeId, PartId, PaymentHash, Route, SendpayStatus, fee_msat
 
 __all__ = [
     "Earlier",
@@ -65,7 +65,7 @@ class Earlier(NamedTuple):
 
     status: SendpayStatus
     groupid: int
-    partid: int
+    partid: PartId
     total_msat: int
     amount_msat: int
 
@@ -105,7 +105,12 @@ def route_error(route: Route, *, known: Callable[[NodeId], bool] | None = None) 
 
 
 def sendpay_refusal(
-    earlier: Iterable[Earlier], *, payment_hash: str, partid: int, groupid: int, total_msat: int
+    earlier: Iterable[Earlier],
+    *,
+    payment_hash: PaymentHash,
+    partid: PartId,
+    groupid: int,
+    total_msat: int,
 ) -> RpcError | None:
     """lightningd's ``sendpay`` refusals given the hash's earlier parts, or ``None``.
 

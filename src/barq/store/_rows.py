@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from barq.model import Route, RouteFailure
+from barq.model import PaymentHash, Route, RouteFailure
 from barq.model.payment import PartState, PartView, PaymentStatus, PaymentView
 
 __all__ = [
@@ -191,7 +191,11 @@ def write_knowledge(
 
 
 def read_payments(
-    conn: sqlite3.Connection, *, payment_hash: str | None, status: str | None, limit: int | None
+    conn: sqlite3.Connection,
+    *,
+    payment_hash: PaymentHash | None,
+    status: str | None,
+    limit: int | None,
 ) -> list[PaymentView]:
     where: list[str] = []
     args: list[Any] = []

@@ -47,6 +47,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from barq.errors import StoreError
+from barq.model import PaymentHash
 from barq.model.payment import (
     PaymentEnded,
     PaymentEvent,
@@ -402,7 +403,7 @@ class Store:
 
     def get_payments(
         self,
-        payment_hash: str | None = None,
+        payment_hash: PaymentHash | None = None,
         status: str | None = None,
         *,
         limit: int | None = None,
@@ -442,7 +443,7 @@ class Store:
 
     async def aget_payments(
         self,
-        payment_hash: str | None = None,
+        payment_hash: PaymentHash | None = None,
         status: str | None = None,
         *,
         limit: int | None = None,

@@ -1,28 +1,26 @@
 """Routing strategies and their registry.
 
 ``get_strategy(name)`` is the only door the actors use. Built-ins are
-registered below; third-party strategies are found through the
-``barq.strategies`` entry-point group (the entry point names a class
-implementing :class:`barq.strategies.base.Strategy` with a no-argument
-constructor).
+registered in :mod:`barq.strategies.registry`; third-party strategies are
+found through the ``barq.strategies`` entry-point group (the entry point
+names a class implementing :class:`barq.routing.Strategy` that can be built
+with no arguments). Each strategy lives in one file and imports only the
+public toolkit :mod:`barq.routing`, :mod:`barq.model` and :mod:`barq.errors`
+(and, to reuse one, a sibling strategy).
 """
 
-from barq.strategies.base import (
-    PathStrategy,
-    RoutingContext,
-    Strategy,
-    build_route,
-    success_probability,
+from barq.routing import Strategy
+from barq.strategies.registry import (
+    available_strategies,
+    get_strategy,
+    register_strategy,
+    strategy_parameters,
 )
-from barq.strategies.registry import available_strategies, get_strategy, register_strategy
 
 __all__ = [
-    "PathStrategy",
-    "RoutingContext",
     "Strategy",
     "available_strategies",
-    "build_route",
     "get_strategy",
     "register_strategy",
-    "success_probability",
+    "strategy_parameters",
 ]

@@ -1,9 +1,9 @@
 """``cheapflow``: ``mincostflow`` tuned for fees: the same flow, fees weighing 10x more.
 
 Everything is :class:`~barq.strategies.mincostflow.MinCostFlowStrategy`; only
-two weights change:
+two numbers of its :class:`~barq.strategies.mincostflow.MinCostFlowParams` change:
 
-* ``fee_ppm_per_nlp`` = 200: one unit of ``-ln P`` (a factor ``e`` in success
+* ``penalty_ppm`` = 200: one unit of ``-ln P`` (a factor ``e`` in success
   probability) is worth 200 ppm of the amount in fees, not 2,000;
 * ``riskfactor`` = 1: a hop's CLTV delta is priced at 1 % a year instead of
   CLN's 10 % (at 10 %, 144 blocks cost 274 ppm, far above mainnet's typical
@@ -19,9 +19,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from barq.strategies.mincostflow import MinCostFlowStrategy
+from barq.strategies.mincostflow import MinCostFlowParams, MinCostFlowStrategy
 
-__all__ = ["CheapFlowStrategy"]
+__all__ = ["CHEAPFLOW_PARAMS", "CheapFlowStrategy"]
+
+#: ``mincostflow``'s numbers with fees weighing 10x more and CLTV risk at 1 %
+CHEAPFLOW_PARAMS = MinCostFlowParams(penalty_ppm=200.0, riskfactor=1.0)
 
 
 class CheapFlowStrategy(MinCostFlowStrategy):
@@ -31,5 +34,4 @@ class CheapFlowStrategy(MinCostFlowStrategy):
     description: ClassVar[str] = (
         "min-cost flow split weighing fees 10x more than mincostflow (cheaper, more retries)"
     )
-    fee_ppm_per_nlp: ClassVar[float] = 200.0
-    riskfactor: ClassVar[float] = 1.0
+    default_params: ClassVar[MinCostFlowParams] = CHEAPFLOW_PARAMS

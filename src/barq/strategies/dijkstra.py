@@ -1,8 +1,9 @@
 """``dijkstra``: the cheapest single path by fee plus CLTV risk (CLN ``getroute``).
 
-This is the reference single-path strategy: a new one is a copy of this file
-with another :meth:`edge_costs` (see :class:`~barq.strategies.base.PathStrategy`,
-which owns masks, Dijkstra, exact route building, verification and budgets).
+This is the reference single-path strategy: :class:`~barq.routing.PathStrategy`
+owns masks, Dijkstra, exact route building, verification and budgets; the
+cost model (:class:`~barq.routing.CostParams`) prices each half-channel, here
+with no weight on success probability.
 
 Knowledge used: gossip policy (fees, CLTV deltas, htlc limits) and only the
 hard liquidity bound ``ctx.max_msat`` (as a mask), not the probabilities.
@@ -14,17 +15,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from barq.model import RouteInput
-from barq.strategies.base import (
-    DEFAULT_RISKFACTOR,
-    F64,
-    PathStrategy,
-    RoutingContext,
-    fee_costs,
-    risk_costs,
-)
+from barq.routing import CostParams, PathStrategy
 
-__all__ = ["DijkstraStrategy"]
+__all__ = ["DIJKSTRA_PARAMS", "DijkstraStrategy"]
+
+#: fee + CLTV risk at CLN's riskfactor 10, no probability penalty
+DIJKSTRA_PARAMS = CostParams(penalty_ppm=0.0, penalty_base_msat=0)
 
 
 class DijkstraStrategy(PathStrategy):
@@ -37,10 +33,4 @@ class DijkstraStrategy(PathStrategy):
 
     name: ClassVar[str] = "dijkstra"
     description: ClassVar[str] = "cheapest single path by fee + CLTV risk (CLN getroute)"
-    riskfactor: ClassVar[float] = DEFAULT_RISKFACTOR
-
-    def edge_costs(self, request: RouteInput, ctx: RoutingContext, amount_msat: int) -> F64:
-        g = ctx.graph
-        return fee_costs(g, request.source, amount_msat) + risk_costs(
-            g, request.source, amount_msat, self.riskfactor
-        )
+    default_params: ClassVar[CostParams] = DIJKSTRA_PARAMS

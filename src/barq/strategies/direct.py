@@ -10,14 +10,24 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import msgspec
 import numpy as np
 
 from barq.errors import RouteNotFound, RouteTooExpensive
 from barq.model import Route, RouteInput
-from barq.strategies._paths import allowed_edges, endpoints, route_probability
-from barq.strategies.base import RoutingContext, build_route
+from barq.routing import (
+    RoutingContext,
+    allowed_edges,
+    build_route,
+    endpoints,
+    route_probability,
+)
 
-__all__ = ["DirectStrategy"]
+__all__ = ["DirectParams", "DirectStrategy"]
+
+
+class DirectParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``direct`` has no tunable numbers: the best channel is the one with the most spendable."""
 
 
 class DirectStrategy:
@@ -39,8 +49,15 @@ class DirectStrategy:
     min_part_msat: ClassVar[int | None] = 1_000_000
     halve_on_failure: ClassVar[bool] = False
 
+    def __init__(self, params: DirectParams | None = None) -> None:
+        self._params = DirectParams() if params is None else params
+
+    @property
+    def params(self) -> DirectParams:
+        return self._params
+
     def find_routes(self, request: RouteInput, ctx: RoutingContext) -> list[Route]:
-        """One single-hop route (see :meth:`barq.strategies.base.Strategy.find_routes`).
+        """One single-hop route (see :meth:`barq.routing.Strategy.find_routes`).
 
         Raises:
             RouteNotFound: no usable direct channel, or none with enough spendable.

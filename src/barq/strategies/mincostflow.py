@@ -9,7 +9,7 @@ The steps of :meth:`MinCostFlowStrategy.find_routes`:
 
 0. **One sure path?** ``probabilistic`` with the same weights (fee per unit
    of ``-ln P``, riskfactor) finds the best single path; when it is at least
-   :attr:`~MinCostFlowStrategy.single_path_probability` (99 %) likely, it is the
+   :attr:`MinCostFlowParams.single_path_probability` (99 %) likely, it is the
    answer: one part pays one set of base fees, and no flow is solved (~5 ms).
 1. **Prune.** Edges that may carry flow at all (common masks, CLTV delta,
    ``htlc_min <= amount``, room for one flow unit). Then keep the
@@ -21,15 +21,15 @@ The steps of :meth:`MinCostFlowStrategy.find_routes`:
 2. **Linearise.** Flow is counted in units of ``ceil(amount / units)`` msat.
    Each edge becomes up to five arcs (renepay's ``CHANNEL_PARTS``): the
    certain part ``[0, min]`` costs no probability; the uncertain range
-   ``[min, max]`` is cut at the fractions :attr:`pivots` (0, 0.5, 0.8, 0.95, 1)
-   with the chord slopes of ``-ln P`` on each piece (convex, so a min-cost
-   flow fills them in order; the last chord ends at ``-ln P(max) =
-   ln(max - min + 1)``, steep but finite, so a channel can still be filled
-   when nothing else exists).
+   ``[min, max]`` is cut at the fractions :attr:`MinCostFlowParams.pivots`
+   (0, 0.5, 0.8, 0.95, 1) with the chord slopes of ``-ln P`` on each piece
+   (:func:`~barq.routing.nlp_pieces`: convex, so a min-cost flow fills them in
+   order; the last chord ends at ``-ln P(max) = ln(max - min + 1)``, steep but
+   finite, so a channel can still be filled when nothing else exists).
    Every arc also costs ``mu * fee`` (proportional fee, base fee amortised
-   over the whole amount, CLTV risk at :attr:`~MinCostFlowStrategy.riskfactor`;
-   zero on our own first hop) and one
-   unit of tie-break cost (no zero-cost cycles).
+   over the whole amount, CLTV risk at ``riskfactor``:
+   :meth:`~barq.routing.CostParams.flow_cost_per_msat`; zero on our own first
+   hop) and one unit of tie-break cost (no zero-cost cycles).
 3. **Solve** with OR-Tools ``SimpleMinCostFlow`` (integer capacities/costs).
    No feasible flow on the whole graph: :class:`RouteNotFound` with the
    maximum flow found.
@@ -37,14 +37,14 @@ The steps of :meth:`MinCostFlowStrategy.find_routes`:
    flow out of each node), round so the amounts add up exactly to the
    request, and keep at most ``maxparts`` paths (the smallest are dropped and
    their amount added to kept paths that have room).
-5. **Verify** the exact routes (:func:`build_route`): htlc limits and the
+5. **Verify** the exact routes (:func:`~barq.routing.build_routes`): htlc limits and the
    total each half-channel carries (flow plus downstream fees) against
    ``ctx.max_msat``; each violation shrinks that edge's capacity by the
    excess (or closes it, for ``htlc_min``) and the flow is re-solved. Over the fee budget (or
    ``maxdelay``): ``mu`` (or the CLTV weight) is multiplied by 10 and the flow
    re-solved, a few times, then :class:`RouteTooExpensive`.
 
-``mu`` is expressed by :attr:`MinCostFlowStrategy.fee_ppm_per_nlp`: how many
+``mu`` is expressed by :attr:`~barq.routing.CostParams.penalty_ppm`: how many
 ppm of the amount paid in fees (plus CLN's CLTV risk) are worth one unit of
 ``-ln P`` (a factor ``e`` in success probability); the default, 2,000 ppm
 (0.2 %), is ``probabilistic``'s ``penalty_ppm``, so both trade fees against
@@ -64,8 +64,6 @@ solved in ~1,000 units, channels smaller than one unit are ignored.
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -75,24 +73,27 @@ import numpy.typing as npt
 
 from barq.errors import BarqError, RouteNotFound, RouteTooExpensive
 from barq.model import Route, RouteInput
-from barq.strategies._paths import (
+from barq.routing import (
+    CostParams,
+    FlowNetwork,
+    RoutingContext,
     allowed_edges,
+    build_routes,
+    decompose_flow,
     delay_allowed,
     distances,
     endpoints,
+    flow_network,
+    htlc_max_parts,
+    max_flow,
+    min_cost_flow,
+    nlp_pieces,
     topology,
     weighted,
 )
-from barq.strategies.base import (
-    BLOCKS_PER_YEAR,
-    DEFAULT_RISKFACTOR,
-    RoutingContext,
-    build_route,
-    success_probability,
-)
 from barq.strategies.probabilistic import ProbabilisticStrategy
 
-__all__ = ["MinCostFlowStrategy"]
+__all__ = ["MinCostFlowParams", "MinCostFlowStrategy"]
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -104,17 +105,29 @@ COST_SCALE = 1e6
 MAX_ARC_COST = 10**10
 
 
-@dataclass(frozen=True, slots=True)
-class _Problem:
-    """The pruned edge set of one call and what does not change between re-solves."""
+class MinCostFlowParams(CostParams, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The cost weights (:class:`~barq.routing.CostParams`) plus the flow's own numbers.
 
-    edges: I64  # rows of the graph kept (local edge k is graph row edges[k])
-    node_of: I64  # graph node index of each local node
-    tails: I64
-    heads: I64
-    num_nodes: int
-    s: int
-    t: int
+    Attributes:
+        units: flow granularity: the amount is solved in about this many units.
+        pivots: where the linear pieces of ``-ln P`` start/end, as fractions of ``[min, max]``.
+        single_path_probability: a single ``probabilistic`` path at least this likely
+            to succeed is taken as is, without solving the flow (small amounts: one
+            part, one set of base fees, ~5 ms); 1.0 turns the shortcut off.
+        budget_steps: ``mu`` (or the CLTV weight) steps when over budget: multiply by
+            10 this many times.
+        slacks: hop slacks tried for pruning before the whole graph.
+        min_pruned_edges: a pruned graph with fewer edges than this is widened at once.
+        max_repairs: re-solves after exact htlc/liquidity checks fail.
+    """
+
+    units: int = 1000
+    pivots: tuple[float, ...] = (0.0, 0.5, 0.8, 0.95, 1.0)
+    single_path_probability: float = 0.99
+    budget_steps: int = 5
+    slacks: tuple[int, ...] = (1, 2, 3)
+    min_pruned_edges: int = 1500
+    max_repairs: int = 6
 
 
 @dataclass(slots=True)
@@ -133,7 +146,11 @@ class _Path:
 
 
 class MinCostFlowStrategy:
-    """Min-cost flow of the whole amount with cost ``-ln P(success) + mu * fees``."""
+    """Min-cost flow of the whole amount with cost ``-ln P(success) + mu * fees``.
+
+    Args:
+        params: the numbers to use (default: :attr:`default_params`).
+    """
 
     name: ClassVar[str] = "mincostflow"
     description: ClassVar[str] = (
@@ -142,27 +159,16 @@ class MinCostFlowStrategy:
     splits: ClassVar[bool] = True
     min_part_msat: ClassVar[int | None] = None
     halve_on_failure: ClassVar[bool] = False
+    #: the numbers a strategy built without ``params`` uses
+    default_params: ClassVar[MinCostFlowParams] = MinCostFlowParams()
 
-    #: flow granularity: the amount is solved in about this many units
-    units: ClassVar[int] = 1000
-    #: where the linear pieces of ``-ln P`` start/end, as fractions of ``[min, max]``
-    pivots: ClassVar[tuple[float, ...]] = (0.0, 0.5, 0.8, 0.95, 1.0)
-    #: ppm of the amount in fees worth one unit of ``-ln P`` (``mu = 1 / that``)
-    fee_ppm_per_nlp: ClassVar[float] = 2000.0
-    #: a single ``probabilistic`` path at least this likely to succeed is taken as is,
-    #: without solving the flow (small amounts: one part, one set of base fees, ~5 ms);
-    #: 1.0 turns the shortcut off
-    single_path_probability: ClassVar[float] = 0.99
-    #: ``mu`` (or the CLTV weight) steps when over budget: multiply by 10 this many times
-    budget_steps: ClassVar[int] = 5
-    #: hop slacks tried for pruning before the whole graph
-    slacks: ClassVar[tuple[int, ...]] = (1, 2, 3)
-    #: a pruned graph with fewer edges than this is widened at once
-    min_pruned_edges: ClassVar[int] = 1500
-    #: re-solves after exact htlc/liquidity checks fail
-    max_repairs: ClassVar[int] = 6
-    #: CLN's ``riskfactor`` (annual %) pricing each hop's CLTV delta as fee
-    riskfactor: ClassVar[float] = DEFAULT_RISKFACTOR
+    def __init__(self, params: MinCostFlowParams | None = None) -> None:
+        self._params = self.default_params if params is None else params
+
+    @property
+    def params(self) -> MinCostFlowParams:
+        """The numbers this instance solves with."""
+        return self._params
 
     def find_routes(self, request: RouteInput, ctx: RoutingContext) -> list[Route]:
         """Routes splitting ``request.amount_msat`` (see :meth:`Strategy.find_routes`).
@@ -186,10 +192,10 @@ class MinCostFlowStrategy:
         """
         if request.maxparts == 1:
             return self._single_path().find_routes(request, ctx)
-        if self.single_path_probability < 1.0:
+        if self._params.single_path_probability < 1.0:
             try:
                 [route] = self._single_path().find_routes(request, ctx)
-                if (route.probability or 0.0) >= self.single_path_probability:
+                if (route.probability or 0.0) >= self._params.single_path_probability:
                     return [route]
             except (RouteNotFound, RouteTooExpensive):
                 pass  # the flow below decides (and explains)
@@ -206,8 +212,8 @@ class MinCostFlowStrategy:
                 raise exc from None
 
     def _single_path(self) -> ProbabilisticStrategy:
-        """``probabilistic`` with this strategy's fee weight and riskfactor."""
-        return ProbabilisticStrategy(penalty_ppm=self.fee_ppm_per_nlp, riskfactor=self.riskfactor)
+        """``probabilistic`` with this strategy's cost weights."""
+        return ProbabilisticStrategy(self._params)
 
     def _find_routes(
         self, request: RouteInput, ctx: RoutingContext, htlcs_per_channel: int
@@ -216,29 +222,10 @@ class MinCostFlowStrategy:
         g = ctx.graph
         s, t = endpoints(request, g)
         amount = request.amount_msat
-        unit = -(-amount // self.units)
+        unit = -(-amount // self._params.units)
         demand = -(-amount // unit)
-
-        base = (
-            allowed_edges(request, ctx, None)
-            & delay_allowed(request, g, s)
-            & (g.htlc_min_msat <= amount)
-        )
-        htlc_cap = g.htlc_max_msat
-        if htlcs_per_channel > 1:
-            big = g.htlc_max_msat > np.iinfo(np.int64).max // htlcs_per_channel
-            htlc_cap = np.where(
-                big, np.iinfo(np.int64).max, g.htlc_max_msat * np.where(big, 1, htlcs_per_channel)
-            )
-        cap_msat = np.minimum(ctx.max_msat, htlc_cap)
-        # exact hop amounts also carry downstream fees; no margin is kept for them up
-        # front (mainnet fees are tiny and capacities often equal round amounts):
-        # the exact check after building routes shrinks what overflows and re-solves
-        cap_msat = np.where(base, np.maximum(cap_msat, 0), 0)
-        base &= cap_msat >= unit
-
-        topo = topology(g)
-        hop_w = weighted(topo, np.where(base, 1.0, np.inf))
+        base, cap_msat = _capacities(request, ctx, s, unit, htlcs_per_channel)
+        hop_w = weighted(topology(g), np.where(base, 1.0, np.inf))
         ds = distances(hop_w, s, hops=True)
         if not np.isfinite(ds[t]):
             self._raise_if_delay_bound(request, ctx, unit, s, t, demand)
@@ -248,26 +235,16 @@ class MinCostFlowStrategy:
                 data={"amount_msat": amount, "max_flow_msat": 0},
             )
         dt = distances(hop_w, t, reverse=True, hops=True)
-        through = ds[g.src] + 1.0 + dt[g.dst]
-        best = float(ds[t])
-
-        levels: list[B] = []
-        for slack in self.slacks:
-            keep = base & (through <= best + slack)
-            if int(keep.sum()) >= self.min_pruned_edges or slack == self.slacks[-1]:
-                levels.append(keep)
-        levels.append(base)
-        sizes = [int(k.sum()) for k in levels]
-        levels = [k for i, k in enumerate(levels) if i == 0 or sizes[i] > sizes[i - 1]]
-
+        levels = self._levels(base, ds[g.src] + 1.0 + dt[g.dst], float(ds[t]))
         original_cap_u = cap_msat // unit
         failure = _Failure(max_flow=0, why="infeasible")
         impossible = False
         for li, keep in enumerate(levels):
+            ctx.check_deadline()
             repaired = bool(np.any(cap_msat // unit < original_cap_u))
             if li > 0 and li == len(levels) - 1 and repaired:
                 break  # exact checks, not capacity, failed: skip the slow whole graph
-            problem = self._problem(g.src, g.dst, np.flatnonzero(keep), s, t)
+            problem = flow_network(g.src, g.dst, np.flatnonzero(keep), s, t)
             # cap_msat is shrunk in place by repairs: they carry over to wider levels
             result = self._solve_and_build(
                 request, ctx, problem, cap_msat, unit, demand, split=htlcs_per_channel > 1
@@ -282,7 +259,7 @@ class MinCostFlowStrategy:
                     impossible = True
                 elif li == 0:
                     # before widening (the whole graph is slow to solve): can it carry it?
-                    whole = self._max_flow(g.src, g.dst, original_cap_u, base, s, t)
+                    whole = max_flow(g.src, g.dst, np.where(base, original_cap_u, 0), s, t)
                     if whole < demand:
                         failure = _Failure(max_flow=whole, why="infeasible")
                         impossible = True
@@ -294,21 +271,42 @@ class MinCostFlowStrategy:
                 return self._single_path().find_routes(request, ctx)
             except RouteNotFound:
                 pass
-        if impossible:
+        else:
             self._raise_if_delay_bound(request, ctx, unit, s, t, demand)
+        raise self._failure_error(request, failure, unit)
+
+    def _levels(self, base: B, through: F64, best: float) -> list[B]:
+        """The edge sets to try, narrowest first: the hop neighbourhoods, then ``base``.
+
+        ``through`` is, per edge, the hop count of the shortest path through it;
+        a level is kept only when it adds edges to the one before.
+        """
+        slacks = self._params.slacks
+        levels: list[B] = []
+        for slack in slacks:
+            keep = base & (through <= best + slack)
+            if int(keep.sum()) >= self._params.min_pruned_edges or slack == slacks[-1]:
+                levels.append(keep)
+        levels.append(base)
+        sizes = [int(k.sum()) for k in levels]
+        return [k for i, k in enumerate(levels) if i == 0 or sizes[i] > sizes[i - 1]]
+
+    def _failure_error(self, request: RouteInput, failure: _Failure, unit: int) -> RouteNotFound:
+        """The error that explains ``failure``."""
+        amount = request.amount_msat
         if failure.why == "maxparts":
-            raise RouteNotFound(
+            return RouteNotFound(
                 f"mincostflow: the flow for {amount} msat needs more than "
                 f"maxparts={request.maxparts} routes",
                 data={"maxparts": request.maxparts},
             )
         if failure.why == "repairs":
-            raise RouteNotFound(
+            return RouteNotFound(
                 f"mincostflow: routes for {amount} msat kept failing the exact htlc/liquidity "
-                f"checks after {self.max_repairs} repairs",
+                f"checks after {self._params.max_repairs} repairs",
                 data={"problems": failure.problems[-8:]},
             )
-        raise RouteNotFound(
+        return RouteNotFound(
             f"mincostflow: no flow of {amount} msat to {request.destination}: "
             f"max flow is about {failure.max_flow * unit} msat",
             data={
@@ -318,8 +316,9 @@ class MinCostFlowStrategy:
             },
         )
 
+    @staticmethod
     def _raise_if_delay_bound(
-        self, request: RouteInput, ctx: RoutingContext, unit: int, s: int, t: int, demand: int
+        request: RouteInput, ctx: RoutingContext, unit: int, s: int, t: int, demand: int
     ) -> None:
         """Raise :class:`RouteTooExpensive` if only CLTV deltas over ``maxdelay`` stop the flow."""
         g = ctx.graph
@@ -327,57 +326,20 @@ class MinCostFlowStrategy:
             return
         mask = allowed_edges(request, ctx, None) & (g.htlc_min_msat <= request.amount_msat)
         cap_u = np.where(mask, np.minimum(ctx.max_msat, g.htlc_max_msat), 0) // unit
-        if self._max_flow(g.src, g.dst, cap_u, mask, s, t) >= demand:
+        if max_flow(g.src, g.dst, np.where(mask, cap_u, 0), s, t) >= demand:
             raise RouteTooExpensive(
                 f"mincostflow: {request.amount_msat} msat can only flow over channels whose "
                 f"CLTV delays exceed maxdelay {request.maxdelay}",
                 data={"maxdelay": request.maxdelay},
             )
 
-    @staticmethod
-    def _max_flow(
-        src: npt.NDArray[np.int32], dst: npt.NDArray[np.int32], cap_u: I64, mask: B, s: int, t: int
-    ) -> int:
-        """Maximum flow (units) from ``s`` to ``t`` over ``mask`` (OR-Tools, ~13 ms on mainnet)."""
-        from ortools.graph.python import max_flow
-
-        use = mask & (cap_u > 0)
-        try:
-            mf = max_flow.SimpleMaxFlow()
-            mf.add_arcs_with_capacity(
-                src[use].astype(np.int32), dst[use].astype(np.int32), cap_u[use].astype(np.int64)
-            )
-            status = mf.solve(s, t)
-            if status == mf.OPTIMAL:
-                return int(mf.optimal_flow())
-        except Exception as exc:  # pragma: no cover - solver internals
-            raise BarqError(f"mincostflow: OR-Tools max flow failed: {exc}") from exc
-        raise BarqError(f"mincostflow: OR-Tools max flow returned status {status}")
-
     # -- building blocks ---------------------------------------------------------------
-
-    @staticmethod
-    def _problem(
-        src: npt.NDArray[np.int32], dst: npt.NDArray[np.int32], edges: I64, s: int, t: int
-    ) -> _Problem:
-        ends = np.concatenate([[s, t], src[edges], dst[edges]])
-        nodes, inv = np.unique(ends, return_inverse=True)
-        k = len(edges)
-        return _Problem(
-            edges=edges,
-            node_of=nodes,
-            tails=inv[2 : 2 + k].astype(np.int64),
-            heads=inv[2 + k :].astype(np.int64),
-            num_nodes=len(nodes),
-            s=int(inv[0]),
-            t=int(inv[1]),
-        )
 
     def _arcs(
         self,
         request: RouteInput,
         ctx: RoutingContext,
-        p: _Problem,
+        p: FlowNetwork,
         cap_msat: I64,
         unit: int,
         mu: float,
@@ -386,19 +348,11 @@ class MinCostFlowStrategy:
         """(tails, heads, capacities, costs, edge index into p.edges) of the linearised arcs."""
         g = ctx.graph
         e = p.edges
-        amount = request.amount_msat
-        cap = cap_msat[e]
-        cap_u = cap // unit
+        cap_u = cap_msat[e] // unit
         lo = np.clip(ctx.min_msat[e], 0, None).astype(np.float64)
         hi = np.maximum(ctx.max_msat[e].astype(np.float64), lo)
-        width = hi - lo
         from_source = g.src[e] == g.node_index[request.source]
-        per_msat = (
-            g.fee_ppm[e] / 1e6
-            + g.fee_base_msat[e] / amount
-            + g.cltv_delta[e] * (self.riskfactor / 100.0 / BLOCKS_PER_YEAR)
-        )
-        per_msat = np.where(from_source, 0.0, per_msat)
+        per_msat = self._params.flow_cost_per_msat(g, e, request.amount_msat, from_source)
         fee_cost = mu * per_msat * unit  # -ln P units per flow unit
         if delay_weight > 0:
             room = max(1, request.maxdelay - request.final_cltv)
@@ -409,20 +363,7 @@ class MinCostFlowStrategy:
         costs: list[I64] = []
         which: list[I64] = []
         idx = np.arange(len(e), dtype=np.int64)
-        prev = np.minimum(np.floor(lo / unit).astype(np.int64), cap_u)  # certain part
-        pieces: list[tuple[I64, F64]] = [(prev, np.zeros(len(e)))]
-        piv = self.pivots
-        for a, b in itertools.pairwise(piv):
-            upto = np.minimum(np.floor((lo + b * width) / unit).astype(np.int64), cap_u)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                if b < 1.0:
-                    rise = np.full(len(e), math.log(1 - a) - math.log(1 - b))
-                else:  # up to max itself: P(max) = 1 / (width + 1)
-                    rise = np.log1p(width) + math.log(1 - a)
-                c = np.where(width > 0, rise * unit / ((b - a) * width), 0.0)
-            pieces.append((np.maximum(upto - prev, 0), np.maximum(c, 0.0)))
-            prev = np.maximum(prev, upto)
-        for seg_cap, seg_cost in pieces:
+        for seg_cap, seg_cost in nlp_pieces(lo, hi, cap_u, unit, self._params.pivots):
             use = seg_cap > 0
             tails.append(p.tails[use])
             heads.append(p.heads[use])
@@ -438,85 +379,11 @@ class MinCostFlowStrategy:
             np.concatenate(which),
         )
 
-    @staticmethod
-    def _min_cost_flow(
-        p: _Problem,
-        tails: I64,
-        heads: I64,
-        caps: I64,
-        costs: I64,
-        demand: int,
-    ) -> tuple[I64 | None, int]:
-        """Flow per arc (``None`` if infeasible) and the maximum flow when infeasible."""
-        from ortools.graph.python import min_cost_flow
-
-        try:
-            smcf = min_cost_flow.SimpleMinCostFlow()
-            if len(tails):
-                smcf.add_arcs_with_capacity_and_unit_cost(
-                    tails.astype(np.int32), heads.astype(np.int32), caps, costs
-                )
-            supplies = np.zeros(p.num_nodes, dtype=np.int64)
-            supplies[p.s] = demand
-            supplies[p.t] = -demand
-            smcf.set_nodes_supplies(np.arange(p.num_nodes, dtype=np.int32), supplies)
-            status = smcf.solve()
-            if status == smcf.OPTIMAL:
-                flows = np.asarray(
-                    smcf.flows(np.arange(len(tails), dtype=np.int32)), dtype=np.int64
-                )
-                return flows, demand
-            if status == smcf.INFEASIBLE:
-                smcf.solve_max_flow_with_min_cost()
-                return None, int(smcf.maximum_flow())
-        except Exception as exc:  # pragma: no cover - solver internals
-            raise BarqError(f"mincostflow: OR-Tools min-cost flow failed: {exc}") from exc
-        raise BarqError(f"mincostflow: OR-Tools min-cost flow returned status {status}")
-
-    @staticmethod
-    def _decompose(p: _Problem, edge_flow: I64) -> list[tuple[list[int], int]]:
-        """Greedy path decomposition: ``[(local edge indexes, units)]`` (cycles dropped)."""
-        rem = edge_flow.copy()
-        out_edges: dict[int, list[int]] = defaultdict(list)
-        for k in np.flatnonzero(rem > 0).tolist():
-            out_edges[int(p.tails[k])].append(k)
-        paths: list[tuple[list[int], int]] = []
-        guard = 0
-        while guard < 100_000:
-            guard += 1
-            outs = [k for k in out_edges[p.s] if rem[k] > 0]
-            if not outs:
-                break
-            node = p.s
-            path: list[int] = []
-            seen = {node: 0}
-            while node != p.t:
-                cand = [k for k in out_edges[node] if rem[k] > 0]
-                if not cand:  # flow conservation broken: cannot happen with a solver answer
-                    raise BarqError("mincostflow: flow decomposition reached a dead end")
-                k = max(cand, key=lambda j: (int(rem[j]), -j))
-                path.append(k)
-                node = int(p.heads[k])
-                if node in seen:  # a cycle: cancel it and continue from there
-                    cyc = path[seen[node] :]
-                    m = min(int(rem[j]) for j in cyc)
-                    for j in cyc:
-                        rem[j] -= m
-                    del path[seen[node] :]
-                    seen = {n: i for n, i in seen.items() if i <= seen[node]}
-                    continue
-                seen[node] = len(path)
-            amount = min(int(rem[k]) for k in path)
-            for k in path:
-                rem[k] -= amount
-            paths.append((path, amount))
-        return paths
-
     def _solve_and_build(
         self,
         request: RouteInput,
         ctx: RoutingContext,
-        p: _Problem,
+        p: FlowNetwork,
         cap_msat: I64,
         unit: int,
         demand: int,
@@ -528,10 +395,10 @@ class MinCostFlowStrategy:
         hop's ``htlc_max`` are cut into parts that fit.
 
         Raises:
-            RouteTooExpensive: flows exist but stay over budget after :attr:`budget_steps`.
+            RouteTooExpensive: flows exist but stay over budget after ``budget_steps``.
         """
         g = ctx.graph
-        mu = 1.0 / (self.fee_ppm_per_nlp * 1e-6 * request.amount_msat)
+        mu = 1.0 / (self._params.penalty_ppm * 1e-6 * request.amount_msat)
         mu_step = 0
         delay_weight = 0.0
         delay_step = 0
@@ -539,32 +406,55 @@ class MinCostFlowStrategy:
         over: list[tuple[int, int]] = []  # (total fee, max delay) of over-budget answers
         problems: list[dict[str, Any]] = []
         while True:
+            ctx.check_deadline()
             tails, heads, caps, costs, which = self._arcs(
                 request, ctx, p, cap_msat, unit, mu, delay_weight
             )
-            flows, max_flow = self._min_cost_flow(p, tails, heads, caps, costs, demand)
-            if flows is None:
+            sol = min_cost_flow(
+                tails,
+                heads,
+                caps,
+                costs,
+                p.s,
+                p.t,
+                demand,
+                num_nodes=p.num_nodes,
+                max_flow_if_infeasible=True,
+            )
+            if sol.flows is None:
+                if sol.status != "infeasible":
+                    raise BarqError(f"mincostflow: OR-Tools min-cost flow answered {sol.status}")
                 if over:  # repairs after an over-budget answer closed the flow
                     break
-                return _Failure(max_flow=max_flow, why="infeasible", problems=problems)
-            edge_flow = np.bincount(which, weights=flows, minlength=len(p.edges)).astype(np.int64)
+                return _Failure(max_flow=sol.max_flow, why="infeasible", problems=problems)
+            edge_flow = np.bincount(which, weights=sol.flows, minlength=len(p.edges)).astype(
+                np.int64
+            )
             paths = self._to_paths(request, p, edge_flow, cap_msat, unit, demand)
             if paths is not None and split:
                 paths = self._split_over_htlc_max(request, ctx, paths)
             if paths is None:
                 return _Failure(max_flow=demand, why="maxparts", problems=problems)
-            routes, bad = self._build(request, ctx, paths)
+            routes, bad = build_routes(
+                ctx, [(x.edges, x.amount_msat) for x in paths], request.final_cltv
+            )
             if bad:
                 repairs += 1
-                for e, overshoot, reason in bad:
+                for b in bad:
                     problems.append(
-                        {"channel": g.scid_dir(e), "reason": reason, "overshoot_msat": overshoot}
+                        {
+                            "channel": g.scid_dir(b.edge),
+                            "reason": b.reason,
+                            "overshoot_msat": b.overshoot_msat,
+                        }
                     )
                     # htlc_min: a part too small for the channel; else shrink by the excess
-                    cap_msat[e] = (
-                        0 if reason == "htlc_min" else max(0, int(cap_msat[e]) - overshoot)
+                    cap_msat[b.edge] = (
+                        0
+                        if b.reason == "htlc_min"
+                        else max(0, int(cap_msat[b.edge]) - b.overshoot_msat)
                     )
-                if repairs > self.max_repairs:
+                if repairs > self._params.max_repairs:
                     return _Failure(max_flow=demand, why="repairs", problems=problems)
                 continue
             fee = sum(r.fee_msat for r in routes)
@@ -580,7 +470,7 @@ class MinCostFlowStrategy:
             if delay_over:
                 delay_step += 1
                 delay_weight = 10.0**delay_step
-            if mu_step > self.budget_steps or delay_step > self.budget_steps:
+            if mu_step > self._params.budget_steps or delay_step > self._params.budget_steps:
                 break
         cheapest = min(f for f, _ in over)
         shortest = min(d for _, d in over)
@@ -599,14 +489,14 @@ class MinCostFlowStrategy:
     def _to_paths(
         self,
         request: RouteInput,
-        p: _Problem,
+        p: FlowNetwork,
         edge_flow: I64,
         cap_msat: I64,
         unit: int,
         demand: int,
     ) -> list[_Path] | None:
         """Decomposed paths in msat adding up to the amount, at most ``maxparts`` (or None)."""
-        raw = self._decompose(p, edge_flow)
+        raw = decompose_flow(p, edge_flow)
         raw.sort(key=lambda x: -x[1])
         paths = [_Path([int(p.edges[k]) for k in ks], units * unit) for ks, units in raw]
         excess = demand * unit - request.amount_msat
@@ -634,25 +524,11 @@ class MinCostFlowStrategy:
 
         Returns None when that needs more than ``request.maxparts`` parts.
         """
-        g = ctx.graph
-        out: list[_Path] = []
-        for x in paths:
-            part = x.amount_msat
-            for _ in range(8):  # hop amounts carry downstream fees: shrink until none is over
-                r = build_route(g, x.edges, part, request.final_cltv)
-                fit = min(
-                    int(g.htlc_max_msat[e]) * part // h.amount_msat
-                    for h, e in zip(r.hops, x.edges, strict=True)
-                )
-                if fit >= part or fit <= 0:
-                    break
-                part = min(fit, part - 1)
-            if part >= x.amount_msat or part <= 0:
-                out.append(x)  # fits (or cannot be helped: the exact check repairs it)
-                continue
-            n = -(-x.amount_msat // part)
-            share, extra = divmod(x.amount_msat, n)
-            out.extend(_Path(list(x.edges), share + (1 if i < extra else 0)) for i in range(n))
+        out = [
+            _Path(list(x.edges), a)
+            for x in paths
+            for a in htlc_max_parts(ctx.graph, x.edges, x.amount_msat, request.final_cltv)
+        ]
         return out if len(out) <= request.maxparts else None
 
     @staticmethod
@@ -678,36 +554,32 @@ class MinCostFlowStrategy:
             return None
         return kept
 
-    @staticmethod
-    def _build(
-        request: RouteInput,
-        ctx: RoutingContext,
-        paths: list[_Path],
-    ) -> tuple[list[Route], list[tuple[int, int, str]]]:
-        """Exact routes, or every ``(edge, overshoot msat, reason)`` that does not fit."""
-        g = ctx.graph
-        built = [build_route(g, x.edges, x.amount_msat, request.final_cltv) for x in paths]
-        total: dict[int, int] = defaultdict(int)
-        bad: dict[int, tuple[int, int, str]] = {}
-        for r, x in zip(built, paths, strict=True):
-            for hop, e in zip(r.hops, x.edges, strict=True):
-                a = hop.amount_msat
-                total[e] += a
-                if a < int(g.htlc_min_msat[e]):
-                    bad[e] = (e, int(g.htlc_min_msat[e]) - a, "htlc_min")
-                elif a > int(g.htlc_max_msat[e]):
-                    over = a - int(g.htlc_max_msat[e])
-                    if e not in bad or bad[e][1] < over:
-                        bad[e] = (e, over, "htlc_max")
-        for e, a in total.items():
-            if e not in bad and a > int(ctx.max_msat[e]):
-                bad[e] = (e, a - int(ctx.max_msat[e]), "liquidity")
-        if bad:
-            return [], list(bad.values())
-        routes: list[Route] = []
-        for r, x in zip(built, paths, strict=True):
-            prob = 1.0
-            for e in x.edges:
-                prob *= success_probability(total[e], int(ctx.min_msat[e]), int(ctx.max_msat[e]))
-            routes.append(Route(hops=r.hops, probability=prob))
-        return routes, []
+
+def _capacities(
+    request: RouteInput, ctx: RoutingContext, s: int, unit: int, htlcs_per_channel: int
+) -> tuple[B, I64]:
+    """Edges that may carry flow at all, and what each may carry (msat).
+
+    Common masks, CLTV delta, ``htlc_min <= amount``, and room for one flow unit;
+    a channel carries at most ``htlcs_per_channel * htlc_max`` and ``ctx.max_msat``.
+    """
+    g = ctx.graph
+    amount = request.amount_msat
+    base = (
+        allowed_edges(request, ctx, None)
+        & delay_allowed(request, g, s)
+        & (g.htlc_min_msat <= amount)
+    )
+    htlc_cap = g.htlc_max_msat
+    if htlcs_per_channel > 1:
+        big = g.htlc_max_msat > np.iinfo(np.int64).max // htlcs_per_channel
+        htlc_cap = np.where(
+            big, np.iinfo(np.int64).max, g.htlc_max_msat * np.where(big, 1, htlcs_per_channel)
+        )
+    cap_msat = np.minimum(ctx.max_msat, htlc_cap)
+    # exact hop amounts also carry downstream fees; no margin is kept for them up
+    # front (mainnet fees are tiny and capacities often equal round amounts):
+    # the exact check after building routes shrinks what overflows and re-solves
+    cap_msat = np.where(base, np.maximum(cap_msat, 0), 0)
+    base &= cap_msat >= unit
+    return base, cap_msat

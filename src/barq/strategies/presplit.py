@@ -22,11 +22,29 @@ import numpy as np
 
 from barq.errors import RouteNotFound
 from barq.model import Route, RouteInput
-from barq.strategies._paths import add_route_usage, endpoints, find_path, reserve
-from barq.strategies.base import RoutingContext
+from barq.routing import (
+    CostParams,
+    RoutingContext,
+    add_route_usage,
+    endpoints,
+    find_path,
+    reserve,
+)
 from barq.strategies.dijkstra import DijkstraStrategy
 
-__all__ = ["PresplitStrategy"]
+__all__ = ["PresplitParams", "PresplitStrategy", "presplit_amounts"]
+
+
+class PresplitParams(CostParams, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``dijkstra``'s cost weights plus the part size.
+
+    Attributes:
+        part_msat: target part size (CLN ``pay``'s presplit uses 10,000 sat).
+    """
+
+    penalty_ppm: float = 0.0
+    penalty_base_msat: int = 0
+    part_msat: int = 10_000_000
 
 
 def presplit_amounts(amount_msat: int, part_msat: int, maxparts: int) -> list[int]:
@@ -49,14 +67,17 @@ class PresplitStrategy:
     splits: ClassVar[bool] = True
     min_part_msat: ClassVar[int | None] = 100_000
     halve_on_failure: ClassVar[bool] = True
-    #: target part size (CLN ``pay``'s presplit uses 10,000 sat)
-    part_msat: ClassVar[int] = 10_000_000
 
-    def __init__(self) -> None:
-        self._path = DijkstraStrategy()
+    def __init__(self, params: PresplitParams | None = None) -> None:
+        self._params = PresplitParams() if params is None else params
+        self._path = DijkstraStrategy(self._params)
+
+    @property
+    def params(self) -> PresplitParams:
+        return self._params
 
     def find_routes(self, request: RouteInput, ctx: RoutingContext) -> list[Route]:
-        """Routes for the presplit parts (see :meth:`barq.strategies.base.Strategy.find_routes`).
+        """Routes for the presplit parts (see :meth:`barq.routing.Strategy.find_routes`).
 
         Raises:
             RouteNotFound: some part finds no route even after halving.
@@ -64,13 +85,16 @@ class PresplitStrategy:
                 is exceeded by every route it has.
         """
         endpoints(request, ctx.graph)
-        queue = deque(presplit_amounts(request.amount_msat, self.part_msat, request.maxparts))
+        queue = deque(
+            presplit_amounts(request.amount_msat, self._params.part_msat, request.maxparts)
+        )
         floor = self.min_part_msat or 1
         used = np.zeros(ctx.graph.num_edges, dtype=np.int64)
         routes: list[Route] = []
         fee_left = request.maxfee_msat
         amount_left = request.amount_msat
         while queue:
+            ctx.check_deadline()
             a = queue.popleft()
             share = fee_left * a // amount_left
             try:

@@ -5,11 +5,20 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from typing import Any
+
+import msgspec
 
 from barq.errors import UnknownStrategy
-from barq.strategies.base import Strategy
+from barq.routing import Strategy
 
-__all__ = ["BUILTIN", "available_strategies", "get_strategy", "register_strategy"]
+__all__ = [
+    "BUILTIN",
+    "available_strategies",
+    "get_strategy",
+    "register_strategy",
+    "strategy_parameters",
+]
 
 EP_GROUP = "barq.strategies"
 
@@ -28,7 +37,11 @@ _registered: dict[str, Callable[[], Strategy]] = {}
 
 
 def register_strategy(name: str, factory: Callable[[], Strategy]) -> None:
-    """Register ``factory`` (usually the class) under ``name`` for this process."""
+    """Register ``factory`` (usually the class) under ``name`` for this process.
+
+    ``factory()`` must build the strategy with its default parameters; the
+    built-in classes also accept ``params=`` (their own params Struct) for others.
+    """
     _registered[name] = factory
 
 
@@ -70,9 +83,23 @@ def get_strategy(name: str) -> Strategy:
         raise UnknownStrategy(f"strategy {name!r} ({origin}) failed to load: {exc}") from exc
 
 
-def available_strategies() -> list[dict[str, str | bool]]:
-    """``[{name, description, splits, origin}]`` for every strategy that loads."""
-    rows: list[dict[str, str | bool]] = []
+def strategy_parameters(strategy: Strategy) -> dict[str, Any]:
+    """``strategy.params`` as ``{field: value}`` (JSON types; ``{}`` when it has none)."""
+    params = getattr(strategy, "params", None)
+    if not isinstance(params, msgspec.Struct):
+        return {}
+    out: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(params))
+    return out
+
+
+def available_strategies() -> list[dict[str, Any]]:
+    """``[{name, description, splits, origin, parameters}]`` for every registered strategy.
+
+    ``parameters`` maps each of the strategy's tunable numbers to its default
+    (:func:`strategy_parameters`); a strategy that fails to load is listed with
+    the reason as its description and no parameters.
+    """
+    rows: list[dict[str, Any]] = []
     for name, (origin, _) in sorted(_factories().items()):
         try:
             s = get_strategy(name)
@@ -83,10 +110,17 @@ def available_strategies() -> list[dict[str, str | bool]]:
                     "description": f"(failed to load: {exc})",
                     "splits": False,
                     "origin": origin,
+                    "parameters": {},
                 }
             )
             continue
         rows.append(
-            {"name": name, "description": s.description, "splits": s.splits, "origin": origin}
+            {
+                "name": name,
+                "description": s.description,
+                "splits": s.splits,
+                "origin": origin,
+                "parameters": strategy_parameters(s),
+            }
         )
     return rows

@@ -14,7 +14,16 @@ import anyio
 import msgspec
 
 from barq.graph import Graph
-from barq.model import Invoice, LocalChannel, NodeInfo, PartStatus, Route, SendpayStatus
+from barq.model import (
+    Invoice,
+    LocalChannel,
+    NodeInfo,
+    PartId,
+    PartStatus,
+    PaymentHash,
+    Route,
+    SendpayStatus,
+)
 from barq.node.base import NodeInterface
 
 __all__ = ["CheckedNode", "Limits", "SentPart", "money_rule_violations", "reuse_violation"]
@@ -23,8 +32,8 @@ __all__ = ["CheckedNode", "Limits", "SentPart", "money_rule_violations", "reuse_
 class SentPart(msgspec.Struct, frozen=True, kw_only=True):
     """One ``sendpay`` as the handler sees it (``seq`` counts sendpay calls from 0)."""
 
-    payment_hash: str
-    partid: int
+    payment_hash: PaymentHash
+    partid: PartId
     groupid: int
     route: Route
     total_msat: int
@@ -69,7 +78,7 @@ def money_rule_violations(
 
 
 def reuse_violation(
-    payment_hash: str, groupid: int, partid: int, old: Route | None, new: Route
+    payment_hash: PaymentHash, groupid: int, partid: PartId, old: Route | None, new: Route
 ) -> str | None:
     """Rule 4: a ``(groupid, partid)`` sent again must carry the same route as before."""
     if old is not None and old != new:
@@ -90,7 +99,7 @@ class CheckedNode:
         self._limits: dict[str, tuple[int, Limits]] = {}
         self._routes: dict[tuple[str, int, int], Route] = {}
 
-    def expect(self, payment_hash: str, amount_msat: int, limits: Limits) -> None:
+    def expect(self, payment_hash: PaymentHash, amount_msat: int, limits: Limits) -> None:
         self._limits[payment_hash] = (amount_msat, limits)
 
     async def get_info(self) -> NodeInfo:
@@ -108,9 +117,9 @@ class CheckedNode:
     async def sendpay(
         self,
         route: Route,
-        payment_hash: str,
+        payment_hash: PaymentHash,
         *,
-        partid: int,
+        partid: PartId,
         groupid: int,
         total_msat: int,
         payment_secret: str | None,
@@ -154,11 +163,16 @@ class CheckedNode:
         )
 
     async def waitsendpay(
-        self, payment_hash: str, *, partid: int, groupid: int, timeout_s: float | None = None
+        self,
+        payment_hash: PaymentHash,
+        *,
+        partid: PartId,
+        groupid: int,
+        timeout_s: float | None = None,
     ) -> PartStatus:
         return await self.inner.waitsendpay(
             payment_hash, partid=partid, groupid=groupid, timeout_s=timeout_s
         )
 
-    async def listsendpays(self, payment_hash: str | None = None) -> list[PartStatus]:
+    async def listsendpays(self, payment_hash: PaymentHash | None = None) -> list[PartStatus]:
         return await self.inner.listsendpays(payment_hash)

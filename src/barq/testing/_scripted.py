@@ -43,10 +43,13 @@ from barq.model import (
     LocalChannel,
     NodeId,
     NodeInfo,
+    PartId,
     PartStatus,
+    PaymentHash,
     Route,
     RouteFailure,
     RouteHintHop,
+    Scid,
     SendpayStatus,
 )
 from barq.sim import rules
@@ -157,12 +160,12 @@ class ScriptedNode:
         self.sent: list[SentPart] = []
         self.violations: list[str] = []
         self.calls: Counter[str] = Counter()
-        self._parts: dict[str, dict[tuple[int, int], _Part]] = {}
-        self._refused: dict[str, set[tuple[int, int]]] = {}
+        self._parts: dict[PaymentHash, dict[tuple[int, PartId], _Part]] = {}
+        self._refused: dict[PaymentHash, set[tuple[int, PartId]]] = {}
         self._invoices: dict[str, _Invoice] = {}
         self._by_hash: dict[str, _Invoice] = {}
         self._limits: dict[str, Limits] = {}
-        self._preloaded: dict[str, list[PartStatus]] = {}
+        self._preloaded: dict[PaymentHash, list[PartStatus]] = {}
 
     # -- test setup -----------------------------------------------------------------------
 
@@ -180,7 +183,7 @@ class ScriptedNode:
         """Register an invoice; returns its (fake) bolt11 string for :meth:`decode_invoice`."""
         k = len(self._invoices)
         preimage = hashlib.sha256(f"barq-scripted-{k}".encode()).hexdigest()
-        payment_hash = hashlib.sha256(bytes.fromhex(preimage)).hexdigest()
+        payment_hash = PaymentHash(hashlib.sha256(bytes.fromhex(preimage)).hexdigest())
         bolt11 = f"lnscripted{k}x{payment_hash[:16]}"
         inv = Invoice(
             bolt11=bolt11,
@@ -221,7 +224,7 @@ class ScriptedNode:
             for c in self.channels
         ]
 
-    def delivered_msat(self, payment_hash: str) -> int:
+    def delivered_msat(self, payment_hash: PaymentHash) -> int:
         now = anyio.current_time()
         return sum(
             p.sent.route.amount_msat
@@ -260,9 +263,9 @@ class ScriptedNode:
     async def sendpay(
         self,
         route: Route,
-        payment_hash: str,
+        payment_hash: PaymentHash,
         *,
-        partid: int,
+        partid: PartId,
         groupid: int,
         total_msat: int,
         payment_secret: str | None,
@@ -336,7 +339,12 @@ class ScriptedNode:
         return self._status(parts[key], now)
 
     async def waitsendpay(
-        self, payment_hash: str, *, partid: int, groupid: int, timeout_s: float | None = None
+        self,
+        payment_hash: PaymentHash,
+        *,
+        partid: PartId,
+        groupid: int,
+        timeout_s: float | None = None,
     ) -> PartStatus:
         self.calls["waitsendpay"] += 1
         part = self._parts.get(payment_hash, {}).get((groupid, partid))
@@ -367,7 +375,7 @@ class ScriptedNode:
             )
         return self._status(part, anyio.current_time())
 
-    async def listsendpays(self, payment_hash: str | None = None) -> list[PartStatus]:
+    async def listsendpays(self, payment_hash: PaymentHash | None = None) -> list[PartStatus]:
         self.calls["listsendpays"] += 1
         now = anyio.current_time()
         hashes = (
@@ -409,7 +417,9 @@ class ScriptedNode:
             payment_preimage=part.preimage if st is SendpayStatus.COMPLETE else None,
         )
 
-    def _adopt_preloaded(self, payment_hash: str, partid: int, groupid: int) -> _Part | None:
+    def _adopt_preloaded(
+        self, payment_hash: PaymentHash, partid: PartId, groupid: int
+    ) -> _Part | None:
         for p in self._preloaded.get(payment_hash, []):
             if p.partid == partid and p.groupid == groupid:
                 hop_id = p.destination or self.our_id
@@ -417,7 +427,7 @@ class ScriptedNode:
                     hops=(
                         Hop(
                             id=hop_id,
-                            channel="0x0x0",
+                            channel=Scid("0x0x0"),
                             direction=0,
                             amount_msat=p.amount_msat,
                             delay=0,
@@ -528,7 +538,7 @@ class ScriptedNode:
             message=why,
         )
 
-    def _check(self, new: SentPart, parts: dict[tuple[int, int], _Part], now: float) -> None:
+    def _check(self, new: SentPart, parts: dict[tuple[int, PartId], _Part], now: float) -> None:
         """The money rules (:mod:`barq.testing`) for the payment ``new`` belongs to."""
         h = new.payment_hash
         old = parts.get((new.groupid, new.partid))

@@ -1,10 +1,12 @@
 """An example third-party Barq strategy: the path with the fewest hops.
 
-Ties (paths of equal length) go to the path most likely to succeed under
-the estimator's liquidity bounds. Barq's :class:`PathStrategy` does the rest:
-masks (disabled/excluded channels, htlc limits, known liquidity), Dijkstra,
-exact fees and CLTV, the fee budget. Installed, it is found through the
-``barq.strategies`` entry point declared in this package's ``pyproject.toml``.
+Ties (paths of equal length) go to the path most likely to succeed under the
+estimator's liquidity bounds. It imports only Barq's public toolkit
+(:mod:`barq.routing`) and :mod:`barq.model`: :class:`~barq.routing.PathStrategy`
+does the rest (masks for disabled/excluded channels, htlc limits and known
+liquidity, Dijkstra, exact fees and CLTV, the fee budget). Installed, it is
+found through the ``barq.strategies`` entry point in this package's
+``pyproject.toml``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from barq.model import RouteInput
-from barq.strategies.base import F64, PathStrategy, RoutingContext, neg_log_success
+from barq.routing import F64, PathStrategy, RoutingContext, neg_log_success
 
 __all__ = ["FewHopsStrategy"]
 

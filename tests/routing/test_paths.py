@@ -1,4 +1,4 @@
-"""The shared path machinery: masks, the scipy pitfalls, vectorised helpers."""
+"""The path toolkit: masks, the scipy pitfalls, vectorised cost helpers."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from strategy_helpers import SAT, N, Net, req, row, sd, uninformed
 
+from barq import routing
 from barq.errors import InvalidParams, RouteNotFound
-from barq.strategies import _paths
-from barq.strategies.base import (
+from barq.routing import (
     fee_costs,
     risk_costs,
     success_probabilities,
@@ -22,8 +22,8 @@ def test_zero_weight_edges_are_kept() -> None:
     a = net.channel(0, 1, 1000)
     b = net.channel(1, 2, 1000)
     g = net.graph()
-    w = _paths.weighted(_paths.topology(g), np.zeros(g.num_edges))
-    path = _paths.shortest_path(w, 0, 2)
+    w = routing.weighted(routing.topology(g), np.zeros(g.num_edges))
+    path = routing.shortest_path(w, 0, 2)
     assert path == [row(g, a, 0), row(g, b, 1)]
 
 
@@ -39,13 +39,13 @@ def test_parallel_edges_keep_the_cheapest_not_the_sum() -> None:
     cost[row(g, y, 0)] = 5.0
     cost[row(g, z, 0)] = 4.0
     cost[row(g, t, 2)] = 4.0
-    w = _paths.weighted(_paths.topology(g), cost)
+    w = routing.weighted(routing.topology(g), cost)
     # summed duplicates would make 0->1 cost 65 and route through node 2 (8)
-    assert _paths.shortest_path(w, 0, 1) == [row(g, y, 0)]
+    assert routing.shortest_path(w, 0, 1) == [row(g, y, 0)]
     assert w.edge_between(0, 1) == row(g, y, 0)
     cost[row(g, y, 0)] = np.inf
-    w = _paths.weighted(_paths.topology(g), cost)
-    assert _paths.shortest_path(w, 0, 1) == [row(g, z, 0), row(g, t, 2)]
+    w = routing.weighted(routing.topology(g), cost)
+    assert routing.shortest_path(w, 0, 1) == [row(g, z, 0), row(g, t, 2)]
 
 
 def test_unreachable_gives_none() -> None:
@@ -53,16 +53,16 @@ def test_unreachable_gives_none() -> None:
     net.channel(0, 1, 1000)
     net.channel(2, 3, 1000)
     g = net.graph()
-    w = _paths.weighted(_paths.topology(g), np.ones(g.num_edges))
-    assert _paths.shortest_path(w, 0, 3) is None
+    w = routing.weighted(routing.topology(g), np.ones(g.num_edges))
+    assert routing.shortest_path(w, 0, 3) is None
 
 
 def test_topology_is_cached_per_graph() -> None:
     net = Net()
     net.channel(0, 1, 1000)
     g = net.graph()
-    assert _paths.topology(g) is _paths.topology(g)
-    assert _paths.topology(net.graph()) is not _paths.topology(g)
+    assert routing.topology(g) is routing.topology(g)
+    assert routing.topology(net.graph()) is not routing.topology(g)
 
 
 def test_topology_is_shared_by_graphs_of_the_same_shape() -> None:
@@ -73,10 +73,10 @@ def test_topology_is_shared_by_graphs_of_the_same_shape() -> None:
     net.channel(1, 2, 1000)
     g = net.graph()
     other = net.graph()
-    t, u = _paths.topology(g), _paths.topology(other)
+    t, u = routing.topology(g), routing.topology(other)
     assert u.graph is other and u.single_rows is t.single_rows
     net.channel(0, 2, 1000)
-    assert _paths.topology(net.graph()).single_rows is not t.single_rows
+    assert routing.topology(net.graph()).single_rows is not t.single_rows
 
 
 def test_allowed_edges_masks() -> None:
@@ -86,17 +86,17 @@ def test_allowed_edges_masks() -> None:
     c = net.channel(0, 3, 1000, enabled=False)
     g = net.graph()
     ctx = uninformed(g)
-    m = _paths.allowed_edges(req(0, 2, 1000), ctx, 1000)
+    m = routing.allowed_edges(req(0, 2, 1000), ctx, 1000)
     assert not m[row(g, a, 0)]  # below htlc_min
     assert m[row(g, b, 1)]
     assert not m[row(g, c, 0)]  # disabled
-    m = _paths.allowed_edges(req(0, 2, 700 * SAT), ctx, 700 * SAT)
+    m = routing.allowed_edges(req(0, 2, 700 * SAT), ctx, 700 * SAT)
     assert not m[row(g, a, 0)]  # above htlc_max
-    m = _paths.allowed_edges(
+    m = routing.allowed_edges(
         req(0, 2, 10_000, exclude_channels=frozenset({sd(g, b, 1)})), ctx, 10_000
     )
     assert m[row(g, a, 0)] and not m[row(g, b, 1)] and m[row(g, b, 2)]
-    m = _paths.allowed_edges(req(0, 2, 10_000, exclude_nodes=frozenset({N[1], N[0]})), ctx, 10_000)
+    m = routing.allowed_edges(req(0, 2, 10_000, exclude_nodes=frozenset({N[1], N[0]})), ctx, 10_000)
     # node 1 cut out both ways; the source itself is never excluded
     assert not m[row(g, a, 0)] and not m[row(g, b, 1)] and not m[row(g, a, 1)]
     assert not m[row(g, c, 0)] and not m[row(g, c, 3)]  # disabled both ways
@@ -107,13 +107,13 @@ def test_endpoints_errors() -> None:
     net.channel(0, 1, 1000)
     g = net.graph()
     with pytest.raises(RouteNotFound, match="excluded"):
-        _paths.endpoints(req(0, 1, 1000, exclude_nodes=frozenset({N[1]})), g)
+        routing.endpoints(req(0, 1, 1000, exclude_nodes=frozenset({N[1]})), g)
     with pytest.raises(RouteNotFound, match="not in the graph"):
-        _paths.endpoints(req(0, 9, 1000), g)
+        routing.endpoints(req(0, 9, 1000), g)
     with pytest.raises(RouteNotFound, match="same node"):
-        _paths.endpoints(req(0, 0, 1000), g)
+        routing.endpoints(req(0, 0, 1000), g)
     with pytest.raises(InvalidParams):
-        _paths.endpoints(req(0, 1, 0), g)
+        routing.endpoints(req(0, 1, 0), g)
 
 
 def test_success_probabilities_match_scalar() -> None:
@@ -144,7 +144,7 @@ def test_reserve_subtracts_used_liquidity() -> None:
     ctx = uninformed(g)
     used = np.zeros(g.num_edges, dtype=np.int64)
     used[row(g, a, 0)] = 400 * SAT
-    r = _paths.reserve(ctx, used)
+    r = routing.reserve(ctx, used)
     assert r.max_msat[row(g, a, 0)] == 600 * SAT
     assert r.max_msat[row(g, a, 1)] == 1000 * SAT
     assert r.inflight_msat[row(g, a, 0)] == 400 * SAT
