@@ -31,8 +31,9 @@ from barq.model.payment import (
     PaymentStarted,
 )
 from barq.plugin.app import BarqPlugin, Check
+from barq.plugin.experiments import barqexperiments_params, lab_pay, lab_pay_result, lab_report
 from barq.plugin.host import EngineHost, NodeFactory, RuntimeFactory
-from barq.plugin.options import OPTIONS, config_from_init
+from barq.plugin.options import MULTI_OPTIONS, OPTIONS, config_from_init
 from barq.plugin.params import (
     barqlistpays_params,
     barqpay_params,
@@ -40,7 +41,7 @@ from barq.plugin.params import (
     barqstatus_params,
 )
 from barq.plugin.redirect import HOOKED, on_rpc_command
-from barq.plugin.results import part_end_json, part_start_json, pay_result
+from barq.plugin.results import part_end_json, part_start_json
 
 __all__ = ["PART_END_TOPIC", "PART_START_TOPIC", "build_plugin"]
 
@@ -98,7 +99,8 @@ def _init(
     )
     bp.host.start()
     bp.barq_log(
-        f"barq started: strategy={cfg.strategy} db={cfg.db_path} handle-pay={cfg.handle_pay}",
+        f"barq started: strategy={cfg.strategy} db={cfg.db_path} handle-pay={cfg.handle_pay}"
+        + "".join(f" experiment {e.name}={e.key}:{e.percent:g}%" for e in cfg.experiments),
         "info",
     )
     return None
@@ -203,9 +205,11 @@ def barqpay(
     )
     plugin: BarqPlugin = request.plugin
     host = plugin.engine()
+    cfg = plugin.barq_config
+    assert cfg is not None, "engine() answers only after init"
     sink = _Progress(request)
-    fut = host.submit(lambda: host.pay(params, on_event=sink))
-    fut.add_done_callback(lambda f: _answer(request, f, pay_result))
+    fut = host.submit(lambda: lab_pay(host, cfg, params, on_event=sink))
+    fut.add_done_callback(lambda f: _answer(request, f, lab_pay_result))
 
 
 # -- barqstatus / barqlistpays / barqroute / barqstrategies ----------------------------------------
@@ -233,6 +237,16 @@ def barqroute(
     _submit(request, _identity, request.plugin.engine().route, dest, amount, strat, parts, None)
 
 
+def barqexperiments(request: Request, since: Any = None, until: Any = None) -> None:
+    """The live experiments (barq-experiment, strategy=auto) from Barq's database: per
+    experiment and per amount bucket, payments, success rate with its Wilson 95 % interval,
+    median/p90 fee ppm, median attempts, median/p90 time to answer, and whether each
+    differs significantly from the default (since/until: UNIX seconds)."""
+    s, u = barqexperiments_params(since, until)
+    plugin: BarqPlugin = request.plugin
+    _submit(request, _identity, lab_report, plugin.engine(), plugin.barq_config, s, u)
+
+
 def barqstrategies() -> dict[str, Any]:
     """The registered routing strategies (built-in and entry points), one line each."""
     return {"strategies": available_strategies()}
@@ -250,6 +264,7 @@ COMMANDS: tuple[tuple[str, Callable[..., Any], Check, bool], ...] = (
     ("barqlistpays", barqlistpays, barqlistpays_params, True),
     ("barqroute", barqroute, barqroute_params, True),
     ("barqstrategies", barqstrategies, _no_params, False),
+    ("barqexperiments", barqexperiments, barqexperiments_params, True),
 )
 
 
@@ -276,7 +291,9 @@ def build_plugin(
         factories["runtime_factory"] = runtime_factory
     plugin = BarqPlugin(stdin=stdin, stdout=stdout, **factories)
     for name, default, description, opt_type in OPTIONS:
-        plugin.add_option(name, default, description, opt_type=opt_type)
+        plugin.add_option(
+            name, default, description, opt_type=opt_type, multi=name in MULTI_OPTIONS
+        )
     plugin.add_notification_topic(PART_START_TOPIC)
     plugin.add_notification_topic(PART_END_TOPIC)
     plugin.child_init = _init
