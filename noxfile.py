@@ -120,3 +120,11 @@ def refresh(session: nox.Session) -> None:
     if not graph.exists():
         session.skip(f"mainnet snapshot not found at {graph} (set BARQ_GRAPH)")
     session.run("python", "benchmarks/bench_refresh.py", "--path", str(graph), *session.posargs)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Soak: 1,000 simulated and 200 regtest payments in a row; RSS and open fds at start/end."""
+    session.install("-e", ".[test,regtest]")
+    env = {"VALGRIND": "0", "TEST_NETWORK": "regtest", "SLOW_MACHINE": "1"}
+    session.run("python", "benchmarks/soak.py", *session.posargs, env=env)

@@ -32,6 +32,7 @@ from barq.errors import (
 )
 from barq.model import NodeId, PartId, PaymentHash, Route, RouteInput, ScidDir
 from barq.model.payment import (
+    PartAdopted,
     PartEnded,
     PartOutcome,
     PartStarted,
@@ -128,6 +129,8 @@ class PaymentBook:
         self.routing_error: BarqError | None = None
         self.blocked_by_others = False  # the routing error may go away as other payments end
         self.adopted = resume.adopted
+        #: an adopted part failed: our channels' balances must be read again before planning
+        self.balances_stale = False
         opening: list[PaymentEvent] = [
             PaymentStarted(
                 payment_hash=inv.payment_hash,
@@ -140,6 +143,7 @@ class PaymentBook:
                 label=plan.label,
                 maxfee_msat=plan.maxfee_msat,
             ),
+            *(ev for pv in resume.ended for ev in _ended_earlier(inv.payment_hash, pv)),
             *resume.adopted,
         ]
         view: PaymentView | None = None
@@ -394,12 +398,15 @@ class PaymentBook:
     def _failed(self, pv: PartView, out: PartOutcome) -> PartState:
         """A failed part: its amount goes back to the pool; learn what to avoid (or stop).
 
-        A part adopted from an earlier run is not read for a lesson (the run
-        that routed it may have known another graph).
+        A part adopted from an earlier run is first-class: its amount is
+        re-planned like any other's, and its failure is read on the route its
+        run recorded (when known). Its HTLC no longer holds our channel, which
+        the router cannot know (it never reserved it): :attr:`balances_stale`.
         """
         route = pv.route
-        adopted = any(a.partid == pv.partid for a in self.adopted)
-        if out.failure is None or not route.hops or adopted:
+        if any(a.partid == pv.partid for a in self.adopted):
+            self.balances_stale = True
+        if out.failure is None or not route.hops:
             self.pool.append(pv.amount_msat)
             if not out.sent and out.rpc_code is not None:
                 self._refused(pv, out)
@@ -526,6 +533,32 @@ class PaymentBook:
             data["last_routing_error"] = self.routing_error.message
         err.data = data
         raise err
+
+
+def _ended_earlier(payment_hash: PaymentHash, pv: PartView) -> tuple[PartAdopted, PartEnded]:
+    """A part of the group that ended before this payment, told as events (for its record)."""
+    return (
+        PartAdopted(
+            payment_hash=payment_hash,
+            partid=pv.partid,
+            groupid=pv.groupid,
+            amount_msat=pv.amount_msat,
+            amount_sent_msat=pv.amount_sent_msat,
+            at=pv.started_at,
+            route=pv.route,
+            reason="sent by an earlier run",
+        ),
+        PartEnded(
+            payment_hash=payment_hash,
+            partid=pv.partid,
+            groupid=pv.groupid,
+            amount_msat=pv.amount_msat,
+            state=pv.state,
+            at=pv.finished_at if pv.finished_at is not None else pv.started_at,
+            failure=pv.failure,
+            reason=pv.reason or "ended before this call (an earlier run sent it)",
+        ),
+    )
 
 
 def attempt_detail(p: PartView) -> dict[str, Any]:
