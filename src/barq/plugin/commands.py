@@ -11,9 +11,11 @@ notifying) from the engine thread is safe.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from contextlib import suppress
+from functools import partial
 from typing import Any
 
 from pyln.client import Plugin
@@ -185,6 +187,7 @@ def barqpay(
     taken too. The result is pay's plus strategy, fee_msat and every attempt
     (route, amount, fee, outcome); progress is sent as notifications.
     """
+    t0 = time.perf_counter()
     params = barqpay_params(
         invstring,
         amount_msat,
@@ -204,8 +207,9 @@ def barqpay(
     plugin: BarqPlugin = request.plugin
     host = plugin.engine()
     sink = _Progress(request)
+    shape = partial(pay_result, parse_ms=(time.perf_counter() - t0) * 1000.0)
     fut = host.submit(lambda: host.pay(params, on_event=sink))
-    fut.add_done_callback(lambda f: _answer(request, f, pay_result))
+    fut.add_done_callback(lambda f: _answer(request, f, shape))
 
 
 # -- barqstatus / barqlistpays / barqroute / barqstrategies ----------------------------------------
