@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from barq.graph import Graph
@@ -142,7 +142,18 @@ class StoreJournal:
     def put_payment(self, view: PaymentView) -> None:
         self.store.put_payment(view)
 
+    def put_history(self, views: Sequence[PaymentView]) -> None:
+        self.store.put_history(views)
+
+    @property
+    def created(self) -> bool:
+        return self.store.created
+
     async def aget_payments(
-        self, payment_hash: str | None = None, status: str | None = None
+        self,
+        payment_hash: str | None = None,
+        status: str | None = None,
+        *,
+        limit: int | None = None,
     ) -> list[PaymentView]:
-        return self.store.get_payments(payment_hash, status)
+        return self.store.get_payments(payment_hash, status, limit=limit)

@@ -49,7 +49,7 @@ async def test_answered_at_the_first_preimage_and_followed_to_the_end(
             [live] = rt.status()
             assert live.status is PaymentStatus.PENDING  # still settling
             await trio.sleep(20)
-            [settled] = rt.status()
+            [settled] = await rt.astatus()
         stored = store.get_payments()
     assert out.answer_at == "preimage" and answered_s < 5
     assert view.status is PaymentStatus.COMPLETE and view.payment_preimage

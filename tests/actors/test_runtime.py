@@ -495,7 +495,9 @@ async def test_pending_parts_are_adopted(autojump_clock: Any) -> None:
     [new] = node.sent
     assert (new.groupid, new.partid, new.route.amount_msat) == (2, 4, 30_000_000)
     assert node.violations == []
-    assert sorted(p.partid for p in view.parts) == [3, 4]
+    # the group's earlier failed part is kept as it ended; only part 4 was sent now
+    assert sorted(p.partid for p in view.parts) == [1, 3, 4]
+    assert [p.state for p in view.parts if p.partid == 1] == [PartState.FAILED]
 
 
 @pytest.mark.trio
@@ -940,15 +942,22 @@ async def test_gossip_is_reloaded_when_the_destination_is_unknown(autojump_clock
 
 @pytest.mark.trio
 async def test_payments_are_recorded_event_by_event(autojump_clock: Any, tmp_path: Path) -> None:
-    """The store holds what ``status()`` shows: the same fold of the same events."""
+    """The store holds what ``status()`` showed: the same fold of the same events. Once the
+    payment ended it left memory; ``astatus`` reads it back from the store."""
     d, node = setup(Scripted().when(through("103x1x0"), fails_at_channel("103x1x0")))
     b = invoice(node, d)
+    seen: list[Any] = []
     with open_store(tmp_path / "db") as store, trio.fail_after(100):
         async with open_runtime(node, CONFIG, journal=StoreJournal(store)) as rt:
-            view = await rt.pay(PayParams(invstring=b, label="l"))
-            [live] = rt.status()
+
+            def on_event(ev: Any) -> None:
+                seen[:] = rt.status()
+
+            view = await rt.pay(PayParams(invstring=b, label="l"), on_event=on_event)
+            assert rt.status() == []
+            [recent] = await rt.astatus()
         stored = store.get_payments()
-    assert stored == [live] == [view]
+    assert stored == seen == [recent] == [view]
     assert [p.state for p in view.parts] == [PartState.FAILED, PartState.SUCCEEDED]
 
 

@@ -28,6 +28,7 @@ from barq.model import (
 from barq.model.payment import (
     EngineConfig,
     PartAdopted,
+    PartEnded,
     PartOutcome,
     PartState,
     PaymentStatus,
@@ -187,7 +188,20 @@ def test_adopt_pending_group_continues_its_partids() -> None:
     assert (b.groupid, b.next_partid) == (3, 6)
     assert b.parts_in_flight == 1 and b.inflight_msat == 10_000_000
     assert b.unassigned_msat == 90_000_000
-    assert [type(e) for e in events] == [type(events[0]), PartAdopted]
+    # the group's failed parts 1 and 5 are kept as they ended; part 2 is adopted in flight
+    assert [type(e) for e in events] == [
+        type(events[0]),
+        PartAdopted,
+        PartEnded,
+        PartAdopted,
+        PartEnded,
+        PartAdopted,
+    ]
+    assert [(p.partid, p.state) for p in b.view.parts] == [
+        (1, PartState.FAILED),
+        (5, PartState.FAILED),
+        (2, PartState.INFLIGHT),
+    ]
     assert b.view.groupid == 3 and b.attempts == 0
 
 

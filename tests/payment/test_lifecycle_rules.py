@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 from msgspec.structs import replace
 
-from barq.errors import AlreadyPaid, BarqError, StoppedRetrying
+from barq.errors import AlreadyPaid, BarqError, PaymentInProgress, StoppedRetrying
 from barq.model import Hop, Invoice, PartStatus, Route, RouteFailure, SendpayStatus
 from barq.model.payment import (
+    EngineConfig,
     PartAdopted,
     PartEnded,
     PartStarted,
@@ -26,9 +27,12 @@ from barq.payment import (
     Flight,
     Paid,
     Resume,
+    Terms,
+    adopt_refusal,
     decide_prior,
     fold,
     fold_all,
+    join_refusal,
     plan_recovery,
     view_from_sendpays,
 )
@@ -218,7 +222,7 @@ def test_plan_recovery_awaits_pending_groups_and_records_finished_ones() -> None
 
 def test_a_joining_call_gets_the_same_payment_or_a_copy_of_the_error() -> None:
     view = record(PaymentStatus.COMPLETE)
-    flight = Flight(payment_hash=H, params=PayParams(invstring="x"))
+    flight = Flight(payment_hash=H, terms=Terms(amount_msat=1000))
     assert flight.answer(joined=True) is None  # ended without an answer: start again
     flight.outcome = PayOutcome(view=view)
     assert flight.answer(joined=True) == PayOutcome(view=view, joined=True)
@@ -231,6 +235,68 @@ def test_a_joining_call_gets_the_same_payment_or_a_copy_of_the_error() -> None:
         flight.answer(joined=True)
     assert a.value is not b.value and a.value is not err
     assert a.value.message == err.message and a.value.data == err.data
+
+
+def test_the_join_rule_compares_what_is_paid() -> None:
+    running = Terms(amount_msat=1000, maxfee_msat=50, maxdelay=100, maxparts=4, exclude=frozenset())
+    same = running
+    looser = Terms(amount_msat=1000, maxfee_msat=80, maxdelay=200, maxparts=8)
+    assert join_refusal(H, running, same) is None
+    assert join_refusal(H, running, looser) is None  # its limits hold for what is paid
+    for call, words in [
+        (replace(running, amount_msat=2000), "paying 1000 msat and this call asks for 2000"),
+        (replace(running, maxfee_msat=49), "lower fee limit (maxfee_msat 49 < 50)"),
+        (replace(running, maxdelay=99), "lower maxdelay"),
+        (replace(running, maxparts=1), "fewer parts"),
+        (replace(running, exclude=frozenset({"1x1x1/0"})), "excludes 1x1x1/0"),
+    ]:
+        err = join_refusal(H, running, call)
+        assert err is not None and err.code == 200, call
+        assert "already in progress" in err.message and words in err.message
+        assert err.data["in_progress"]["amount_msat"] == 1000
+    # a flight is joined only once its payment started
+    flight = Flight(payment_hash=H)
+    flight.outcome = PayOutcome(view=record(PaymentStatus.COMPLETE), already_paid=True)
+    assert flight.answer(joined=True) is None and flight.answer(joined=False) is not None
+
+
+def test_terms_from_params_fill_the_engine_defaults() -> None:
+    cfg = EngineConfig()
+    t = Terms.of_params(PayParams(invstring="x", exclude=("1x1x1/0",)), invoice(), cfg)
+    assert t.amount_msat == 1000 and t.maxfee_msat == cfg.default_maxfee_msat(1000)
+    assert (t.maxdelay, t.maxparts, t.exclude) == (cfg.maxdelay, cfg.maxparts, {"1x1x1/0"})
+    assert Terms.of_params(PayParams(invstring="x"), invoice(None), cfg).amount_msat is None
+
+
+def test_adopting_parts_of_another_amount_is_refused() -> None:
+    """Parts in flight from an earlier run bind the amount (lightningd would refuse another
+    total_msat): the record's, the invoice's, or at least what is in flight."""
+    pending = sendpay(1, 2, SendpayStatus.PENDING, 600)
+    amountless = invoice(None)
+
+    def call(amount: int, records: Any = ()) -> Paid | Resume:
+        params = PayParams(invstring="x", amount_msat=amount)
+        return decide_prior(amountless, params, [pending], records, NOW)
+
+    rec = replace(record(), amount_msat=1000)
+    assert isinstance(call(1000, [rec]), Resume)
+    with pytest.raises(PaymentInProgress, match="paying 1000 msat and this call asks for 900"):
+        call(900, [rec])
+    # without a record only an amount below what is in flight is known to disagree
+    assert isinstance(call(900), Resume)
+    with pytest.raises(PaymentInProgress, match="paying 600 msat"):
+        call(500)
+    # a record rebuilt from listsendpays only guessed the amount
+    guessed = replace(rec, strategy="recovered", amount_msat=600)
+    assert isinstance(call(1000, [guessed]), Resume)
+    assert adopt_refusal(H, None, 600, Terms(amount_msat=None)) is None
+
+
+def test_new_parts_get_ids_above_the_node_and_the_record() -> None:
+    """A part id the record holds (a refused sendpay the node does not list) is not reused."""
+    rec = replace(record(), parts=(*record().parts, replace(record().parts[0], partid=7)))
+    resume = prior(sendpay(1, 2, SendpayStatus.PENDING), records=[rec])
+    assert isinstance(resume, Resume) and resume.next_partid == 8
 
 
 # -- fold ----------------------------------------------------------------------------------------

@@ -430,6 +430,9 @@ class FakeRuntime:
     def status(self, payment_hash: str | None = None) -> list[PaymentView]:
         return self.payments.status(payment_hash)
 
+    async def astatus(self, payment_hash: str | None = None) -> list[PaymentView]:
+        return await self.payments.astatus(payment_hash)
+
     async def route(
         self,
         destination: str,

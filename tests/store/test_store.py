@@ -435,3 +435,28 @@ def test_an_event_of_a_payment_never_started_is_reported_and_skipped(tmp_path: P
         store.record(_events(1)[-1])  # PaymentEnded alone
         assert store.get_payments() == []
     assert "PaymentEnded" in errors[0] and "before PaymentStarted" in errors[0]
+
+
+def test_a_created_file_says_so_and_counts_the_rebuilt_history(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    with open_store(path) as store:
+        assert store.created and store.health() == {"created": True}
+        store.put_history([_view("11" * 32), _view("22" * 32, status=PaymentStatus.COMPLETE)])
+        store.flush()
+        assert [v.payment_hash for v in store.get_payments()] == ["11" * 32, "22" * 32]
+        assert store.health() == {"created": True, "rebuilt_from_listsendpays": 2}
+    with open_store(path) as again:  # the file exists now
+        assert not again.created and again.health() == {}
+
+
+def test_a_file_deleted_while_open_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    open_store(path).close()
+    with open_store(path) as store:
+        assert store.health() == {}
+        path.unlink()
+        health = store.health()
+        assert "deleted or replaced while barq runs" in health["deleted"]
+        assert str(path) in health["deleted"]
+    with open_store(path) as recreated:
+        assert recreated.created

@@ -2,7 +2,8 @@
 
 A payee releases the preimage only once the parts it holds add up to the
 amount, so the first part that succeeds decides the payment: the call is
-answered then, with the parts still settling shown in flight. The payment
+answered then, with the parts still settling shown in flight (when none is,
+the payment ends at once, and the call is answered with its end). The payment
 itself runs on in the engine's task group (the store and ``barqstatus``
 follow it to the end); so does the pay call's own task, which only records
 how it ended. With ``slow_mode`` (xpay's ``xpay-slow-mode``) the call waits
@@ -90,7 +91,8 @@ async def pay_answered(
         view = fold(state.get("view"), event)
         state["view"] = view
         succeeded = isinstance(event, PartEnded) and event.state is PartState.SUCCEEDED
-        if succeeded and "early" not in state:
+        # with nothing else in flight the payment ends right after: answer with its end
+        if succeeded and "early" not in state and view.inflight_msat > 0:
             state["early"] = decided_view(view, event.at)
             decided.set()
         if on_event is not None:

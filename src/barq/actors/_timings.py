@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -159,8 +159,10 @@ class TimedJournal:
         with phase("store"):
             self._journal.put_payment(view)
 
-    async def aget_payments(
-        self, payment_hash: PaymentHash | None = None, status: str | None = None
-    ) -> list[PaymentView]:
+    def put_history(self, views: Sequence[PaymentView]) -> None:
+        with phase("store"):
+            self._journal.put_history(views)
+
+    async def aget_payments(self, *args: Any, **kw: Any) -> list[PaymentView]:
         with phase("store_read"):
-            return await self._journal.aget_payments(payment_hash, status)
+            return await self._journal.aget_payments(*args, **kw)

@@ -4,19 +4,33 @@ The runtime hands each pay call here. The coordinator reads what the rules
 need (the invoice, ``listsendpays``, the stored records), asks
 :mod:`barq.payment`, and does what it answers::
 
-    decode ─▶ a payment of this hash running here?   Flight.answer: wait, share its result
+    decode ─▶ a payment of this hash running here?   wait until it started; the join
+                                                      rule (Flight.refusal): refuse (200)
+                                                      or wait, share its result
            ─▶ listsendpays + records ─▶ decide_prior: Paid (answer, nothing sent)
                                                       Resume ─▶ execute (the supervisor)
     every event ─▶ fold (status views) ─▶ journal.record (the store) ─▶ on_event
 
 With a journal (the plugin's store), it also reconciles after a restart
 (:func:`barq.payment.plan_recovery`): groups with parts still pending are
-shown by :meth:`status` and awaited (``waitsendpay``), payments that ended
-while Barq was down are recorded.
+shown by :meth:`status` and awaited by a watcher (``waitsendpay``), payments
+that ended while Barq was down are recorded, and a journal that was just
+created (a new or deleted file) gets the history rebuilt from ``listsendpays``.
+
+A watcher only waits and records. A call that adopts its parts takes them
+over the moment its payment starts: the watcher stops and records nothing,
+the payment awaits the parts (each adopted part is waited for again, so a
+part that ended in between is not lost) and records the group. A watcher
+whose parts all ended while a call for the hash is deciding waits for that
+call to start its payment (then the call's record wins) or to give up.
 
 A payment runs in the engine's task group, not in the caller's task: a
 cancelled caller leaves it running (nothing sent is ever orphaned), later
 calls for the hash join it, and :meth:`status` shows how it ends.
+
+Memory: a payment leaves memory when it ends. With a journal, finished
+payments are read back from it (:meth:`astatus`); without one, the last
+:data:`RECENT_PAYMENTS` are kept.
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
 
@@ -33,6 +48,7 @@ import anyio.abc
 from barq.errors import BarqError, InvalidInvoice, InvalidParams, NodeError, PartFailed
 from barq.model import Invoice, PartStatus, PaymentHash
 from barq.model.payment import (
+    EngineConfig,
     PaymentEvent,
     PaymentStatus,
     PaymentView,
@@ -48,20 +64,25 @@ from barq.payment import (
     Publish,
     Recovering,
     Resume,
+    Terms,
     decide_prior,
     fold,
     hashes_in_flight,
     plan_recovery,
 )
 
-__all__ = ["RECENT_PAYMENTS", "Execute", "PaymentCoordinator"]
+__all__ = ["RECENT_PAYMENTS", "Execute", "PaymentCoordinator", "TermsOf"]
 
 log = logging.getLogger(__name__)
 
-#: finished payments :meth:`PaymentCoordinator.status` remembers
-RECENT_PAYMENTS = 200
+#: finished payments :meth:`PaymentCoordinator.status` keeps in memory when there is no
+#: journal; with one, :meth:`PaymentCoordinator.astatus` reads this many back from it
+RECENT_PAYMENTS = 64
 
 OnEvent = Callable[[PaymentEvent], None]
+
+TermsOf = Callable[[PayParams, Invoice], Terms]
+"""A call's terms (:class:`barq.payment.Terms`) once validated; raises its validation errors."""
 
 
 class Execute(Protocol):
@@ -83,6 +104,25 @@ class Execute(Protocol):
     ) -> object: ...
 
 
+@dataclass(slots=True, eq=False)
+class _Held:
+    """A flight and its two moments: its payment started (or it ended), it ended."""
+
+    flight: Flight
+    started: anyio.Event = field(default_factory=anyio.Event)
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+
+@dataclass(slots=True, eq=False)
+class _Watcher:
+    """A group left in flight by an earlier run, awaited until its parts end or a call
+    takes it over (``handed_over``: then it records nothing)."""
+
+    rec: Recovering
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    handed_over: bool = False
+
+
 class PaymentCoordinator:
     """The payments of one engine; the runtime owns one (see the module docstring).
 
@@ -93,6 +133,8 @@ class PaymentCoordinator:
         clock: UNIX seconds.
         journal: where payments are recorded and read back (``None``: nowhere;
             then there is no restart reconciliation either).
+        terms: a call's terms for the join rule, validating it (default: the
+            parameters as given with :class:`EngineConfig`'s defaults).
     """
 
     def __init__(
@@ -103,16 +145,18 @@ class PaymentCoordinator:
         tg: anyio.abc.TaskGroup,
         clock: Callable[[], float],
         journal: PaymentJournal | None = None,
+        terms: TermsOf | None = None,
     ) -> None:
         self._node = node
         self._execute = execute
         self._tg = tg
         self._clock = clock
         self._journal = journal
-        self._flights: dict[str, tuple[Flight, anyio.Event]] = {}
+        self._terms: TermsOf = terms or partial(_loose_terms, config=EngineConfig())
+        self._flights: dict[str, _Held] = {}
         self._live: dict[str, PaymentView] = {}
-        self._recent: deque[PaymentView] = deque(maxlen=RECENT_PAYMENTS)
-        self._recovering: dict[GroupKey, PaymentView] = {}
+        self._recent: deque[PaymentView] = deque(maxlen=0 if journal else RECENT_PAYMENTS)
+        self._watchers: dict[GroupKey, _Watcher] = {}
         self._reconciled = anyio.Event()
 
     def start(self) -> None:
@@ -160,6 +204,9 @@ class PaymentCoordinator:
             BarqError: why the payment failed (``.data``: the view as builtins, with
                 ``attempts`` the list of every part tried), or ``AlreadyPaid`` (201)
                 when an earlier payment delivered another amount.
+            PaymentInProgress: (200) a payment of the hash is running (here, or
+                left in flight by an earlier run) and this call does not agree
+                with it on what is paid.
             InvalidParams: ``invoice`` is not ``params.invstring``'s, or ``sendpays``
                 holds parts of another payment hash.
         """
@@ -171,31 +218,34 @@ class PaymentCoordinator:
         if sendpays is not None and any(p.payment_hash != h for p in sendpays):
             raise InvalidParams(f"sendpays must all be of payment hash {h}")
         while (held := self._flights.get(h)) is not None:
-            flight, done = held
-            await done.wait()
-            joined = flight.answer(joined=True)
+            await held.started.wait()
+            if held.flight.terms is not None:
+                refused = held.flight.refusal(self._terms(params, invoice))
+                if refused is not None:
+                    raise refused
+            await held.done.wait()
+            joined = held.flight.answer(joined=True)
             if joined is not None:
                 return joined
-        flight, done = Flight(payment_hash=h, params=params), anyio.Event()
-        self._flights[h] = (flight, done)
+        held = self._flights[h] = _Held(Flight(payment_hash=h))
         running = False
         try:
-            running = await self._lead(flight, done, invoice, on_event, sendpays)
+            running = await self._lead(held, params, invoice, on_event, sendpays)
         except BarqError as exc:
-            flight.error = exc
+            held.flight.error = exc
             raise
         finally:
             if not running:
-                self._land(flight, done)
-        await done.wait()
-        answer = flight.answer(joined=False)
+                self._land(held)
+        await held.done.wait()
+        answer = held.flight.answer(joined=False)
         assert answer is not None, "a payment that ran ends with an outcome or an error"
         return answer
 
     async def _lead(
         self,
-        flight: Flight,
-        done: anyio.Event,
+        held: _Held,
+        params: PayParams,
         invoice: Invoice,
         on_event: OnEvent | None,
         sendpays: Sequence[PartStatus] | None,
@@ -206,19 +256,21 @@ class PaymentCoordinator:
         if sendpays is None:
             sendpays = await self._node.listsendpays(h)
         records = await self._records(h) if sendpays else []
-        prior = decide_prior(invoice, flight.params, sendpays, records, self._clock())
+        prior = decide_prior(invoice, params, sendpays, records, self._clock())
         if isinstance(prior, Paid):
             if prior.record:
                 self._put(prior.view)
-            flight.outcome = PayOutcome(view=prior.view, already_paid=True)
+            held.flight.outcome = PayOutcome(view=prior.view, already_paid=True)
             return False
-        await self._tg.start(partial(self._run, flight, done, invoice, prior, on_event))
+        terms = self._terms(params, invoice)
+        await self._tg.start(partial(self._run, held, terms, params, invoice, prior, on_event))
         return True
 
     async def _run(
         self,
-        flight: Flight,
-        done: anyio.Event,
+        held: _Held,
+        terms: Terms,
+        params: PayParams,
         invoice: Invoice,
         resume: Resume,
         on_event: OnEvent | None,
@@ -228,19 +280,24 @@ class PaymentCoordinator:
         """The payment's task in the engine's group: runs it, settles the flight.
 
         Errors before the payment is ready propagate to :meth:`pay` (through
-        ``start``); after that nothing escapes: the result lands in ``flight``.
+        ``start``); after that nothing escapes: the result lands in the flight.
+        Once ready, the payment can be joined and owns the parts it adopted.
         """
         h = invoice.payment_hash
+        flight = held.flight
         started = False
 
         def ready(value: None = None) -> None:
             nonlocal started
             started = True
+            flight.terms = terms
+            held.started.set()
+            self._take_over((h, resume.groupid))
             task_status.started()
 
         try:
             await self._execute(
-                flight.params,
+                params,
                 invoice,
                 resume,
                 partial(self._publish, h, on_event),
@@ -257,10 +314,11 @@ class PaymentCoordinator:
             flight.error = BarqError(f"internal error while paying: {exc!r}")
         finally:
             if started:
-                self._settle(flight, done)
+                self._settle(held)
 
-    def _settle(self, flight: Flight, done: anyio.Event) -> None:
+    def _settle(self, held: _Held) -> None:
         """The payment ended (or the engine is stopping): its result, then the flight lands."""
+        flight = held.flight
         view = self._live.pop(flight.payment_hash, None)
         if flight.error is None:
             if view is None or view.status is PaymentStatus.PENDING:
@@ -272,14 +330,15 @@ class PaymentCoordinator:
                 flight.outcome = PayOutcome(view=view)
         if view is not None:
             self._recent.append(view)
-        self._land(flight, done)
+        self._land(held)
 
-    def _land(self, flight: Flight, done: anyio.Event) -> None:
+    def _land(self, held: _Held) -> None:
         """The flight is over: the hash is free again, and the calls waiting on it wake."""
-        held = self._flights.get(flight.payment_hash)
-        if held is not None and held[0] is flight:
-            del self._flights[flight.payment_hash]
-        done.set()
+        h = held.flight.payment_hash
+        if self._flights.get(h) is held:
+            del self._flights[h]
+        held.started.set()
+        held.done.set()
 
     def _publish(
         self, payment_hash: PaymentHash, on_event: OnEvent | None, event: PaymentEvent
@@ -300,20 +359,37 @@ class PaymentCoordinator:
     # -- reading -----------------------------------------------------------------------------
 
     def status(self, payment_hash: PaymentHash | None = None) -> list[PaymentView]:
-        """Live payments, then recent ones (newest last), then groups recovering from a restart."""
+        """What is in memory: live payments, recent finished ones (without a journal; newest
+        last), then groups recovering from a restart."""
         views = list(self._live.values())
         live = {v.payment_hash for v in views}
         views += [v for v in self._recent if v.payment_hash not in live]
         seen = {(v.payment_hash, v.groupid) for v in views}
-        views += [v for key, v in self._recovering.items() if key not in seen]
+        views += [w.rec.view for key, w in self._watchers.items() if key not in seen]
         if payment_hash is not None:
             views = [v for v in views if v.payment_hash == payment_hash]
         return views
 
-    def _has(self, key: GroupKey) -> bool:
-        """Whether a payment of this engine covers group ``key`` (it adopted those parts)."""
-        live_or_recent = [*self._live.values(), *self._recent]
-        return any((v.payment_hash, v.groupid) == key for v in live_or_recent)
+    async def astatus(
+        self, payment_hash: PaymentHash | None = None, *, limit: int = RECENT_PAYMENTS
+    ) -> list[PaymentView]:
+        """:meth:`status`, then the journal's ``limit`` most recent finished payments
+        (of ``payment_hash``) that memory does not hold, oldest first."""
+        views = self.status(payment_hash)
+        if self._journal is None:
+            return views
+        seen = {(v.payment_hash, v.groupid) for v in views}
+        try:
+            stored = await self._journal.aget_payments(payment_hash, limit=limit)
+        except Exception as exc:
+            log.error("cannot read recent payments from the journal: %s", exc)
+            return views
+        ended = [
+            v
+            for v in stored
+            if v.status is not PaymentStatus.PENDING and (v.payment_hash, v.groupid) not in seen
+        ]
+        return views + ended
 
     # -- the journal -------------------------------------------------------------------------
 
@@ -339,19 +415,31 @@ class PaymentCoordinator:
     # -- after a restart ---------------------------------------------------------------------
 
     async def _reconcile(self) -> None:
+        assert self._journal is not None
         try:
+            created = self._journal.created
             sendpays = await self._node.listsendpays()
-            records = await self._records(status=str(PaymentStatus.PENDING))
-            have = {(v.payment_hash, v.groupid) for v in records}
-            for h in sorted(hashes_in_flight(sendpays)):
-                records += [v for v in await self._records(h) if (h, v.groupid) not in have]
-            plan = plan_recovery(sendpays, records)
+            if created:
+                records = await self._records()
+            else:
+                records = await self._records(status=str(PaymentStatus.PENDING))
+                have = {(v.payment_hash, v.groupid) for v in records}
+                for h in sorted(hashes_in_flight(sendpays)):
+                    records += [v for v in await self._records(h) if (h, v.groupid) not in have]
+            plan = plan_recovery(sendpays, records, rebuild=created)
             for view in plan.finished:
                 self._put(view)
+            if plan.rebuilt:
+                self._journal.put_history(plan.rebuilt)
+                log.warning(
+                    "barq database was created (new, or deleted since the last run): rebuilt "
+                    "%d payment(s) from listsendpays",
+                    len(plan.rebuilt),
+                )
             for rec in plan.recovering:
-                self._recovering[rec.key] = rec.view
+                watcher = self._watchers[rec.key] = _Watcher(rec)
                 self._put(rec.view)
-                self._tg.start_soon(self._await_recovered, rec)
+                self._tg.start_soon(self._watch, watcher)
             if plan.recovering or plan.finished:
                 log.info(
                     "restart: awaiting %d payment(s) still in flight, recorded %d that "
@@ -364,31 +452,41 @@ class PaymentCoordinator:
         finally:
             self._reconciled.set()
 
-    async def _await_recovered(self, rec: Recovering) -> None:
-        """Wait for a recovered group's pending parts; record how it ended."""
-        key = rec.key
+    def _take_over(self, key: GroupKey) -> None:
+        """A payment starting in group ``key`` owns its parts now: the watcher stops."""
+        watcher = self._watchers.pop(key, None)
+        if watcher is not None:
+            watcher.handed_over = True
+            watcher.scope.cancel()
+            log.info("restart: payment %s (group %d) taken over by a new call", *key)
+
+    async def _watch(self, watcher: _Watcher) -> None:
+        """Wait for a recovered group's pending parts; record how it ended (if not taken over)."""
+        key = watcher.rec.key
         h, groupid = key
 
         async def wait_part(p: PartStatus) -> None:
-            nonlocal rec
             try:
                 st = await self._node.waitsendpay(h, partid=p.partid, groupid=groupid)
             except PartFailed:
-                rec = rec.failed(p.partid, self._clock())
+                watcher.rec = watcher.rec.failed(p.partid, self._clock())
             except NodeError as exc:
                 log.error("restart: waiting for part %s/%d/%d: %s", h, groupid, p.partid, exc)
-                return
             else:
-                rec = rec.resolved(st)
-            self._recovering[key] = rec.view
+                watcher.rec = watcher.rec.resolved(st)
 
         try:
-            async with anyio.create_task_group() as tg:
-                for p in rec.pending:
-                    tg.start_soon(wait_part, p)
-            view = rec.view
-            if not self._has(key):  # else the payment that adopted them records it
-                self._put(view)
+            with watcher.scope:
+                async with anyio.create_task_group() as tg:
+                    for p in watcher.rec.pending:
+                        tg.start_soon(wait_part, p)
+                # a call deciding now may adopt the group: its payment's record wins
+                while (held := self._flights.get(h)) is not None and not held.started.is_set():
+                    await held.started.wait()
+            if watcher.handed_over:
+                return
+            view = watcher.rec.view
+            self._put(view)
             log.info(
                 "restart: payment %s (group %d) that was in flight ended %s",
                 h,
@@ -396,7 +494,12 @@ class PaymentCoordinator:
                 view.status,
             )
         finally:
-            self._recovering.pop(key, None)
+            if self._watchers.get(key) is watcher:
+                del self._watchers[key]
+
+
+def _loose_terms(params: PayParams, invoice: Invoice, *, config: EngineConfig) -> Terms:
+    return Terms.of_params(params, invoice, config)
 
 
 class _Started:

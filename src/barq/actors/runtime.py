@@ -4,7 +4,7 @@
 
     async with open_runtime(node, config) as rt:        # router + estimator start here
         view = await rt.pay(PayParams(invstring=bolt11))  # one supervisor per payment
-        rt.status()                                     # live + recent payments (frozen views)
+        await rt.astatus()                              # live + recent payments (frozen views)
 
 Lifetimes (tractor's one-cancels-all, per level): the runtime's task group
 holds the router, the estimator and every payment's supervisor; each
@@ -75,7 +75,7 @@ from barq.model.payment import (
     PayParams,
 )
 from barq.node.base import NodeInterface
-from barq.payment import PaymentJournal, Publish, Resume
+from barq.payment import PaymentJournal, Publish, Resume, Terms, validate
 from barq.routing import Strategy
 from barq.strategies import available_strategies as _registered
 from barq.strategies import get_strategy
@@ -136,7 +136,8 @@ class Runtime:
             execute=self._execute,
             tg=tg,
             clock=clock,
-            journal=None if journal is None else TimedJournal(journal),
+            journal=None if journal is None else cast(PaymentJournal, TimedJournal(journal)),
+            terms=self._terms,
         )
         self._closed = False
 
@@ -223,6 +224,17 @@ class Runtime:
         self._check_open()
         return await self._payments.decode(invstring)
 
+    def _terms(self, params: PayParams, invoice: Invoice) -> Terms:
+        """What a call pays, validated as its payment would be (for the join rule).
+
+        Raises:
+            BarqError: the call's validation errors (see :func:`barq.payment.validate`).
+        """
+        plan = validate(
+            params, invoice, self._info, self._config, self._clock(), strategies=self._strategy
+        )
+        return Terms.of_plan(plan)
+
     async def _execute(
         self,
         params: PayParams,
@@ -299,9 +311,16 @@ class Runtime:
         raise AssertionError(f"unexpected router answer {answer!r}")  # pragma: no cover
 
     def status(self, payment_hash: PaymentHash | None = None) -> list[PaymentView]:
-        """Live payments, then recent ones (newest last), then groups recovering from a
-        restart; frozen views (folds of each payment's events)."""
+        """The payments in memory: live ones, recent finished ones (only without a journal:
+        with one, finished payments leave memory), then groups recovering from a restart;
+        frozen views (folds of each payment's events)."""
         return self._payments.status(payment_hash)
+
+    async def astatus(self, payment_hash: PaymentHash | None = None) -> list[PaymentView]:
+        """:meth:`status`, then the most recent finished payments read from the journal
+        (``barqstatus``'s list)."""
+        self._check_open()
+        return await self._payments.astatus(payment_hash)
 
     async def export_knowledge(self) -> list[KnowledgeEntry]:
         """Everything the estimator knows (persist it; hand it back to :func:`open_runtime`)."""

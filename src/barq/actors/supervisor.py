@@ -7,7 +7,8 @@
     open the book (resume)              the group and part ids decided from listsendpays,
                                         the parts adopted from an earlier run
     ┌ until delivered, stopped or the retry_for deadline:
-    │   plan: ask the router for routes for the unassigned amount
+    │   plan: ask the router for routes for the unassigned amount (after an
+    │         adopted part failed, first have it re-read our channels)
     │         (single-path strategies: one route per piece, halving on "no route";
     │         the router sets aside liquidity learnt before the payment started
     │         before it answers "no route")
@@ -307,6 +308,8 @@ async def _send_until_done(
             book.stop(StoppedRetrying(f"gave up after {book.attempts} attempts"), "attempts")
             return
         if book.pool:
+            if book.balances_stale:
+                await _refresh_balances(book, router)
             await _plan_and_send(book, workers, spawn, router)
         if not book.sending:
             return
@@ -364,6 +367,23 @@ async def _receive(
                 book.part_ended(result.partid, result.outcome)
                 return True
     return False
+
+
+async def _refresh_balances(book: PaymentBook, router: MemoryObjectSendStream[RouterMsg]) -> None:
+    """An adopted part failed: its HTLC no longer holds our channel, which the router cannot
+    know (it never reserved the part). Opening the payment again makes it re-read our
+    channels (``listpeerchannels``) before the next plan."""
+    inv = book.plan.invoice
+    _: PaymentOpened = await ask(
+        router,
+        lambda r: OpenPayment(
+            payment_hash=inv.payment_hash,
+            destination=inv.payee,
+            route_hints=inv.route_hints,
+            reply=r,
+        ),
+    )
+    book.balances_stale = False
 
 
 async def _plan_and_send(

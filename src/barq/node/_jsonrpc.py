@@ -19,11 +19,17 @@ for the others (a cancelled read loses no bytes; the role passes on).
 If the connection fails (EOF, reset, malformed frame), every call in flight on
 it fails with :class:`~barq.errors.RpcConnectionError`; the next call opens a
 new connection.
+
+A socket path longer than AF_UNIX allows (107 bytes and a NUL) is reached the
+way pyln does: through a descriptor of its directory,
+``/proc/self/fd/<n>/lightning-rpc`` (:func:`connect_unix`). lightningd itself
+serves such paths (it binds relative to its directory).
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,7 +41,11 @@ import msgspec
 
 from barq.errors import LIGHTNINGD, InvalidParams, RpcConnectionError, RpcError
 
-__all__ = ["JsonRpcClient", "map_errors"]
+__all__ = ["MAX_UNIX_PATH", "JsonRpcClient", "connect_unix", "map_errors"]
+
+#: the longest socket path ``connect()`` takes (``sun_path`` is 108 bytes with its NUL)
+MAX_UNIX_PATH = 107
+_FD_DIR = Path("/proc/self/fd")
 
 FRAME_END = b"\n\n"
 RECEIVE_CHUNK = 65536
@@ -82,6 +92,33 @@ def map_errors(socket_path: Path, method: str) -> Iterator[None]:
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
         raise RpcConnectionError(f"{where}: {reason} (calling {method})") from exc
+
+
+async def connect_unix(path: Path) -> anyio.abc.SocketStream:
+    """Connect to the unix socket at ``path``, however long.
+
+    A path over :data:`MAX_UNIX_PATH` bytes is reached through a descriptor of
+    its directory (``/proc/self/fd/<n>/<name>``, Linux), closed once connected.
+
+    Raises:
+        OSError: the connection failed (as :func:`anyio.connect_unix`), or the
+            path is too long and ``/proc/self/fd`` is not available.
+    """
+    if len(os.fsencode(path)) <= MAX_UNIX_PATH:
+        return await anyio.connect_unix(path)
+    dirfd = _open_parent(path)
+    try:
+        return await anyio.connect_unix(_FD_DIR / str(dirfd) / path.name)
+    finally:
+        os.close(dirfd)
+
+
+def _open_parent(path: Path) -> int:
+    """A descriptor of ``path``'s directory, to reach ``path`` by a short name (procfs and
+    a local directory: nothing that blocks for long)."""
+    if not _FD_DIR.is_dir():
+        raise OSError(f"AF_UNIX path too long ({len(os.fsencode(path))} bytes) and no {_FD_DIR}")
+    return os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
 
 
 class _Call:
@@ -330,6 +367,6 @@ class JsonRpcClient:
                 )
             if self._conn is None or self._conn.failure is not None:
                 with map_errors(self.socket_path, method):
-                    stream = await anyio.connect_unix(self.socket_path)
+                    stream = await connect_unix(self.socket_path)
                 self._conn = _Connection(stream, self.socket_path)
             return self._conn

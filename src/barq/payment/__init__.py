@@ -10,8 +10,9 @@ rule                        where
 validate a call -> plan     :func:`validate` (:mod:`barq.payment.plan`)
 already paid / adopt /      :func:`decide_prior` from ``listsendpays`` + stored records
 fresh group                 (:mod:`barq.payment.prior`)
-a second call for a hash    :class:`Flight` (:mod:`barq.payment.flights`)
-being paid: join it
+a second call for a hash    :class:`Flight`, :func:`join_refusal` (:mod:`barq.payment.flights`)
+being paid: join it or      on what is paid; :func:`adopt_refusal` for parts in
+refuse (200)                flight from an earlier run
 accounts and decisions of   :class:`PaymentBook` (:mod:`barq.payment.book`)
 one payment (money rules)
 what a failure means        :func:`classify` (:mod:`barq.payment.failures`)
@@ -32,7 +33,7 @@ from barq.payment.book import (
     attempt_detail,
 )
 from barq.payment.failures import FailureKind, Verdict, classify
-from barq.payment.flights import Flight, fresh_error
+from barq.payment.flights import Flight, Terms, adopt_refusal, fresh_error, join_refusal
 from barq.payment.fold import fold, fold_all
 from barq.payment.plan import PaymentPlan, StrategyTraits, paid_amount, validate
 from barq.payment.ports import PaymentJournal
@@ -64,7 +65,9 @@ __all__ = [
     "RecoveryPlan",
     "Resume",
     "StrategyTraits",
+    "Terms",
     "Verdict",
+    "adopt_refusal",
     "attempt_detail",
     "classify",
     "decide_prior",
@@ -73,6 +76,7 @@ __all__ = [
     "fresh_error",
     "group_sendpays",
     "hashes_in_flight",
+    "join_refusal",
     "paid_amount",
     "plan_recovery",
     "validate",

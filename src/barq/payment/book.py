@@ -32,6 +32,7 @@ from barq.errors import (
 )
 from barq.model import NodeId, PartId, PaymentHash, Route, RouteInput, ScidDir
 from barq.model.payment import (
+    PartAdopted,
     PartEnded,
     PartOutcome,
     PartStarted,
@@ -48,7 +49,7 @@ from barq.payment.fold import fold
 from barq.payment.patience import RELAX_STEPS, Relax, ended_by_default
 from barq.payment.plan import PaymentPlan
 from barq.payment.prior import Resume
-from barq.payment.wording import destination_refused, gave_up
+from barq.payment.wording import attempt_detail, destination_refused, gave_up
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -132,6 +133,8 @@ class PaymentBook:
         self.ended_by: str | None = None  # why a failed payment stopped (data["ended_by"])
         self._lasting: tuple[set[ScidDir], set[NodeId]] = (set(), set())  # permanent failures
         self.adopted = resume.adopted
+        #: an adopted part failed: our channels' balances must be read again before planning
+        self.balances_stale = False
         opening: list[PaymentEvent] = [
             PaymentStarted(
                 payment_hash=inv.payment_hash,
@@ -144,6 +147,7 @@ class PaymentBook:
                 label=plan.label,
                 maxfee_msat=plan.maxfee_msat,
             ),
+            *(ev for pv in resume.ended for ev in _ended_earlier(inv.payment_hash, pv)),
             *resume.adopted,
         ]
         view: PaymentView | None = None
@@ -418,12 +422,15 @@ class PaymentBook:
     def _failed(self, pv: PartView, out: PartOutcome) -> PartState:
         """A failed part: its amount goes back to the pool; learn what to avoid (or stop).
 
-        A part adopted from an earlier run is not read for a lesson (the run
-        that routed it may have known another graph).
+        A part adopted from an earlier run is first-class: its amount is
+        re-planned like any other's, and its failure is read on the route its
+        run recorded (when known). Its HTLC no longer holds our channel, which
+        the router cannot know (it never reserved it): :attr:`balances_stale`.
         """
         route = pv.route
-        adopted = any(a.partid == pv.partid for a in self.adopted)
-        if out.failure is None or not route.hops or adopted:
+        if any(a.partid == pv.partid for a in self.adopted):
+            self.balances_stale = True
+        if out.failure is None or not route.hops:
             self.pool.append(pv.amount_msat)
             if not out.sent and out.rpc_code is not None:
                 self._refused(pv, out)
@@ -556,30 +563,27 @@ class PaymentBook:
         raise err
 
 
-def attempt_detail(p: PartView) -> dict[str, Any]:
-    """One part for an error's ``data``: what was tried and why it failed."""
-    f = p.failure
-    erring_channel: str | None = None
-    if f is not None and f.erring_channel is not None:
-        erring_channel = (
-            f"{f.erring_channel}/{f.erring_direction}"
-            if f.erring_direction is not None
-            else f.erring_channel
-        )
-    elif f is not None and p.route.hops and f.erring_index < len(p.route.hops):
-        erring_channel = p.route.channels()[max(f.erring_index, 0)]
-    return {
-        "partid": p.partid,
-        "groupid": p.groupid,
-        "route": p.route.channels(),
-        "amount_msat": p.amount_msat,
-        "amount_sent_msat": p.amount_sent_msat,
-        "fee_msat": p.fee_msat,
-        "outcome": str(p.state),
-        "failcode": None if f is None else f.failcode,
-        "failcodename": None if f is None else f.failcodename,
-        "erring_index": None if f is None else f.erring_index,
-        "erring_channel": erring_channel,
-        "erring_node": None if f is None else f.erring_node,
-        "reason": p.reason,
-    }
+def _ended_earlier(payment_hash: PaymentHash, pv: PartView) -> tuple[PartAdopted, PartEnded]:
+    """A part of the group that ended before this payment, told as events (for its record)."""
+    return (
+        PartAdopted(
+            payment_hash=payment_hash,
+            partid=pv.partid,
+            groupid=pv.groupid,
+            amount_msat=pv.amount_msat,
+            amount_sent_msat=pv.amount_sent_msat,
+            at=pv.started_at,
+            route=pv.route,
+            reason="sent by an earlier run",
+        ),
+        PartEnded(
+            payment_hash=payment_hash,
+            partid=pv.partid,
+            groupid=pv.groupid,
+            amount_msat=pv.amount_msat,
+            state=pv.state,
+            at=pv.finished_at if pv.finished_at is not None else pv.started_at,
+            failure=pv.failure,
+            reason=pv.reason or "ended before this call (an earlier run sent it)",
+        ),
+    )

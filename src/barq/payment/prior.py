@@ -7,7 +7,10 @@ stored records of it (a part id is never reused, even across restarts)::
                                        a different amount asked now is refused, 201)
     parts pending in group G        -> Resume in G (the highest such): those parts
                                        count as in flight, new parts get partids
-                                       above every partid of G
+                                       above every partid of G (the node's and the
+                                       record's); a call for another amount than
+                                       G's is refused (200, the join rule of
+                                       :mod:`barq.payment.flights`)
     otherwise                       -> Resume in a fresh group: max groupid + 1 (1 if none)
 """
 
@@ -19,8 +22,17 @@ import msgspec
 
 from barq.errors import AlreadyPaid
 from barq.model import Invoice, PartId, PartStatus, SendpayStatus
-from barq.model.payment import PartAdopted, PaymentStatus, PaymentView, PayParams
+from barq.model.payment import (
+    PartAdopted,
+    PartState,
+    PartView,
+    PaymentStatus,
+    PaymentView,
+    PayParams,
+)
+from barq.payment.flights import Terms, adopt_refusal
 from barq.payment.plan import paid_amount
+from barq.payment.reconcile import RECOVERED_STRATEGY
 from barq.payment.sendpays import group_sendpays, view_from_sendpays
 
 __all__ = ["Paid", "Resume", "decide_prior"]
@@ -39,12 +51,15 @@ class Paid(msgspec.Struct, frozen=True, kw_only=True):
 class Resume(msgspec.Struct, frozen=True, kw_only=True):
     """Where this payment's parts go: group ``groupid``, next part id ``next_partid``.
 
-    ``adopted`` are the parts of that group still in flight from an earlier run.
+    ``adopted`` are the parts of that group still in flight from an earlier run;
+    ``ended`` its parts that failed before this call (the payment's record of
+    the group keeps them, as the node says they ended).
     """
 
     groupid: int = 1
     next_partid: PartId = PartId(1)
     adopted: tuple[PartAdopted, ...] = ()
+    ended: tuple[PartView, ...] = ()
 
     @property
     def adopted_msat(self) -> int:
@@ -69,6 +84,8 @@ def decide_prior(
 
     Raises:
         AlreadyPaid: (201) it was paid with another amount than this call asks.
+        PaymentInProgress: (200) parts of an earlier run are in flight for
+            another amount than this call asks.
     """
     h = invoice.payment_hash
     groups = group_sendpays(p for p in sendpays if p.payment_hash == h)
@@ -91,18 +108,39 @@ def decide_prior(
         g = max(pending)
         parts = groups[(h, g)]
         base = stored.get(g)
-        return Resume(
-            groupid=g,
-            next_partid=PartId(max(p.partid for p in parts) + 1),
-            adopted=tuple(
-                _adopted(p, base, now)
-                for p in sorted(parts, key=lambda p: p.partid)
-                if p.status is SendpayStatus.PENDING
-            ),
+        adopted = tuple(
+            _adopted(p, base, now)
+            for p in sorted(parts, key=lambda p: p.partid)
+            if p.status is SendpayStatus.PENDING
         )
+        refused = adopt_refusal(
+            h,
+            _group_amount(invoice, base),
+            sum(a.amount_msat for a in adopted),
+            Terms(amount_msat=paid_amount(params, invoice)),
+        )
+        if refused is not None:
+            raise refused
+        used = [p.partid for p in parts] + ([q.partid for q in base.parts] if base else [])
+        ended = tuple(
+            v for v in view_from_sendpays(parts, base).parts if v.state is not PartState.INFLIGHT
+        )
+        return Resume(groupid=g, next_partid=PartId(max(used) + 1), adopted=adopted, ended=ended)
     if groups:
         return Resume(groupid=max(g for _, g in groups) + 1)
     return Resume()
+
+
+def _group_amount(invoice: Invoice, base: PaymentView | None) -> int | None:
+    """What a group pays: the invoice's amount, else the record's (``None``: unknown).
+
+    A record rebuilt from ``listsendpays`` (strategy ``recovered``) only guessed it.
+    """
+    if invoice.amount_msat is not None:
+        return invoice.amount_msat
+    if base is None or base.strategy == RECOVERED_STRATEGY:
+        return None
+    return base.amount_msat
 
 
 def _any(parts: list[PartStatus], status: SendpayStatus) -> bool:

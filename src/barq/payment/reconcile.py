@@ -6,6 +6,9 @@ Decided from the node's whole ``listsendpays`` and Barq's stored records::
                                             parts awaited, recorded when they end
     a stored pending payment whose       -> finished: record it as the node says
     group has no pending part               (complete or failed)
+    with ``rebuild`` (the store was just    -> rebuilt: every other group the store does
+    created): a group it does not know         not know, as the node says (strategy
+                                               ``recovered``)
 
 A group the node has never heard of is left as the store has it.
 """
@@ -72,30 +75,40 @@ class Recovering(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RecoveryPlan(msgspec.Struct, frozen=True, kw_only=True):
-    """What to do after a restart: groups to await, and finished payments to record."""
+    """What to do after a restart: groups to await, finished payments to record, and the
+    history to rebuild (only with ``rebuild``)."""
 
     recovering: tuple[Recovering, ...] = ()
     finished: tuple[PaymentView, ...] = ()
+    rebuilt: tuple[PaymentView, ...] = ()
 
 
-def plan_recovery(sendpays: Sequence[PartStatus], records: Sequence[PaymentView]) -> RecoveryPlan:
+def plan_recovery(
+    sendpays: Sequence[PartStatus], records: Sequence[PaymentView], *, rebuild: bool = False
+) -> RecoveryPlan:
     """Apply the module's rule.
 
     Args:
         sendpays: the node's ``listsendpays`` (every payment hash).
         records: Barq's stored payments: at least the pending ones and those of
-            groups with pending parts.
+            groups with pending parts (with ``rebuild``: all of them).
+        rebuild: the store was just created: rebuild what it does not know.
     """
     known = {(v.payment_hash, v.groupid): v for v in records}
     recovering: list[Recovering] = []
     finished: list[PaymentView] = []
+    rebuilt: list[PaymentView] = []
     for key, parts in group_sendpays(sendpays).items():
         base = known.get(key)
         if any(p.status is SendpayStatus.PENDING for p in parts):
             recovering.append(Recovering(key=key, parts=tuple(parts), base=base))
         elif base is not None and base.status is PaymentStatus.PENDING:
             finished.append(view_from_sendpays(parts, base))
-    return RecoveryPlan(recovering=tuple(recovering), finished=tuple(finished))
+        elif base is None and rebuild:
+            rebuilt.append(view_from_sendpays(parts, strategy=RECOVERED_STRATEGY))
+    return RecoveryPlan(
+        recovering=tuple(recovering), finished=tuple(finished), rebuilt=tuple(rebuilt)
+    )
 
 
 def hashes_in_flight(sendpays: Sequence[PartStatus]) -> set[PaymentHash]:

@@ -88,6 +88,8 @@ class RuntimeLike(Protocol):
 
     def status(self, payment_hash: PaymentHash | None = None) -> list[PaymentView]: ...
 
+    async def astatus(self, payment_hash: PaymentHash | None = None) -> list[PaymentView]: ...
+
     async def export_knowledge(self) -> list[KnowledgeEntry]: ...
 
 
@@ -392,7 +394,7 @@ class EngineHost:
 
     async def status(self, payment_hash: PaymentHash | None = None) -> dict[str, Any]:
         """``barqstatus``: payments in flight and recent ones, plus engine and store health."""
-        payments = [] if self.runtime is None else self.runtime.status(payment_hash)
+        payments = [] if self.runtime is None else await self.runtime.astatus(payment_hash)
         now = time.time()
         out: dict[str, Any] = {
             "payments": [payment_json(v, now=now) for v in payments],
@@ -406,8 +408,8 @@ class EngineHost:
             out["engine"]["error"] = str(self.engine_error)
         if self.store_error is not None:
             out["store"]["error"] = self.store_error.message
-        elif self.store is not None and self.store.last_error:
-            out["store"]["last_write_error"] = self.store.last_error
+        elif self.store is not None:
+            out["store"].update(self.store.health())
         return out
 
     async def listpays(

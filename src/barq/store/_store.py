@@ -126,6 +126,7 @@ def open_store(
         raise StoreError(f"barq database {p} is a directory, not a file", data=data)
     if not p.parent.is_dir():
         raise StoreError(f"barq database {p}: directory {p.parent} does not exist", data=data)
+    created = not p.exists()
     conn: sqlite3.Connection | None = None
     try:
         conn = sqlite3.connect(
@@ -169,7 +170,18 @@ def open_store(
         if conn is not None:
             conn.close()
         raise StoreError(_describe(p, exc), data={**data, "sqlite_error": str(exc)}) from exc
-    return Store(p, conn, on_error=on_error)
+    if created:
+        log.warning("barq database %s did not exist: created it", p)
+    return Store(p, conn, on_error=on_error, created=created)
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    """``(device, inode)`` of ``path`` (``None``: it does not exist)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 class _Stop:
@@ -185,6 +197,10 @@ class Store:
 
     Build it with :func:`open_store`. Safe to use from any thread. Close it
     with :meth:`close` (it drains the queue first, so no accepted write is lost).
+
+    Attributes:
+        created: the file did not exist when it was opened (first run, or deleted).
+        rebuilt: payments the engine rebuilt from the node into it (:meth:`put_history`).
     """
 
     def __init__(
@@ -193,8 +209,13 @@ class Store:
         conn: sqlite3.Connection,
         *,
         on_error: Callable[[str], None] | None = None,
+        created: bool = False,
     ) -> None:
         self.path = path
+        self._created = created
+        self.rebuilt: int | None = None
+        self._inode = _inode(path)
+        self._gone_logged = False
         self._conn = conn
         self._on_error = on_error
         self._queue: queue.Queue[_Op | _Stop] = queue.Queue()
@@ -308,6 +329,51 @@ class Store:
         """
         row, parts = payment_row(view), [part_row(view, p) for p in view.parts]
         self._submit(functools.partial(write_payment, row=row, parts=parts), wait=False)
+
+    def put_history(self, views: Sequence[PaymentView]) -> None:
+        """Insert payments rebuilt from the node, in one transaction (non-blocking); counted
+        in :attr:`rebuilt`.
+
+        Raises:
+            StoreError: the store is closed.
+        """
+        rows = [(payment_row(v), [part_row(v, p) for p in v.parts]) for v in views]
+
+        def write(conn: sqlite3.Connection) -> None:
+            for row, parts in rows:
+                write_payment(conn, row=row, parts=parts)
+
+        self._submit(write, wait=False)
+        self.rebuilt = (self.rebuilt or 0) + len(rows)
+
+    @property
+    def created(self) -> bool:
+        """The file did not exist when it was opened (first run, or deleted since)."""
+        return self._created
+
+    def health(self) -> dict[str, Any]:
+        """What ``barqstatus`` shows of the file: ``deleted`` (it was deleted or replaced since
+        it was opened), ``created`` (with how many payments were rebuilt from
+        ``listsendpays``), the last write error and how many writes failed."""
+        out: dict[str, Any] = {}
+        if self._inode is not None and _inode(self.path) != self._inode:
+            # SQLite goes on writing to the unlinked file: whatever is written now is lost
+            # at the next start, which creates the file again and rebuilds the history
+            out["deleted"] = (
+                f"barq database {self.path} was deleted or replaced while barq runs: restart "
+                f"the plugin to recreate it (the history is rebuilt from listsendpays)"
+            )
+            if not self._gone_logged:
+                self._gone_logged = True
+                log.error("%s", out["deleted"])
+        if self._created:
+            out["created"] = True
+            if self.rebuilt is not None:
+                out["rebuilt_from_listsendpays"] = self.rebuilt
+        if self.last_error:
+            out["last_write_error"] = self.last_error
+            out["writes_failed"] = self.writes_failed
+        return out
 
     def put_knowledge(self, records: Iterable[KnowledgeRecord], *, replace: bool = True) -> None:
         """Store the estimator's knowledge (non-blocking).
