@@ -146,7 +146,13 @@ CHANNELS: tuple[tuple[str, str, int, int], ...] = (
     ("D", "E", 1_000_000, 500_000),
 )
 UTXO_SAT = 3_300_000  # one wallet output per channel, each big enough for any channel
-DEFAULT_SIZES_SAT = (50_000, 250_000, 800_000, 1_500_000, 2_200_000)
+#: the scenarios of issue 13 (sat): one part over the cheapest 2-hop path (under its ~29k),
+#: the cheapest path drained (250k), a payment that must split (1.5M over 2+ paths) and a tight
+#: one at 0.9x the maximum flow (~2.93M)
+SCENARIOS_SAT = {"one-part": 20_000, "drained": 250_000, "split": 1_500_000, "tight": 2_640_000}
+DEFAULT_SIZES_SAT = tuple(SCENARIOS_SAT.values())
+#: the methods compared by default: CLN's three and barqpay with its default strategy
+DEFAULT_METHODS = ("pay", "xpay", "renepay", "barq")
 COLD_SETTLE_S = 2.0  # --cold: pause after the payer's restart, so timings measure paying
 BARQ_STRATEGIES = (
     "dijkstra",
@@ -178,6 +184,7 @@ def all_methods(plugin: str = PLUGIN) -> list[Method]:
         Method(name="xpay", command="xpay"),
         Method(name="renepay", command="renepay", payer_opts={"allow-deprecated-apis": "true"}),
     ]
+    out.append(Method(name="barq", command="barqpay", payer_opts={"plugin": plugin}))
     out += [
         Method(name=f"barq:{s}", command="barqpay", strategy=s, payer_opts={"plugin": plugin})
         for s in BARQ_STRATEGIES
@@ -198,6 +205,7 @@ class PaymentRecord(msgspec.Struct, frozen=True, kw_only=True):
     fee_msat: int | None  # amount sent - amount delivered, successful payments only
     error: str | None = None
     restored: bool = True
+    timings_ms: dict[str, float] | None = None  # barqpay's phases (its result's timings_ms)
 
 
 class MethodSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -667,6 +675,7 @@ class Network:
             fee_msat=fee,
             error=error,
             restored=restored,
+            timings_ms=result.get("timings_ms") if isinstance(result, dict) else None,
         )
 
     # ---------------------------------------------------------------- restoring
@@ -817,6 +826,7 @@ def render(
             cell = f"{ok}/{len(rs)} {_f(med, '.2f')}s"
             cells.append(f"{cell:>20}")
         lines.append(f"{s.method:<20}" + "".join(cells))
+    lines += _timing_lines(summaries, records)
     errs = [r for r in records if r.error]
     if errs:
         lines.append("")
@@ -851,6 +861,21 @@ def render(
     return "\n".join(lines)
 
 
+def _timing_lines(summaries: list[MethodSummary], records: list[PaymentRecord]) -> list[str]:
+    """barqpay's phases (its ``timings_ms``), median ms per method, when it reported them."""
+    out: list[str] = []
+    for s in summaries:
+        rows = [r.timings_ms for r in records if r.method == s.method and r.timings_ms]
+        if not rows:
+            continue
+        names = sorted({k for t in rows for k in t}, key=lambda k: (k == "total", k))
+        cells = ", ".join(
+            f"{k} {statistics.median([t[k] for t in rows if k in t]):.1f}" for k in names
+        )
+        out += ["", f"{s.method} timings_ms (median over {len(rows)} payments): {cells}"]
+    return out
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -864,8 +889,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, default=1, help="times each size is paid (default 1)")
     ap.add_argument(
         "--methods",
-        default=None,
-        help="comma-separated subset of: " + ",".join(m.name for m in all_methods()),
+        default=",".join(DEFAULT_METHODS),
+        help="comma-separated subset of: "
+        + ",".join(m.name for m in all_methods())
+        + " (default: %(default)s; 'all' for every one)",
     )
     ap.add_argument(
         "--cold",
@@ -884,7 +911,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace, on_row: Callable[[MethodSummary], None] | None = None) -> int:
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     methods = all_methods(args.plugin)
-    if args.methods:
+    if args.methods and args.methods != "all":
         wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
         unknown = set(wanted) - {m.name for m in methods}
         if unknown:
