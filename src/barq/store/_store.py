@@ -365,7 +365,7 @@ class Store:
             )
             if not self._gone_logged:
                 self._gone_logged = True
-                log.error("%s", out["deleted"])
+                log.warning("%s", out["deleted"])
         if self._created:
             out["created"] = True
             if self.rebuilt is not None:

@@ -2,7 +2,9 @@
 """Test plugin for the payee: holds incoming HTLCs while ``holdhtlcs on`` is set.
 
 ``holdhtlcs`` with ``on``/``off`` toggles holding; turning it off releases every
-held HTLC (``continue``). ``heldhtlcs`` tells how many are held. Used to keep a
+held HTLC (``continue``). ``failhtlcs`` fails every held HTLC (``mpp_timeout``,
+as a payee that gave up waiting for the rest of the set) and stops holding.
+``heldhtlcs`` tells how many are held. Used to keep a
 payment in flight for barqstatus, restart and disconnect scenarios.
 """
 
@@ -40,6 +42,18 @@ def holdhtlcs(mode: str, **kwargs: Any) -> dict[str, Any]:
     for r in released:
         r.set_result({"result": "continue"})
     return {"hold": _state["hold"], "released": len(released)}
+
+
+@plugin.method("failhtlcs")
+def failhtlcs(**kwargs: Any) -> dict[str, Any]:
+    """failhtlcs: fail every held HTLC with mpp_timeout (0x0017) and stop holding."""
+    with _lock:
+        _state["hold"] = False
+        failed = list(_held)
+        _held.clear()
+    for r in failed:
+        r.set_result({"result": "fail", "failure_message": "0017"})
+    return {"hold": False, "failed": len(failed)}
 
 
 @plugin.method("heldhtlcs")
