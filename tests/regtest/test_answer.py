@@ -24,8 +24,9 @@ AMOUNT_MSAT = 150_000_000
 
 
 def _network(node_factory: Any, **payer_opts: Any) -> tuple[Any, Any, Any]:
-    l1 = node_factory.get_node()
-    l2 = node_factory.get_node(disconnect=["-WIRE_UPDATE_FULFILL_HTLC"])
+    # both reconnect after l2 drops the connection (pyln-testing sets dev-no-reconnect otherwise)
+    l1 = node_factory.get_node(may_reconnect=True)
+    l2 = node_factory.get_node(disconnect=["-WIRE_UPDATE_FULFILL_HTLC"], may_reconnect=True)
     l3 = node_factory.get_node()
     for a, b in ((l1, l2), (l2, l3), (l1, l3)):
         a.rpc.connect(b.info["id"], "localhost", b.port)
