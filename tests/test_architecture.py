@@ -32,7 +32,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "actors": frozenset(
         {"payment", "routing", "strategies", "node", "graph", "model", "errors", "limits", "onion"}
     ),
-    "plugin": frozenset({"actors", "payment", "store", "node", "model", "errors", "limits"}),
+    "plugin": frozenset({"actors", "payment", "store", "node", "model", "errors", "limits", "lab"}),
     "testing": frozenset({"sim", "node", "graph", "model", "errors", "invoice", "limits"}),
     "lab": frozenset(
         {"store", "payment", "routing", "strategies", "model", "errors", "limits", "graph"}

@@ -245,7 +245,9 @@ def test_money_rules_hold_when_adopted_parts_fail(
 
     node = ScriptedNode(graph=GRAPH, our_id=GRAPH.nodes[0], handler=handler)
     bolt11 = node.add_invoice(payee=GRAPH.nodes[dest], amount_msat=amount)
-    cfg = EngineConfig(strategies_in_thread=False, min_part_msat=100_000, retry_for_s=60)
+    cfg = EngineConfig(
+        strategies_in_thread=False, min_part_msat=100_000, retry_for_s=60, slow_mode=True
+    )
     fee = max(cfg.maxfee_base_msat, amount * cfg.maxfee_ppm // 10**6)
     node.expect(bolt11, Limits(maxfee_msat=fee, maxdelay=cfg.maxdelay, maxparts=maxparts))
     h = node.invoice(bolt11).payment_hash

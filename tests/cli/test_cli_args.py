@@ -101,6 +101,16 @@ BAD_INPUT: list[tuple[list[str], str]] = [
     (["graph"], "the following arguments are required: PATH"),
     (["graph", "/nonexistent/g.gossip"], "/nonexistent/g.gossip: no such file"),
     (["graph", "/", "--export", "g.txt"], "/: not a readable file"),
+    # the lab (a store file)
+    (["experiments", "s.db", "--since", "x"], "--since: expected UNIX seconds >= 0, got 'x'"),
+    (["experiments", "s.db", "--until", "-1"], "--until: expected UNIX seconds >= 0"),
+    (["experiments", "s.db", "--since", "5", "--until", "4"], "--until must be after --since"),
+    (["experiments", "/nonexistent/s.db"], "/nonexistent/s.db: no such file"),
+    (["replay", "s.db", "--model", "magic"], "unknown model 'magic'; models: recorded"),
+    (["replay", "s.db", "--model", "constant:q=1"], "model constant has no parameter q"),
+    (["replay", "s.db", "--graph", "/nonexistent/g"], "/nonexistent/g: no such file"),
+    (["report", "s.db", "--output", "r.pdf"], "the report is written as .png or .svg"),
+    (["report", "/nonexistent/s.db", "-o", "r.png"], "/nonexistent/s.db: no such file"),
 ]
 
 

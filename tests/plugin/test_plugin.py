@@ -48,10 +48,22 @@ def _invoice(world: FakeWorld, tag: str, **kw: Any) -> str:
 # -- handshake ---------------------------------------------------------------------------------
 
 
+def opts_multi(manifest: dict[str, Any]) -> set[str]:
+    return {o["name"] for o in manifest["options"] if o.get("multi")}
+
+
 def test_manifest_declares_methods_options_hook_and_topics(driver: PluginDriver) -> None:
     m = driver.manifest()
     methods = {r["name"]: r for r in m["rpcmethods"]}
-    assert set(methods) == {"barqpay", "barqstatus", "barqlistpays", "barqroute", "barqstrategies"}
+    assert set(methods) == {
+        "barqpay",
+        "barqstatus",
+        "barqlistpays",
+        "barqroute",
+        "barqstrategies",
+        "barqexperiments",
+    }
+    assert opts_multi(m) == {"barq-experiment"}
     assert methods["barqpay"]["usage"].startswith(
         "invstring [amount_msat] [maxparts] [maxfee] [retry_for] [maxdelay] [exclude] "
         "[strategy] [label]"

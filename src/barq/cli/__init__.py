@@ -8,6 +8,9 @@ Subcommands::
                     feasible payments, attempts, rounds, fees vs an oracle, time)
     barq graph      load a graph file and print its counts (and export it)
     barq strategies list the routing strategies with their parameters
+    barq experiments the live experiments' figures from a store file
+    barq replay     score probability models on the node's recorded attempts
+    barq report     draw the node's payment history (PNG/SVG)
 
 Every input is checked before any work (numbers by the ranges of
 :mod:`barq.limits`, which the plugin uses too; files, outputs, strategy names

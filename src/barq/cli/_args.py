@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from barq import __version__, limits
+from barq.cli._lab import add_lab_parsers
 from barq.errors import InvalidParams
 from barq.limits import Range, check_float, check_int
 
@@ -336,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Built-in strategies and those installed through the "
         "'barq.strategies' entry point group, one line each with their parameters.",
     )
+    add_lab_parsers(sub)
     return p
 
 

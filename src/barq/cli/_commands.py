@@ -25,6 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from barq.cli._checks import check_bench, check_graph, check_sim
+from barq.cli._lab import LAB_COMMANDS
 from barq.graph import Graph
 from barq.model import NodeId
 
@@ -353,4 +354,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "bench": cmd_bench,
     "graph": cmd_graph,
     "strategies": cmd_strategies,
+    **LAB_COMMANDS,
 }

@@ -33,8 +33,9 @@ from barq.model.payment import (
     PaymentStarted,
 )
 from barq.plugin.app import BarqPlugin, Check
+from barq.plugin.experiments import barqexperiments_params, lab_pay, lab_pay_result, lab_report
 from barq.plugin.host import EngineHost, NodeFactory, RuntimeFactory
-from barq.plugin.options import OPTIONS, config_from_init
+from barq.plugin.options import MULTI_OPTIONS, OPTIONS, config_from_init
 from barq.plugin.params import (
     barqlistpays_params,
     barqpay_params,
@@ -42,7 +43,7 @@ from barq.plugin.params import (
     barqstatus_params,
 )
 from barq.plugin.redirect import HOOKED, on_rpc_command
-from barq.plugin.results import part_end_json, part_start_json, pay_result
+from barq.plugin.results import part_end_json, part_start_json
 
 __all__ = ["PART_END_TOPIC", "PART_START_TOPIC", "build_plugin"]
 
@@ -100,7 +101,8 @@ def _init(
     )
     bp.host.start()
     bp.barq_log(
-        f"barq started: strategy={cfg.strategy} db={cfg.db_path} handle-pay={cfg.handle_pay}",
+        f"barq started: strategy={cfg.strategy} db={cfg.db_path} handle-pay={cfg.handle_pay}"
+        + "".join(f" experiment {e.name}={e.key}:{e.percent:g}%" for e in cfg.experiments),
         "info",
     )
     return None
@@ -206,10 +208,20 @@ def barqpay(
     )
     plugin: BarqPlugin = request.plugin
     host = plugin.engine()
+    cfg = plugin.barq_config
+    assert cfg is not None, "engine() answers only after init"
     sink = _Progress(request)
-    shape = partial(pay_result, parse_ms=(time.perf_counter() - t0) * 1000.0)
-    fut = host.submit(lambda: host.pay(params, on_event=sink))
-    fut.add_done_callback(lambda f: _answer(request, f, shape))
+    parse_ms = (time.perf_counter() - t0) * 1000.0
+    fut = host.submit(lambda: lab_pay(host, cfg, params, on_event=sink))
+    fut.add_done_callback(lambda f: _answer(request, f, partial(_pay_answer, parse_ms=parse_ms)))
+
+
+def _pay_answer(lab: Any, *, parse_ms: float) -> dict[str, Any]:
+    """``barqpay``'s result (:func:`lab_pay_result`) with ``timings_ms.parse``: the time
+    its parameters took to check."""
+    out = lab_pay_result(lab)
+    out["timings_ms"]["parse"] = round(parse_ms, 3)
+    return out
 
 
 # -- barqstatus / barqlistpays / barqroute / barqstrategies ----------------------------------------
@@ -237,6 +249,16 @@ def barqroute(
     _submit(request, _identity, request.plugin.engine().route, dest, amount, strat, parts, None)
 
 
+def barqexperiments(request: Request, since: Any = None, until: Any = None) -> None:
+    """The live experiments (barq-experiment, strategy=auto) from Barq's database: per
+    experiment and per amount bucket, payments, success rate with its Wilson 95 % interval,
+    median/p90 fee ppm, median attempts, median/p90 time to answer, and whether each
+    differs significantly from the default (since/until: UNIX seconds)."""
+    s, u = barqexperiments_params(since, until)
+    plugin: BarqPlugin = request.plugin
+    _submit(request, _identity, lab_report, plugin.engine(), plugin.barq_config, s, u)
+
+
 def barqstrategies() -> dict[str, Any]:
     """The registered routing strategies (built-in and entry points), one line each."""
     return {"strategies": available_strategies()}
@@ -254,6 +276,7 @@ COMMANDS: tuple[tuple[str, Callable[..., Any], Check, bool], ...] = (
     ("barqlistpays", barqlistpays, barqlistpays_params, True),
     ("barqroute", barqroute, barqroute_params, True),
     ("barqstrategies", barqstrategies, _no_params, False),
+    ("barqexperiments", barqexperiments, barqexperiments_params, True),
 )
 
 
@@ -280,7 +303,9 @@ def build_plugin(
         factories["runtime_factory"] = runtime_factory
     plugin = BarqPlugin(stdin=stdin, stdout=stdout, **factories)
     for name, default, description, opt_type in OPTIONS:
-        plugin.add_option(name, default, description, opt_type=opt_type)
+        plugin.add_option(
+            name, default, description, opt_type=opt_type, multi=name in MULTI_OPTIONS
+        )
     plugin.add_notification_topic(PART_START_TOPIC)
     plugin.add_notification_topic(PART_END_TOPIC)
     plugin.child_init = _init

@@ -14,6 +14,8 @@ import msgspec
 
 from barq.actors.runtime import check_strategy
 from barq.errors import BarqError, InvalidParams
+from barq.lab.bandit import AUTO
+from barq.lab.experiments import Experiment, install, parse_experiments
 from barq.limits import (
     ESTIMATOR_HALF_LIFE_S,
     MAXDELAY,
@@ -27,14 +29,35 @@ from barq.limits import (
 )
 from barq.model.payment import EngineConfig
 
-__all__ = ["OPTIONS", "PluginConfig", "config_from_init", "percent_to_ppm"]
+__all__ = ["MULTI_OPTIONS", "OPTIONS", "PluginConfig", "config_from_init", "percent_to_ppm"]
+
+DEFAULT_AUTO_STRATEGIES = ("mincostflow", "cheapflow", "probabilistic", "presplit")
+
+#: options given any number of times (pyln ``multi``): their value is a list
+MULTI_OPTIONS = frozenset({"barq-experiment"})
 
 #: (option name, default, description, pyln type)
 OPTIONS: tuple[tuple[str, Any, str, str], ...] = (
     (
         "barq-strategy",
         "mincostflow",
-        "Routing strategy used when barqpay gets no strategy (see barqstrategies)",
+        "Routing strategy used when barqpay gets no strategy (see barqstrategies); "
+        "'auto' lets the lab's bandit choose per payment (see barq-auto-strategies)",
+        "string",
+    ),
+    (
+        "barq-experiment",
+        None,
+        "A live experiment, repeatable: NAME=STRATEGY[:key=value[,key=value]]:PERCENT "
+        "(e.g. cheap=cheapflow:50); that share of barqpay calls without a strategy runs it "
+        "(by payment hash); percents add up to 100 at most, the rest uses barq-strategy",
+        "string",
+    ),
+    (
+        "barq-auto-strategies",
+        ",".join(DEFAULT_AUTO_STRATEGIES),
+        "Comma-separated strategies strategy=auto chooses from; the first is its default "
+        "until there is enough history",
         "string",
     ),
     (
@@ -107,6 +130,8 @@ class PluginConfig(msgspec.Struct, frozen=True, kw_only=True):
     maxparts: int = 64
     estimator_half_life_s: int = 3600
     slow_mode: bool = False
+    experiments: tuple[Experiment, ...] = ()
+    auto_strategies: tuple[str, ...] = DEFAULT_AUTO_STRATEGIES
     configuration: dict[str, Any] = msgspec.field(default_factory=dict)
 
     @property
@@ -116,7 +141,7 @@ class PluginConfig(msgspec.Struct, frozen=True, kw_only=True):
     def engine_config(self) -> EngineConfig:
         """The engine's settings derived from the plugin options."""
         return EngineConfig(
-            default_strategy=self.strategy,
+            default_strategy=self.auto_strategies[0] if self.strategy == AUTO else self.strategy,
             maxfee_base_msat=self.maxfee_msat,
             maxfee_ppm=self.maxfee_ppm,
             retry_for_s=float(self.retry_for_s),
@@ -146,8 +171,9 @@ def config_from_init(options: dict[str, Any], configuration: dict[str, Any]) -> 
             ``rpc-file``, ``network``...).
 
     Raises:
-        InvalidParams: an option value is out of range or unparsable, or the
-            default strategy is not registered (the message names the option).
+        InvalidParams: an option value is out of range or unparsable, the
+            default strategy is not registered, or a ``barq-experiment`` is bad
+            (:func:`barq.lab.experiments.parse_experiments`; the message names the option).
     """
     defaults = {name: default for name, default, _, _ in OPTIONS}
     opt = {**defaults, **{k: v for k, v in options.items() if v is not None}}
@@ -159,10 +185,14 @@ def config_from_init(options: dict[str, Any], configuration: dict[str, Any]) -> 
     db = str(opt["barq-db"] or "barq.sqlite3")
     db_path = db if os.path.isabs(db) else os.path.join(lightning_dir, db)
     strategy = str(opt["barq-strategy"])
+    auto = _strategy_list(opt["barq-auto-strategies"])
     try:
-        check_strategy(strategy)
+        if strategy != AUTO:
+            check_strategy(strategy)
     except BarqError as exc:
         raise InvalidParams(f"option barq-strategy: {exc.message}") from exc
+    experiments = parse_experiments(_multi(opt.get("barq-experiment")))
+    install(experiments)
     handle, slow = (_flag(opt[name]) for name in ("barq-handle-pay", "barq-slow-mode"))
     return PluginConfig(
         lightning_dir=lightning_dir,
@@ -178,6 +208,8 @@ def config_from_init(options: dict[str, Any], configuration: dict[str, Any]) -> 
         maxdelay=int_opt("barq-maxdelay", MAXDELAY),
         maxparts=int_opt("barq-maxparts", MAXPARTS),
         estimator_half_life_s=int_opt("barq-estimator-half-life", ESTIMATOR_HALF_LIFE_S),
+        experiments=experiments,
+        auto_strategies=auto,
         configuration=dict(configuration),
     )
 
@@ -187,3 +219,31 @@ def _flag(value: Any) -> bool:
     if isinstance(value, str):
         return value.lower() in ("true", "1", "yes", "on")
     return bool(value)
+
+
+def _multi(value: Any) -> list[str]:
+    """A ``multi`` option's value as a list of strings (absent: empty)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+def _strategy_list(value: Any) -> tuple[str, ...]:
+    """``barq-auto-strategies``: registered strategy names, at least one.
+
+    Raises:
+        InvalidParams: empty, ``auto`` itself, or a name nobody registered.
+    """
+    names = tuple(dict.fromkeys(n.strip() for n in str(value).split(",") if n.strip()))
+    if not names:
+        raise InvalidParams("option barq-auto-strategies: expected at least one strategy name")
+    for name in names:
+        if name == AUTO:
+            raise InvalidParams("option barq-auto-strategies: 'auto' cannot choose itself")
+        try:
+            check_strategy(name)
+        except BarqError as exc:
+            raise InvalidParams(f"option barq-auto-strategies: {exc.message}") from exc
+    return names

@@ -157,13 +157,14 @@ def _exclude_entry(i: int, entry: Any) -> str:
     )
 
 
-def _strategy(strategy: Any) -> str | None:
+def _strategy(strategy: Any, *, auto_ok: bool = False) -> str | None:
     if strategy is None:
         return None
     name = check_text(STRATEGY, strategy)
     if not name:
         raise InvalidParams("strategy: must be a strategy name, got ''")
-    check_strategy(name)  # UnknownStrategy (-32602) lists what is available
+    if not (auto_ok and name == "auto"):  # barqpay: the lab's bandit (barq.lab.bandit)
+        check_strategy(name)  # UnknownStrategy (-32602) lists what is available
     return name
 
 
@@ -246,7 +247,7 @@ def barqpay_params(
         retry_for_s=_opt(retry_for, check_float, RETRY_FOR_S),
         maxdelay=_opt(maxdelay, check_int, MAXDELAY),
         exclude=parse_exclude(exclude),
-        strategy=_strategy(strategy),
+        strategy=_strategy(strategy, auto_ok=True),
         label=_opt(label, check_text, LABEL),
         maxfee_ppm=_opt(maxfeepercent, check_percent_ppm, MAXFEEPERCENT),
         exemptfee_msat=_opt(exemptfee, parse_msat_in, EXEMPTFEE_MSAT),

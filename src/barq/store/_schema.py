@@ -22,6 +22,11 @@ Tables (version 1):
     from which the engine decays them), ``disabled_channel`` (key
     ``scid_dir``) or ``disabled_node`` (key node id), both with ``until`` and
     ``reason``.
+
+Version 2 adds ``lab_assignments``: one row per payment hash that the strategy
+lab (:mod:`barq.lab`) assigned: the ``experiment`` (``NULL`` for
+``strategy=auto``), the ``strategy`` it ran with, the one-line ``reason`` and
+``assigned_at`` (UNIX seconds). Read with :mod:`barq.store._lab`.
 """
 
 from __future__ import annotations
@@ -97,6 +102,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             until         REAL,
             reason        TEXT    NOT NULL DEFAULT '',
             PRIMARY KEY (kind, key)
+        )
+        """,
+    ),
+    # 1 -> 2: the strategy lab's assignment of each payment hash (issue 15)
+    (
+        """
+        CREATE TABLE lab_assignments (
+            payment_hash TEXT PRIMARY KEY,
+            experiment   TEXT,
+            strategy     TEXT NOT NULL,
+            reason       TEXT NOT NULL DEFAULT '',
+            assigned_at  REAL NOT NULL
         )
         """,
     ),
