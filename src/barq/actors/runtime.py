@@ -26,16 +26,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectSendStream
 
+from barq.actors._answer import pay_answered
 from barq.actors._mailbox import ask
+from barq.actors._timings import TimedJournal, TimedNode, Timings
 from barq.actors.coordinator import RECENT_PAYMENTS, PaymentCoordinator
 from barq.actors.estimator import LiquidityKnowledge, liquidity_estimator
 from barq.actors.messages import (
@@ -127,12 +129,14 @@ class Runtime:
         self._clock = clock
         self._router = router_tx
         self._estimator = estimator_tx
+        self._tg = tg
+        self._timed_node = cast(NodeInterface, TimedNode(node))  # the payments' node
         self._payments = PaymentCoordinator(
-            node=node,
+            node=self._timed_node,
             execute=self._execute,
             tg=tg,
             clock=clock,
-            journal=journal,
+            journal=None if journal is None else cast(PaymentJournal, TimedJournal(journal)),
             terms=self._terms,
         )
         self._closed = False
@@ -185,7 +189,12 @@ class Runtime:
                 else pays this hash meanwhile.
 
         Returns:
-            the outcome; its view has status ``complete``.
+            the outcome; its view has status ``complete``. The call is answered at
+            the first preimage, as xpay does (``answer_at == "preimage"``: parts may
+            still be in flight; the payment runs on, recorded and shown by
+            :meth:`status` to the end), or once every part settled with
+            ``config.slow_mode``. ``timings_ms``: where the call's time went
+            (:mod:`barq.actors._timings`).
 
         Raises:
             barq.errors.BarqError: a subclass saying why (see
@@ -197,8 +206,13 @@ class Runtime:
                 ``sendpays`` holds parts of another payment hash.
         """
         self._check_open()
-        return await self._payments.pay(
-            params, on_event=on_event, invoice=invoice, sendpays=sendpays
+        timings = Timings()
+
+        def pay(sink: Callable[[PaymentEvent], None]) -> Awaitable[PayOutcome]:
+            return self._payments.pay(params, on_event=sink, invoice=invoice, sendpays=sendpays)
+
+        return await pay_answered(
+            pay, on_event, tg=self._tg, slow_mode=self._config.slow_mode, timings=timings
         )
 
     async def decode_invoice(self, invstring: str) -> Invoice:
@@ -233,7 +247,7 @@ class Runtime:
         await payment_supervisor(
             params=params,
             invoice=invoice,
-            node=self._node,
+            node=self._timed_node,
             router=self._router,
             estimator=self._estimator,
             config=self._config,

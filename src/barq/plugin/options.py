@@ -96,6 +96,13 @@ OPTIONS: tuple[tuple[str, Any, str, str], ...] = (
         "bool",
     ),
     (
+        "barq-slow-mode",
+        False,
+        "Answer barqpay only once every part settled, not at the first preimage "
+        "(like xpay-slow-mode)",
+        "bool",
+    ),
+    (
         "barq-estimator-half-life",
         3600,
         "Seconds after which half of what was learnt about a channel's liquidity is forgotten",
@@ -122,6 +129,7 @@ class PluginConfig(msgspec.Struct, frozen=True, kw_only=True):
     maxdelay: int = 2016
     maxparts: int = 64
     estimator_half_life_s: int = 3600
+    slow_mode: bool = False
     experiments: tuple[Experiment, ...] = ()
     auto_strategies: tuple[str, ...] = DEFAULT_AUTO_STRATEGIES
     configuration: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -140,6 +148,7 @@ class PluginConfig(msgspec.Struct, frozen=True, kw_only=True):
             maxdelay=self.maxdelay,
             maxparts=self.maxparts,
             estimator_half_life_s=float(self.estimator_half_life_s),
+            slow_mode=self.slow_mode,
         )
 
 
@@ -184,15 +193,14 @@ def config_from_init(options: dict[str, Any], configuration: dict[str, Any]) -> 
         raise InvalidParams(f"option barq-strategy: {exc.message}") from exc
     experiments = parse_experiments(_multi(opt.get("barq-experiment")))
     install(experiments)
-    handle = opt["barq-handle-pay"]
-    if isinstance(handle, str):
-        handle = handle.lower() in ("true", "1", "yes", "on")
+    handle, slow = (_flag(opt[name]) for name in ("barq-handle-pay", "barq-slow-mode"))
     return PluginConfig(
         lightning_dir=lightning_dir,
         rpc_file=str(configuration.get("rpc-file") or "lightning-rpc"),
         network=str(configuration.get("network") or "bitcoin"),
         db_path=db_path,
-        handle_pay=bool(handle),
+        handle_pay=handle,
+        slow_mode=slow,
         strategy=strategy,
         maxfee_msat=int_opt("barq-maxfee-msat", MAXFEE_MSAT),
         maxfee_ppm=percent_to_ppm(opt["barq-maxfee-percent"], "option barq-maxfee-percent"),
@@ -204,6 +212,13 @@ def config_from_init(options: dict[str, Any], configuration: dict[str, Any]) -> 
         auto_strategies=auto,
         configuration=dict(configuration),
     )
+
+
+def _flag(value: Any) -> bool:
+    """A bool option as pyln hands it over (a bool, or its text)."""
+    if isinstance(value, str):
+        return value.lower() in ("true", "1", "yes", "on")
+    return bool(value)
 
 
 def _multi(value: Any) -> list[str]:
