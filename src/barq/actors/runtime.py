@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -36,6 +36,7 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectSendStream
 
 from barq.actors._mailbox import ask
+from barq.actors._onion_calls import OnionPayments, check_extratlvs, is_bolt12
 from barq.actors.coordinator import RECENT_PAYMENTS, PaymentCoordinator
 from barq.actors.estimator import LiquidityKnowledge, liquidity_estimator
 from barq.actors.messages import (
@@ -82,6 +83,7 @@ __all__ = [
     "RECENT_PAYMENTS",
     "Runtime",
     "available_strategies",
+    "check_extratlvs",
     "check_strategy",
     "open_runtime",
 ]
@@ -130,6 +132,7 @@ class Runtime:
         self._payments = PaymentCoordinator(
             node=node, execute=self._execute, tg=tg, clock=clock, journal=journal
         )
+        self._onion = OnionPayments(node, info, clock, self._payments.pay)  # keysend, BOLT 12
         self._closed = False
 
     @property
@@ -192,9 +195,24 @@ class Runtime:
                 ``sendpays`` holds parts of another payment hash.
         """
         self._check_open()
+        if invoice is None and is_bolt12(params.invstring):
+            return await self._onion.bolt12(params, on_event=on_event)
         return await self._payments.pay(
             params, on_event=on_event, invoice=invoice, sendpays=sendpays
         )
+
+    async def keysend(
+        self,
+        params: PayParams,
+        destination: str,
+        extratlvs: Mapping[str, str] | None = None,
+        *,
+        on_event: Callable[[PaymentEvent], None] | None = None,
+    ) -> PayOutcome:
+        """Keysend ``params.amount_msat`` to ``destination`` (``params.invstring`` empty);
+        see :meth:`barq.actors._onion_calls.OnionPayments.keysend`."""
+        self._check_open()
+        return await self._onion.keysend(params, destination, extratlvs, on_event=on_event)
 
     async def decode_invoice(self, invstring: str) -> Invoice:
         """The node's decoding of ``invstring``.
@@ -214,20 +232,21 @@ class Runtime:
         *,
         task_status: anyio.abc.TaskStatus[None],
     ) -> None:
-        await payment_supervisor(
-            params=params,
-            invoice=invoice,
-            node=self._node,
-            router=self._router,
-            estimator=self._estimator,
-            config=self._config,
-            clock=self._clock,
-            publish=publish,
-            strategies=self._strategy,
-            resume=resume,
-            info=self._info,
-            task_status=task_status,
-        )
+        async with self._onion.node_for(invoice.payment_hash) as node:
+            await payment_supervisor(
+                params=params,
+                invoice=invoice,
+                node=node,
+                router=self._router,
+                estimator=self._estimator,
+                config=self._config,
+                clock=self._clock,
+                publish=publish,
+                strategies=self._strategy,
+                resume=resume,
+                info=self._info,
+                task_status=task_status,
+            )
 
     async def route(
         self,

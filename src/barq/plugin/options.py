@@ -73,6 +73,13 @@ OPTIONS: tuple[tuple[str, Any, str, str], ...] = (
         "bool",
     ),
     (
+        "barq-handle-keysend",
+        False,
+        "Serve `keysend` commands with barqkeysend (through the rpc_command hook); "
+        "else keysend stays CLN's",
+        "bool",
+    ),
+    (
         "barq-estimator-half-life",
         3600,
         "Seconds after which half of what was learnt about a channel's liquidity is forgotten",
@@ -92,6 +99,7 @@ class PluginConfig(msgspec.Struct, frozen=True, kw_only=True):
     network: str
     db_path: str
     handle_pay: bool = False
+    handle_keysend: bool = False
     strategy: str = "mincostflow"
     maxfee_msat: int = 5000
     maxfee_ppm: int = 10_000
@@ -127,6 +135,12 @@ def percent_to_ppm(text: Any, name: str) -> int:
     return check_percent_ppm(MAXFEEPERCENT.named(name), text)
 
 
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.lower() in ("true", "1", "yes", "on")
+    return bool(value)
+
+
 def config_from_init(options: dict[str, Any], configuration: dict[str, Any]) -> PluginConfig:
     """Read the ``barq-*`` options and lightningd's configuration into a :class:`PluginConfig`.
 
@@ -154,15 +168,14 @@ def config_from_init(options: dict[str, Any], configuration: dict[str, Any]) -> 
         check_strategy(strategy)
     except BarqError as exc:
         raise InvalidParams(f"option barq-strategy: {exc.message}") from exc
-    handle = opt["barq-handle-pay"]
-    if isinstance(handle, str):
-        handle = handle.lower() in ("true", "1", "yes", "on")
+    handle, handle_keysend = (_flag(opt[n]) for n in ("barq-handle-pay", "barq-handle-keysend"))
     return PluginConfig(
         lightning_dir=lightning_dir,
         rpc_file=str(configuration.get("rpc-file") or "lightning-rpc"),
         network=str(configuration.get("network") or "bitcoin"),
         db_path=db_path,
-        handle_pay=bool(handle),
+        handle_pay=handle,
+        handle_keysend=handle_keysend,
         strategy=strategy,
         maxfee_msat=int_opt("barq-maxfee-msat", MAXFEE_MSAT),
         maxfee_ppm=percent_to_ppm(opt["barq-maxfee-percent"], "option barq-maxfee-percent"),
