@@ -20,16 +20,28 @@ from barq.actors._onion_pay import (
     has_basic_mpp,
     keysend_payment,
 )
+from barq.actors._onion_send import _Part, _translate
 from barq.errors import (
     InvalidInvoice,
     InvalidParams,
     InvoiceExpired,
+    PartFailed,
     RouteNotFound,
     RpcError,
 )
-from barq.model import Hop, NodeId, NodeInfo, Route, Scid
+from barq.model import Hop, NodeId, NodeInfo, PartStatus, Route, Scid
 from barq.model.payment import PayParams
-from barq.onion import BLINDED_DESTINATION, KEYSEND_FINAL_CLTV, KEYSEND_PREIMAGE, ClearFinal
+from barq.onion import (
+    BLINDED_DESTINATION,
+    KEYSEND_FINAL_CLTV,
+    KEYSEND_PREIMAGE,
+    BlindedFinal,
+    ClearFinal,
+    blinded_edge,
+    build_onion,
+    paths_from_decode,
+)
+from barq.onion.route import OnionPlan
 
 FIXTURE = Path(__file__).parents[1] / "onion" / "fixtures" / "bolt12_regtest.json"
 US = NodeId("02" + "aa" * 32)
@@ -222,3 +234,83 @@ def test_fetchinvoice_errors_get_pays_codes(code: int, expected: int) -> None:
     err = fetch_error(RpcError("nope", method="fetchinvoice", rpc_code=code, rpc_data={"x": 1}))
     assert err.code == expected and "fetchinvoice: nope" in err.message
     assert err.data["x"] == 1
+
+
+# -- the onion sender's reading of injectpaymentonion's errors --------------------------------
+
+
+def _part_over(n_hops: int) -> tuple[Route, OnionPlan]:
+    hops = tuple(
+        Hop(
+            id=NodeId(f"02{i + 1:02x}" + "cc" * 31),
+            channel=Scid(f"{100 + i}x1x0"),
+            direction=0,
+            amount_msat=10_000_000 + 1000 * (n_hops - 1 - i),
+            delay=20 + 10 * (n_hops - 1 - i),
+        )
+        for i in range(n_hops)
+    )
+    route = Route(hops=hops)
+    final = ClearFinal(payment_secret=b"\x01" * 32, total_msat=10_000_000)
+    return route, build_onion(route, final, blockheight=100, payer=US)
+
+
+def test_a_218_failure_is_peeled_with_every_secret_and_placed_on_the_route() -> None:
+    """CLN's own reply (fixture): bolt11 over l1 -> l2 -> l3, wrong payment secret at l3."""
+    fx = _fixture()
+    route, plan = _part_over(2)
+    part = _Part(route, plan, tuple(bytes.fromhex(s) for s in fx["bolt11_failure_secrets"]))
+    err = fx["injectpaymentonion_error"]
+    exc = RpcError(err["message"], method="injectpaymentonion", rpc_code=218, rpc_data=err["data"])
+    out = _translate(exc, part, {})
+    assert isinstance(out, PartFailed) and out.failure is not None
+    assert out.failure.failcode == 0x400F  # incorrect_or_unknown_payment_details
+    assert out.failure.erring_index == 2 == len(route.hops)  # the destination
+    garbled = RpcError("x", rpc_code=218, rpc_data={"onionreply": "00" * 300})
+    out = _translate(garbled, part, {})
+    assert isinstance(out, PartFailed) and out.failure is None  # unknown, safe
+
+
+def test_invalid_onion_blinding_is_charged_to_the_blinded_edge() -> None:
+    """CLN's reply (fixture): l1 -> l2 -> l3 (introduction node) -> l4, 1 msat short."""
+    fx = _fixture()
+    ((path, payinfo),) = paths_from_decode(fx["decode_invoice"])
+    path = path.with_first_node(NodeId("02" + "c3" * 32))
+    edge = blinded_edge(0, path, payinfo)
+    hops = (
+        Hop(
+            id=NodeId("02" + "c2" * 32),
+            channel=Scid("101x1x0"),
+            direction=0,
+            amount_msat=2_000_000,
+            delay=60,
+        ),
+        Hop(id=edge.source, channel=Scid("102x1x0"), direction=0, amount_msat=1_999_000, delay=40),
+        edge.hop(1_000_000),
+    )
+    route = Route(hops=hops)
+    plan = build_onion(
+        route, BlindedFinal(edge=edge, total_msat=1_000_000), blockheight=100, payer=US
+    )
+    bf = fx["blinded_failure"]
+    part = _Part(route, plan, tuple(bytes.fromhex(s) for s in bf["shared_secrets"]))
+    exc = RpcError("x", rpc_code=218, rpc_data={"onionreply": bf["onionreply"]})
+    out = _translate(exc, part, {})
+    assert isinstance(out, PartFailed) and out.failure is not None
+    assert out.failure.failcode == 0xC018  # invalid_onion_blinding, from l3
+    assert out.failure.erring_node == edge.source
+    assert out.failure.erring_channel == edge.scid  # the blinded path is what failed
+
+
+def test_219_is_the_earlier_success_and_other_refusals_fail_the_part() -> None:
+    route, plan = _part_over(1)
+    part = _Part(route, plan, ())
+    params = {"payment_hash": "aa" * 32, "partid": 3, "groupid": 1}
+    paid = RpcError("paid", rpc_code=219, rpc_data={"payment_preimage": "bb" * 32})
+    out = _translate(paid, part, params)
+    assert isinstance(out, PartStatus) and out.payment_preimage == "bb" * 32
+    assert out.status == "complete" and out.amount_msat == plan.delivered_msat
+    refusal = RpcError("Unknown scid", rpc_code=-32602)
+    out = _translate(refusal, part, params)
+    assert isinstance(out, PartFailed) and out.failure is None
+    assert "injectpaymentonion refused: Unknown scid" in out.message

@@ -9,6 +9,7 @@ of the node.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Protocol
@@ -28,6 +29,8 @@ from barq.model import Invoice, NodeId, NodeInfo, is_node_id
 from barq.model.payment import PaymentEvent, PayOutcome, PayParams
 from barq.node.base import NodeInterface, OnionNodeInterface
 from barq.onion import parse_extratlvs
+
+log = logging.getLogger(__name__)
 
 __all__ = ["BOLT12_PREFIXES", "OnionPayments", "check_extratlvs", "is_bolt12"]
 
@@ -69,15 +72,26 @@ class OnionPayments:
         info: our ``getinfo``.
         clock: UNIX seconds.
         pay: the coordinator's ``pay`` (join, adopt, run).
+        refresh_graph: reloads the router's gossip graph. Called before a BOLT 12
+            payment: the router reloads gossip by itself only for a destination it
+            does not know, and a blinded payment's destination is always "known"
+            (the placeholder node at the end of the paths' hints), while its
+            introduction nodes may be new to gossip.
     """
 
     def __init__(
-        self, node: NodeInterface, info: NodeInfo, clock: Callable[[], float], pay: PayFn
+        self,
+        node: NodeInterface,
+        info: NodeInfo,
+        clock: Callable[[], float],
+        pay: PayFn,
+        refresh_graph: Callable[[], Awaitable[None]],
     ) -> None:
         self._node = node
         self._info = info
         self._clock = clock
         self._pay = pay
+        self._refresh_graph = refresh_graph
         self._targets: dict[str, OnionTarget] = {}
 
     def _onion_node(self) -> OnionNodeInterface:
@@ -146,7 +160,12 @@ class OnionPayments:
             decoded = await node.decode(invstring)
         elif params.quantity is not None or params.payer_note is not None:
             raise InvalidInvoice("quantity and payer_note are for offers (lno1...), not invoices")
-        return await self._run(bolt12_payment(params, decoded, self._info), on_event)
+        pay = bolt12_payment(params, decoded, self._info)
+        try:
+            await self._refresh_graph()
+        except BarqError as exc:  # the old graph stays: the payment may still find a route
+            log.warning("bolt12 payment: gossip reload failed: %s", exc.message)
+        return await self._run(pay, on_event)
 
     async def _run(
         self, pay: OnionPayment, on_event: Callable[[PaymentEvent], None] | None

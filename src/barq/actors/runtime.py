@@ -132,7 +132,9 @@ class Runtime:
         self._payments = PaymentCoordinator(
             node=node, execute=self._execute, tg=tg, clock=clock, journal=journal
         )
-        self._onion = OnionPayments(node, info, clock, self._payments.pay)  # keysend, BOLT 12
+        self._onion = OnionPayments(  # keysend, BOLT 12
+            node, info, clock, self._payments.pay, self.refresh_graph
+        )
         self._closed = False
 
     @property

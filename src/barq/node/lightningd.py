@@ -350,8 +350,14 @@ class LightningdNode:
         return r
 
     async def node_features(self, node_id: NodeId) -> str | None:
-        """``listnodes id``: the node's ``features`` (hex), ``None`` when gossip lacks it."""
-        r = await self._rpc.call("listnodes", {"id": node_id})
+        """``listnodes id``: the node's ``features`` (hex), ``None`` when gossip lacks it
+        (or lightningd says ``node_id`` is no public key at all)."""
+        try:
+            r = await self._rpc.call("listnodes", {"id": node_id})
+        except RpcError as exc:
+            if exc.rpc_code == JSONRPC2_INVALID_PARAMS:
+                return None
+            raise
         nodes = r.get("nodes", []) if isinstance(r, dict) else []
         if not nodes:
             return None
