@@ -136,7 +136,8 @@ def test_bolt12_invoice_from_clns_decode() -> None:
     (hint,) = inv.route_hints
     (hop,) = hint
     path = d["invoice_paths"][0]
-    assert hop.node_id == path["first_node_id"] and hop.scid == "0x0x0"
+    tag = int(d["invoice_payment_hash"][:6], 16)  # the path's scid is this invoice's own
+    assert hop.node_id == path["first_node_id"] and hop.scid == f"0x{tag}x0"
     assert (hop.fee_base_msat, hop.fee_ppm, hop.cltv_delta) == (1, 10, 11)
     (edge,) = p.target.blinded
     assert edge.source == path["first_node_id"] and edge.scid == hop.scid
@@ -174,6 +175,7 @@ def _broken_path(**change: Any) -> dict[str, Any]:
             "invoice_payment_hash",
         ),
         (_invoice_json() | {"invoice_node_id": "nope"}, InvalidInvoice, "invoice_node_id"),
+        (_invoice_json() | {"invoice_payment_hash": "zz"}, InvalidInvoice, "payment_hash"),
         (_invoice_json() | {"invoice_paths": []}, InvalidInvoice, "without invoice_paths"),
         (_broken_path(first_path_key="zz"), InvalidInvoice, "first_path_key is not hex"),
         (_broken_path(path=[]), InvalidInvoice, "has no hops"),
@@ -314,3 +316,11 @@ def test_219_is_the_earlier_success_and_other_refusals_fail_the_part() -> None:
     out = _translate(refusal, part, params)
     assert isinstance(out, PartFailed) and out.failure is None
     assert "injectpaymentonion refused: Unknown scid" in out.message
+
+
+def test_a_path_starting_at_the_payer_is_refused_clearly() -> None:
+    d = _invoice_json()
+    me = NodeInfo(id=d["invoice_paths"][0]["first_node_id"], network="regtest", blockheight=1)
+    with pytest.raises(RouteNotFound, match="starting at this node") as e:
+        bolt12_payment(PayParams(invstring="lni1x"), d, me)
+    assert e.value.code == 205

@@ -17,12 +17,17 @@ I/O (the runtime asks the node and passes the answers in):
 * an offer (``lno1…``): xpay's ``check_offer_payable`` rules decide what
   ``fetchinvoice`` is asked; its errors become pay's codes.
 
+Not supported yet: a blinded path whose introduction node is the payer itself
+(the router plans no hop out of our node over a path; xpay's askrene does) and
+paths named by ``first_scid`` (they are skipped; none left -> 205).
+
 MPP only when the payee says so: keysend needs ``basic_mpp`` in the node's
 gossiped features, a BOLT 12 invoice in ``invoice_features``; else one part.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,7 +43,7 @@ from barq.errors import (
     RouteNotFound,
     RpcError,
 )
-from barq.model import Invoice, NodeId, NodeInfo, RouteHintHop, is_node_id
+from barq.model import Invoice, NodeId, NodeInfo, RouteHintHop, Scid, is_node_id
 from barq.model.payment import PayParams
 from barq.onion import (
     BLINDED_DESTINATION,
@@ -51,6 +56,7 @@ from barq.onion import (
     paths_from_decode,
     payment_hash_of,
 )
+from barq.onion.blinded import BLINDED_SCID_BLOCK
 
 __all__ = [
     "BASIC_MPP_BITS",
@@ -72,6 +78,8 @@ KEYSEND_EXPIRY_S = 86_400
 
 #: ``decode``'s default ``invoice_relative_expiry`` (BOLT 12: 7200 s when absent)
 _BOLT12_DEFAULT_EXPIRY_S = 7200
+
+_HASH = re.compile(r"[0-9a-f]{64}")
 
 #: lightningd's ``fetchinvoice`` codes (``common/jsonrpc_errors.h``)
 _OFFER_EXPIRED = 1002
@@ -166,7 +174,18 @@ class _Bolt12Fields(msgspec.Struct, kw_only=True):
     offer_description: str | None = None
 
 
-def _usable_edges(decoded: Mapping[str, Any]) -> list[BlindedEdge]:
+def _invoice_scid(edge: BlindedEdge, payment_hash: str) -> BlindedEdge:
+    """``edge`` renamed ``0x<24 bits of the payment hash>x<index>``: what is learnt about a
+    blinded path (the estimator is shared by every payment) then stays with this invoice's
+    path, as xpay keeps it in a per-payment layer, instead of reaching path ``index`` of
+    every other invoice."""
+    tag = int(payment_hash[:6], 16)
+    return msgspec.structs.replace(edge, scid=Scid(f"{BLINDED_SCID_BLOCK}x{tag}x{edge.index}"))
+
+
+def _usable_edges(
+    decoded: Mapping[str, Any], payer: NodeId, payment_hash: str
+) -> list[BlindedEdge]:
     try:
         paths = paths_from_decode(decoded)
     except ValueError as exc:
@@ -175,12 +194,15 @@ def _usable_edges(decoded: Mapping[str, Any]) -> list[BlindedEdge]:
     for i, (path, payinfo) in enumerate(paths):
         if path.first_node_id is None:  # named by a channel end: not resolved (xpay drops
             continue  # those gossip cannot resolve; Barq does not resolve them yet)
+        if path.first_node_id == payer:  # the router plans no hop out of us over a path
+            continue  # (not supported yet: see the module doc)
         if payinfo.unknown_even_feature() is not None:
             continue  # BOLT 12: MUST NOT use a path with unknown even features
         try:
-            edges.append(blinded_edge(i, path, payinfo))
+            edge = blinded_edge(i, path, payinfo)
         except ValueError:
             continue  # limits leave nothing deliverable
+        edges.append(_invoice_scid(edge, payment_hash))
     return edges
 
 
@@ -204,10 +226,16 @@ def bolt12_payment(params: PayParams, decoded: Mapping[str, Any], info: NodeInfo
         raise InvalidInvoice(f"Invalid bolt12 invoice: {exc}") from None
     if not is_node_id(f.invoice_node_id):
         raise InvalidInvoice("Invalid bolt12 invoice: invoice_node_id is not a node id")
-    edges = _usable_edges(decoded)
+    if _HASH.fullmatch(f.invoice_payment_hash) is None:
+        raise InvalidInvoice("Invalid bolt12 invoice: invoice_payment_hash is not 32 bytes of hex")
+    edges = _usable_edges(decoded, info.id, f.invoice_payment_hash)
     if not edges:
         n = len(decoded["invoice_paths"])
-        raise RouteNotFound("No usable blinded paths", data={"paths": n})
+        raise RouteNotFound(
+            "No usable blinded paths (unknown even features, named by a channel, or starting "
+            "at this node, which barq cannot route from yet)",
+            data={"paths": n},
+        )
     hints = tuple(
         (
             RouteHintHop(
