@@ -93,7 +93,7 @@ class _Bolt12Sim(SimulatedNode):
 
 
 def _bolt12_decode(
-    payment_hash: str, amount: int, payees: list[NodeId], now: float
+    payment_hash: str, amount: int, payees: list[NodeId], now: float, htlc_max: int = 10**12
 ) -> dict[str, Any]:
     """CLN's ``decode`` shape for an invoice with one-hop paths (introduction node = payee)."""
     payinfo = {
@@ -101,7 +101,7 @@ def _bolt12_decode(
         "fee_proportional_millionths": 0,
         "cltv_expiry_delta": 18,
         "htlc_minimum_msat": 0,
-        "htlc_maximum_msat": 10**12,
+        "htlc_maximum_msat": htlc_max,
         "features": "",
     }
     return {
@@ -143,3 +143,26 @@ async def test_bolt12_invoice_is_paid_over_its_blinded_path(autojump_clock: Any)
             assert view.bolt11 == "lni1sim"
             sent = await node.listsendpays(h)
             assert all(p.destination == payee for p in sent)  # the path's end, in the clear
+
+
+@pytest.mark.trio
+async def test_bolt12_payment_splits_across_paths_by_their_htlc_maximum(
+    autojump_clock: Any,
+) -> None:
+    """Two paths of 2,000,000 msat each (payinfo ``htlc_maximum_msat``) for 3,000,000 msat:
+    the router learns each path's limit from the refused part and splits across both."""
+    graph, keys = builtin_network(1)
+    us, payee = graph.nodes[0], graph.nodes[9]
+    with trio.fail_after(3600):
+        async with SimulatedNetwork.open(graph, seed=1, keys=keys) as net:
+            node = _Bolt12Sim(net, us)
+            h = net.decode(net.create_invoice(payee, 3_000_000)).payment_hash
+            decoded = _bolt12_decode(h, 3_000_000, [payee, payee], net.now(), htlc_max=2_000_000)
+            node.decoded = {"lni1two": decoded}
+            async with open_runtime(node, SIM_CONFIG, clock=net.now) as rt:
+                view = await rt.pay(PayParams(invstring="lni1two", maxparts=4))
+            assert view.status is PaymentStatus.COMPLETE and net.received_msat(h) == 3_000_000
+            ok = [p for p in view.parts if p.state == "succeeded"]
+            assert all(p.amount_msat <= 2_000_000 for p in ok)
+            assert len({p.route.hops[-1].channel for p in ok}) == 2  # both paths carried parts
+            assert net.overpayments == []

@@ -49,7 +49,17 @@ from barq.errors import (
     RpcConnectionError,
     RpcError,
 )
-from barq.model import Invoice, LocalChannel, NodeId, NodeInfo, PartStatus, Route, RouteFailure
+from barq.model import (
+    ChannelUpdate,
+    FailCode,
+    Invoice,
+    LocalChannel,
+    NodeId,
+    NodeInfo,
+    PartStatus,
+    Route,
+    RouteFailure,
+)
 from barq.model import SendpayStatus as _Status
 from barq.node.base import OnionNodeInterface
 from barq.node.wire import parse_failure_message
@@ -201,20 +211,22 @@ class OnionSender:
                 refusal; nothing was sent then.
         """
         target = self._target
+        try:
+            final = target.final(route, total_msat)
+        except ValueError as exc:
+            raise _not_an_onion(exc) from exc
+        if isinstance(final, BlindedFinal):
+            _check_path_limits(route, final.edge)
         info = await self._node.get_info()
         try:
             plan = build_onion(
                 route,
-                target.final(route, total_msat),
+                final,
                 blockheight=info.blockheight + 1,  # xpay: one block of slack
                 payer=target.payer,
             )
         except ValueError as exc:
-            raise RpcError(
-                f"Could not create payment onion: {exc}",
-                method="createonion",
-                rpc_code=JSONRPC2_INVALID_PARAMS,
-            ) from exc
+            raise _not_an_onion(exc) from exc
         p = createonion_params(plan, payment_hash)
         created = await self._node.create_onion(p["hops"], p["assocdata"])
         params = injectpaymentonion_params(
@@ -300,6 +312,57 @@ class OnionSender:
                 rpc_code=exc.rpc_code,
                 rpc_data=exc.rpc_data,
             ) from exc
+
+
+def _not_an_onion(exc: ValueError) -> RpcError:
+    return RpcError(
+        f"Could not create payment onion: {exc}",
+        method="createonion",
+        rpc_code=JSONRPC2_INVALID_PARAMS,
+    )
+
+
+def _check_path_limits(route: Route, edge: BlindedEdge) -> None:
+    """Refuse a part the blinded path cannot carry as its introduction node would.
+
+    The router sees a path as a route hint (fee and CLTV, no HTLC limits), so
+    the payinfo's limits are first learnt here: as a ``temporary_channel_failure``
+    of the path's edge carrying a ``channel_update`` with the payinfo's limits
+    (the router applies it, the book re-plans the amount); nothing is sent.
+
+    Raises:
+        PartFailed: the delivered amount is outside the path's HTLC limits.
+    """
+    deliver = route.amount_msat
+    if edge.accepts(deliver):
+        return
+    update = ChannelUpdate(
+        scid=edge.scid,
+        direction=edge.direction,
+        fee_base_msat=edge.fee_base_msat,
+        fee_ppm=edge.fee_ppm,
+        cltv_delta=edge.cltv_delta,
+        htlc_min_msat=edge.htlc_min_msat,
+        htlc_max_msat=edge.htlc_max_msat,
+    )
+    k = len(route.hops) - 1  # the introduction node: the edge leaves it
+    message = (
+        f"blinded path {edge.scid} carries {edge.htlc_min_msat}..{edge.htlc_max_msat} msat, "
+        f"not {deliver}"
+    )
+    raise PartFailed(
+        message,
+        failure=RouteFailure(
+            failcode=int(FailCode.TEMPORARY_CHANNEL_FAILURE),
+            erring_index=k,
+            erring_node=edge.source,
+            erring_channel=edge.scid,
+            erring_direction=edge.direction,
+            channel_update=update,
+            message=message,
+        ),
+        method="sendpay",
+    )
 
 
 def _translate(exc: RpcError, part: _Part, params: Mapping[str, Any]) -> PartStatus | NodeError:
