@@ -299,7 +299,9 @@ def test_invalid_onion_blinding_is_charged_to_the_blinded_edge() -> None:
     exc = RpcError("x", rpc_code=218, rpc_data={"onionreply": bf["onionreply"]})
     out = _translate(exc, part, {})
     assert isinstance(out, PartFailed) and out.failure is not None
-    assert out.failure.failcode == 0xC018  # invalid_onion_blinding, from l3
+    # invalid_onion_blinding (0xc018) from l3, read as xpay does: the path lacks capacity
+    assert out.failure.failcode == 0x1007  # temporary_channel_failure: re-plan the amount
+    assert "invalid_onion_blinding" in out.failure.message
     assert out.failure.erring_node == edge.source
     assert out.failure.erring_channel == edge.scid  # the blinded path is what failed
 

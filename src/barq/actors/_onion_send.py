@@ -422,14 +422,21 @@ def _route_failure(exc: RpcError, part: _Part) -> RouteFailure | None:
     update = None
     with contextlib.suppress(ValueError):
         _, update = parse_failure_message(failure.message)
+    failcode, message = failure.failcode, exc.message
+    if site.in_blinded_path and failcode == FailCode.INVALID_ONION_BLINDING:
+        # whatever failed inside the path, its introduction node says only this: read it as
+        # the path lacking capacity for this amount (xpay's reading, with the same caveat
+        # that it may hide an mpp_timeout); the edge is this invoice's own (see _onion_pay)
+        failcode = int(FailCode.TEMPORARY_CHANNEL_FAILURE)
+        message = f"invalid_onion_blinding from the introduction node: {message}"
     return RouteFailure(
-        failcode=failure.failcode,
+        failcode=failcode,
         erring_index=site.erring_index,
         erring_node=site.erring_node,
         erring_channel=site.erring_channel,
         erring_direction=site.erring_direction,
         channel_update=update,
-        message=exc.message,
+        message=message,
     )
 
 
