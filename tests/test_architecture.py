@@ -27,7 +27,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "onion": frozenset({"model", "errors"}),
     "payment": frozenset({"model", "errors", "limits"}),
     "node": frozenset({"model", "errors", "graph", "invoice", "limits"}),
-    "sim": frozenset({"model", "errors", "graph", "invoice", "node", "limits"}),
+    "sim": frozenset({"model", "errors", "graph", "invoice", "node", "limits", "onion"}),
     "store": frozenset({"model", "errors", "payment", "limits"}),
     "actors": frozenset(
         {"payment", "routing", "strategies", "node", "graph", "model", "errors", "limits", "onion"}

@@ -61,6 +61,8 @@ __all__ = [
     "MAX_MSAT",
     "NETWORK_PORT",
     "PARTIAL_MSAT",
+    "PAYER_NOTE",
+    "QUANTITY",
     "RETRY_FOR_S",
     "RISKFACTOR",
     "SEED",
@@ -111,6 +113,8 @@ RISKFACTOR = Range(name="riskfactor", lo=0, hi=2**32 - 1)
 #: entries of ``exclude``
 EXCLUDE_ENTRIES = Range(name="exclude", lo=0, hi=10_000, unit="entries")
 MAXPARTS = Range(name="maxparts", lo=1, hi=1000)
+#: an offer's ``quantity`` (BOLT 12 ``invreq_quantity``, a tu64)
+QUANTITY = Range(name="quantity", lo=1, hi=2**64 - 1)
 #: seconds to keep retrying (pay/xpay take a u32; fractions are Barq's, for the simulator)
 RETRY_FOR_S = Range(name="retry_for", lo=0.001, hi=2**32 - 1, unit="s")
 #: total CLTV of a route in blocks (pay/xpay take a u32; lightningd refuses routes over its
@@ -152,6 +156,7 @@ INVSTRING = TextLimit(name="invstring", max_chars=16_384, ascii=True)
 LABEL = TextLimit(name="label", max_chars=4096, numbers=True)
 DESCRIPTION = TextLimit(name="description", max_chars=65_535)
 STRATEGY = TextLimit(name="strategy", max_chars=64, ascii=True)
+PAYER_NOTE = TextLimit(name="payer_note", max_chars=65_535)
 
 
 def _num(x: int | float) -> str:

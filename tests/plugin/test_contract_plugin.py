@@ -164,7 +164,7 @@ def test_wrong_shapes_are_invalid_params_not_internal_errors(running: PluginDriv
     assert err.code == -32602
     err = d.error("barqroute", {"destination": "02" + "11" * 32})
     assert err.code == -32602 and err.message == "missing required parameter: amount_msat"
-    err = d.error("barqpay", ["lnbcrt1x", *([None] * 14)])
+    err = d.error("barqpay", ["lnbcrt1x", *([None] * 16)])
     assert err.code == -32602 and err.message == "too many parameters"
 
 

@@ -57,6 +57,7 @@ def test_manifest_declares_methods_options_hook_and_topics(driver: PluginDriver)
     methods = {r["name"]: r for r in m["rpcmethods"]}
     assert set(methods) == {
         "barqpay",
+        "barqkeysend",
         "barqstatus",
         "barqlistpays",
         "barqroute",
@@ -64,6 +65,10 @@ def test_manifest_declares_methods_options_hook_and_topics(driver: PluginDriver)
         "barqexperiments",
     }
     assert opts_multi(m) == {"barq-experiment"}
+    assert methods["barqkeysend"]["usage"].startswith(
+        "destination amount_msat [maxfee] [retry_for] [maxdelay] [exclude] [extratlvs] "
+        "[strategy] [maxparts]"
+    )
     assert methods["barqpay"]["usage"].startswith(
         "invstring [amount_msat] [maxparts] [maxfee] [retry_for] [maxdelay] [exclude] "
         "[strategy] [label]"
@@ -84,7 +89,12 @@ def test_manifest_declares_methods_options_hook_and_topics(driver: PluginDriver)
         "barq-maxfee-percent",
     } <= set(opts)
     assert m["hooks"] == [
-        {"name": "rpc_command", "before": [], "after": [], "filters": ["pay", "listpays"]}
+        {
+            "name": "rpc_command",
+            "before": [],
+            "after": [],
+            "filters": ["pay", "listpays", "keysend"],
+        }
     ]
     assert m["cancheck"] is True
     assert {"method": "barq_part_start"} in m["notifications"]
@@ -356,7 +366,7 @@ def test_already_paid_with_another_amount_is_201(world: FakeWorld, running: Plug
         ({"invstring": "lnbcrt1", "strategy": 3}, "strategy"),
         ({"invstring": "lnbcrt1", "label": ["x"]}, "label"),
         ({"invstring": "lnbcrt1", "bogus": 1}, "unknown parameter: bogus"),
-        (["lnbcrt1", *([None] * 13), "extra"], "too many parameters"),
+        (["lnbcrt1", *([None] * 15), "extra"], "too many parameters"),
     ],
 )
 def test_bad_parameters(world: FakeWorld, running: PluginDriver, params: Any, needle: str) -> None:
@@ -692,11 +702,35 @@ def test_handle_pay_redirects_pay_to_barqpay(
     }
     # what Barq does not do stays with pay
     assert _hook(driver, "pay", {"bolt11": inv, "localinvreqid": "00"}) == {"result": "continue"}
-    assert _hook(driver, "pay", {"bolt11": "lni1qqq"}) == {"result": "continue"}
+    # BOLT 12 goes to barqpay too (issue 14); keysend stays CLN's without barq-handle-keysend
+    assert _hook(driver, "pay", {"bolt11": "lni1qqq"})["replace"]["method"] == "barqpay"
+    assert _hook(driver, "keysend", {"destination": "02" + "11" * 32, "amount_msat": 1}) == {
+        "result": "continue"
+    }
     assert _hook(driver, "listfunds", {}) == {"result": "continue"}
     # and the replaced call is an ordinary barqpay
     r = driver.call("barqpay", {"invstring": inv, "retry_for": 5})
     assert r["status"] == "complete"
+
+
+def test_handle_keysend_redirects_keysend_to_barqkeysend(
+    world: FakeWorld, driver: PluginDriver, tmp_path: Path
+) -> None:
+    driver.init(tmp_path, {"barq-handle-keysend": True})
+    driver.wait_engine()
+    dest = "02" + "11" * 32
+    assert _hook(driver, "keysend", [dest, 1000, "lbl", None, 5])["replace"] == {
+        "jsonrpc": "2.0",
+        "id": 17,
+        "method": "barqkeysend",
+        "params": {"destination": dest, "amount_msat": 1000, "label": "lbl", "retry_for": 5},
+    }
+    # what barqkeysend does not take stays with keysend
+    assert _hook(driver, "keysend", {"destination": dest, "amount_msat": 1, "exemptfee": 5}) == {
+        "result": "continue"
+    }
+    # pay is not redirected by this option
+    assert _hook(driver, "pay", {"bolt11": "lnbcrt1"}) == {"result": "continue"}
 
 
 def test_handle_pay_leaves_pay_alone_when_database_is_broken(

@@ -119,9 +119,10 @@ def test_pay_redirect_params() -> None:
     }
     positional = ["lnbc1", *([None] * 11), 7]  # the 13th: partial_msat
     assert pay_redirect_params(positional) == {"invstring": "lnbc1", "partial_msat": 7}
+    # BOLT 12 invoices and offers go to barqpay too (issue 14)
+    assert pay_redirect_params({"bolt11": "lni1x"}) == {"invstring": "lni1x"}
+    assert pay_redirect_params({"bolt11": "LIGHTNING:LNO1x"}) == {"invstring": "LIGHTNING:LNO1x"}
     for bad in (
-        {"bolt11": "lni1"},
-        {"bolt11": "LIGHTNING:LNO1x"},
         {"amount_msat": 1},
         {"bolt11": 5},
         "x",

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, cast
@@ -37,6 +37,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from barq.actors._answer import pay_answered
 from barq.actors._mailbox import ask
+from barq.actors._onion_calls import OnionPayments, check_extratlvs, is_bolt12
 from barq.actors._timings import TimedJournal, TimedNode, Timings
 from barq.actors.coordinator import RECENT_PAYMENTS, PaymentCoordinator
 from barq.actors.estimator import LiquidityKnowledge, liquidity_estimator
@@ -84,6 +85,7 @@ __all__ = [
     "RECENT_PAYMENTS",
     "Runtime",
     "available_strategies",
+    "check_extratlvs",
     "check_strategy",
     "open_runtime",
 ]
@@ -138,6 +140,9 @@ class Runtime:
             clock=clock,
             journal=None if journal is None else cast(PaymentJournal, TimedJournal(journal)),
             terms=self._terms,
+        )
+        self._onion = OnionPayments(  # keysend, BOLT 12
+            node, info, clock, self._payments.pay, self.refresh_graph
         )
         self._closed = False
 
@@ -206,6 +211,8 @@ class Runtime:
                 ``sendpays`` holds parts of another payment hash.
         """
         self._check_open()
+        if invoice is None and is_bolt12(params.invstring):
+            return await self._onion.bolt12(params, on_event=on_event)
         timings = Timings()
 
         def pay(sink: Callable[[PaymentEvent], None]) -> Awaitable[PayOutcome]:
@@ -214,6 +221,19 @@ class Runtime:
         return await pay_answered(
             pay, on_event, tg=self._tg, slow_mode=self._config.slow_mode, timings=timings
         )
+
+    async def keysend(
+        self,
+        params: PayParams,
+        destination: str,
+        extratlvs: Mapping[str, str] | None = None,
+        *,
+        on_event: Callable[[PaymentEvent], None] | None = None,
+    ) -> PayOutcome:
+        """Keysend ``params.amount_msat`` to ``destination`` (``params.invstring`` empty);
+        see :meth:`barq.actors._onion_calls.OnionPayments.keysend`."""
+        self._check_open()
+        return await self._onion.keysend(params, destination, extratlvs, on_event=on_event)
 
     async def decode_invoice(self, invstring: str) -> Invoice:
         """The node's decoding of ``invstring``.
@@ -244,20 +264,21 @@ class Runtime:
         *,
         task_status: anyio.abc.TaskStatus[None],
     ) -> None:
-        await payment_supervisor(
-            params=params,
-            invoice=invoice,
-            node=self._timed_node,
-            router=self._router,
-            estimator=self._estimator,
-            config=self._config,
-            clock=self._clock,
-            publish=publish,
-            strategies=self._strategy,
-            resume=resume,
-            info=self._info,
-            task_status=task_status,
-        )
+        async with self._onion.node_for(invoice.payment_hash) as sender:
+            await payment_supervisor(
+                params=params,
+                invoice=invoice,
+                node=self._timed_node if sender is self._node else sender,
+                router=self._router,
+                estimator=self._estimator,
+                config=self._config,
+                clock=self._clock,
+                publish=publish,
+                strategies=self._strategy,
+                resume=resume,
+                info=self._info,
+                task_status=task_status,
+            )
 
     async def route(
         self,

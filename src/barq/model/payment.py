@@ -79,6 +79,7 @@ class PayParams(msgspec.Struct, frozen=True, kw_only=True):
     ``partial_msat`` delivers only that much of the invoice's amount (the
     rest is another payer's, as ``pay``'s ``partial_msat``); ``description``
     must hash to the invoice's description hash when it has one.
+    ``quantity``/``payer_note`` are for paying an offer (``fetchinvoice``'s).
     """
 
     invstring: str
@@ -94,6 +95,8 @@ class PayParams(msgspec.Struct, frozen=True, kw_only=True):
     exemptfee_msat: int | None = None
     partial_msat: int | None = None
     description: str | None = None
+    quantity: int | None = None
+    payer_note: str | None = None
 
 
 class PartState(StrEnum):

@@ -17,14 +17,26 @@ Contract shared by all implementations:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from barq.model import Invoice, LocalChannel, NodeInfo, PartId, PartStatus, PaymentHash, Route
+import msgspec
+
+from barq.model import (
+    Invoice,
+    LocalChannel,
+    NodeId,
+    NodeInfo,
+    PartId,
+    PartStatus,
+    PaymentHash,
+    Route,
+)
 
 if TYPE_CHECKING:
     from barq.graph import Graph
 
-__all__ = ["NodeInterface"]
+__all__ = ["CreatedOnion", "NodeInterface", "OnionNodeInterface"]
 
 
 @runtime_checkable
@@ -93,4 +105,65 @@ class NodeInterface(Protocol):
 
     async def listsendpays(self, payment_hash: PaymentHash | None = None) -> list[PartStatus]:
         """Every part ever sent (for ``payment_hash`` only, when given)."""
+        ...
+
+
+class CreatedOnion(msgspec.Struct, frozen=True, kw_only=True):
+    """``createonion``'s answer: the 1366-byte packet (hex) and one shared secret per hop
+    (hex, in hop order; they decrypt the failure onion a hop may send back)."""
+
+    onion: str
+    shared_secrets: tuple[str, ...]
+
+
+@runtime_checkable
+class OnionNodeInterface(NodeInterface, Protocol):
+    """A node that also sends onions Barq built itself, and knows BOLT 12 (issue 14).
+
+    Used for the payments ``sendpay`` cannot carry: keysend (a custom record in
+    the final payload) and BOLT 12 invoices (blinded paths). Implementations:
+    ``LightningdNode`` and ``SimulatedNode``.
+    """
+
+    async def create_onion(self, hops: Sequence[Mapping[str, str]], assocdata: str) -> CreatedOnion:
+        """``createonion`` with ``hops`` (``{"pubkey", "payload"}``) bound to ``assocdata``.
+
+        Raises:
+            barq.errors.RpcError: the node refused the hops (e.g. too long).
+        """
+        ...
+
+    async def inject_payment_onion(self, params: Mapping[str, Any], *, route: Route) -> PartStatus:
+        """``injectpaymentonion`` with ``params``; returns when the part resolved (complete).
+
+        ``route`` is the Barq route the onion was built from (lightningd ignores
+        it; the simulator forwards along it instead of peeling the onion).
+
+        Raises:
+            barq.errors.RpcError: 218 with ``rpc_data["onionreply"]`` (the error onion,
+                our own layer included), 219 already paid (``rpc_data``: the earlier
+                success), or a refusal before any HTLC left (-32602, 200, 201).
+        """
+        ...
+
+    async def decode(self, invstring: str) -> dict[str, Any]:
+        """``decode`` of any string lightningd knows (BOLT 12 offers and invoices), as JSON.
+
+        Raises:
+            barq.errors.InvalidInvoice: lightningd cannot decode it (bad signature too).
+        """
+        ...
+
+    async def fetch_invoice(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``fetchinvoice`` with ``params`` (``offer``, ``amount_msat``, ``quantity``,
+        ``payer_note``); the answer (``invoice``, ``changes``).
+
+        Raises:
+            barq.errors.RpcError: lightningd's code (1002 expired, 1003 no route to the
+                issuer, 1004 bad reply, 1005 timeout, -32602 parameter rules).
+        """
+        ...
+
+    async def node_features(self, node_id: NodeId) -> str | None:
+        """The node's gossiped feature bits (hex), or ``None`` when gossip does not know it."""
         ...

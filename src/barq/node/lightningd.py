@@ -24,12 +24,14 @@ Error translation (nothing foreign escapes):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import anyio
 import anyio.to_thread
+import msgspec
 
 from barq.errors import (
     JSONRPC2_INVALID_PARAMS,
@@ -39,7 +41,17 @@ from barq.errors import (
     InvalidInvoice,
     RpcError,
 )
-from barq.model import Invoice, LocalChannel, NodeInfo, PartId, PartStatus, PaymentHash, Route
+from barq.model import (
+    Invoice,
+    LocalChannel,
+    NodeId,
+    NodeInfo,
+    PartId,
+    PartStatus,
+    PaymentHash,
+    Route,
+    SendpayStatus,
+)
 from barq.node._answers import (
     CURRENCY_NETWORKS,
     Bolt11,
@@ -55,6 +67,7 @@ from barq.node._answers import (
     status_of,
 )
 from barq.node._jsonrpc import JsonRpcClient
+from barq.node.base import CreatedOnion
 
 if TYPE_CHECKING:
     from barq.graph import Graph
@@ -283,3 +296,78 @@ class LightningdNode:
         params = {} if payment_hash is None else {"payment_hash": payment_hash}
         r = await self._call_as("listsendpays", params, Payments)
         return [status_of("listsendpays", p) for p in r.payments]
+
+    # -- OnionNodeInterface (issue 14: keysend and BOLT 12) -----------------
+
+    async def create_onion(self, hops: Sequence[Mapping[str, str]], assocdata: str) -> CreatedOnion:
+        """``createonion``: the packet and the per-hop shared secrets."""
+        r = await self._call_as(
+            "createonion", {"hops": [dict(h) for h in hops], "assocdata": assocdata}, CreatedOnion
+        )
+        return r
+
+    async def inject_payment_onion(self, params: Mapping[str, Any], *, route: Route) -> PartStatus:
+        """``injectpaymentonion`` (blocks until the part resolves); ``route`` is unused here.
+
+        Raises:
+            barq.errors.RpcError: lightningd's refusal or the part's failure (218, with
+                ``rpc_data["onionreply"]``); the caller decodes it with its secrets.
+        """
+        r = await self._call_as("injectpaymentonion", dict(params), _Injected)
+        return PartStatus(
+            payment_hash=PaymentHash(str(params["payment_hash"])),
+            partid=PartId(int(params["partid"])),
+            groupid=int(params["groupid"]),
+            status=SendpayStatus.COMPLETE,
+            amount_msat=int(params["destination_msat"]),
+            amount_sent_msat=int(params["amount_msat"]),
+            created_at=r.created_at,
+            completed_at=r.completed_at,
+            payment_preimage=r.payment_preimage,
+        )
+
+    async def decode(self, invstring: str) -> dict[str, Any]:
+        """``decode`` as plain JSON (BOLT 12 offers and invoices).
+
+        Raises:
+            barq.errors.InvalidInvoice: -32602 (unparseable, bad signature).
+        """
+        try:
+            r = await self._rpc.call("decode", {"string": invstring})
+        except RpcError as exc:
+            if exc.rpc_code == JSONRPC2_INVALID_PARAMS:
+                raise InvalidInvoice(f"invalid invoice: {exc.message}", data=exc.rpc_data) from exc
+            raise
+        if not isinstance(r, dict):
+            raise RpcError("decode: unexpected answer (not an object)", method="decode")
+        return r
+
+    async def fetch_invoice(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``fetchinvoice`` as plain JSON (errors keep lightningd's code)."""
+        r = await self._rpc.call("fetchinvoice", dict(params))
+        if not isinstance(r, dict) or not isinstance(r.get("invoice"), str):
+            raise RpcError("fetchinvoice: unexpected answer (no invoice)", method="fetchinvoice")
+        return r
+
+    async def node_features(self, node_id: NodeId) -> str | None:
+        """``listnodes id``: the node's ``features`` (hex), ``None`` when gossip lacks it
+        (or lightningd says ``node_id`` is no public key at all)."""
+        try:
+            r = await self._rpc.call("listnodes", {"id": node_id})
+        except RpcError as exc:
+            if exc.rpc_code == JSONRPC2_INVALID_PARAMS:
+                return None
+            raise
+        nodes = r.get("nodes", []) if isinstance(r, dict) else []
+        if not nodes:
+            return None
+        features = nodes[0].get("features", "")
+        return features if isinstance(features, str) else ""
+
+
+class _Injected(msgspec.Struct, frozen=True, kw_only=True):
+    """``injectpaymentonion``'s success (``doc/schemas/injectpaymentonion.json``)."""
+
+    payment_preimage: str
+    created_at: int = 0
+    completed_at: int | None = None

@@ -21,6 +21,7 @@ import secrets
 from collections.abc import Mapping
 
 from barq.errors import InvalidParams
+from barq.model import PaymentHash
 from barq.onion.payload import CUSTOM_RECORD_MIN, KEYSEND_PREIMAGE
 from barq.onion.route import ClearFinal
 
@@ -40,9 +41,9 @@ def new_preimage() -> bytes:
     return secrets.token_bytes(32)
 
 
-def payment_hash_of(preimage: bytes) -> str:
+def payment_hash_of(preimage: bytes) -> PaymentHash:
     """``sha256(preimage)`` as lowercase hex (the keysend payment hash)."""
-    return hashlib.sha256(preimage).hexdigest()
+    return PaymentHash(hashlib.sha256(preimage).hexdigest())
 
 
 def _tlv_type(key: str | int) -> int:

@@ -37,13 +37,14 @@ from barq.plugin.experiments import barqexperiments_params, lab_pay, lab_pay_res
 from barq.plugin.host import EngineHost, NodeFactory, RuntimeFactory
 from barq.plugin.options import MULTI_OPTIONS, OPTIONS, config_from_init
 from barq.plugin.params import (
+    barqkeysend_params,
     barqlistpays_params,
     barqpay_params,
     barqroute_params,
     barqstatus_params,
 )
 from barq.plugin.redirect import HOOKED, on_rpc_command
-from barq.plugin.results import part_end_json, part_start_json
+from barq.plugin.results import part_end_json, part_start_json, pay_result
 
 __all__ = ["PART_END_TOPIC", "PART_START_TOPIC", "build_plugin"]
 
@@ -177,8 +178,15 @@ def barqpay(
     riskfactor: Any = None,
     description: Any = None,
     partial_msat: Any = None,
+    quantity: Any = None,
+    payer_note: Any = None,
 ) -> None:
-    """Pay a bolt11 invoice with Barq's multi-part engine.
+    """Pay a bolt11 invoice, a BOLT 12 invoice (lni1...) or an offer (lno1...) with Barq's
+    multi-part engine.
+
+    An offer's invoice is fetched first (fetchinvoice with amount_msat for an
+    amountless offer, quantity and payer_note), then paid; the result's bolt11
+    is that invoice.
 
     Defaults (plugin options): maxfee is the larger of barq-maxfee-msat and
     barq-maxfee-percent of the amount, retry_for barq-retry-for seconds,
@@ -205,6 +213,8 @@ def barqpay(
         riskfactor,
         description,
         partial_msat,
+        quantity,
+        payer_note,
     )
     plugin: BarqPlugin = request.plugin
     host = plugin.engine()
@@ -222,6 +232,47 @@ def _pay_answer(lab: Any, *, parse_ms: float) -> dict[str, Any]:
     out = lab_pay_result(lab)
     out["timings_ms"]["parse"] = round(parse_ms, 3)
     return out
+
+
+def barqkeysend(
+    request: Request,
+    destination: Any,
+    amount_msat: Any,
+    maxfee: Any = None,
+    retry_for: Any = None,
+    maxdelay: Any = None,
+    exclude: Any = None,
+    extratlvs: Any = None,
+    strategy: Any = None,
+    maxparts: Any = None,
+    label: Any = None,
+) -> None:
+    """Send amount_msat to node destination without an invoice (keysend: a fresh preimage
+    in the onion, final CLTV 42), routed, learnt and shown like barqpay's payments.
+
+    extratlvs is {"type": "hex value"} with types >= 65536. Several parts only when the
+    destination advertises basic_mpp. Refused (-32602, nothing sent): our own node id,
+    amount 0 or out of range, a reserved TLV type; an unknown node is 205.
+    """
+    call = barqkeysend_params(
+        destination,
+        amount_msat,
+        maxfee,
+        retry_for,
+        maxdelay,
+        exclude,
+        extratlvs,
+        strategy,
+        maxparts,
+        label,
+    )
+    plugin: BarqPlugin = request.plugin
+    host = plugin.engine()
+    sink = _Progress(request)
+    fut = host.submit(
+        lambda: host.keysend(call.params, call.destination, call.extratlvs, on_event=sink)
+    )
+    fut.add_done_callback(lambda f: _answer(request, f, pay_result))
 
 
 # -- barqstatus / barqlistpays / barqroute / barqstrategies ----------------------------------------
@@ -272,6 +323,7 @@ def _no_params() -> None:
 #: the handler's parameter names (without ``request``); lightningd's ``check`` runs it alone.
 COMMANDS: tuple[tuple[str, Callable[..., Any], Check, bool], ...] = (
     ("barqpay", barqpay, barqpay_params, True),
+    ("barqkeysend", barqkeysend, barqkeysend_params, True),
     ("barqstatus", barqstatus, barqstatus_params, True),
     ("barqlistpays", barqlistpays, barqlistpays_params, True),
     ("barqroute", barqroute, barqroute_params, True),

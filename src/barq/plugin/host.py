@@ -22,7 +22,7 @@ without the history would lose the record of what was paid.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import Future
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, suppress
 from pathlib import Path
@@ -74,6 +74,15 @@ class RuntimeLike(Protocol):
     ) -> PayOutcome: ...
 
     async def decode_invoice(self, invstring: str) -> Invoice: ...
+
+    async def keysend(
+        self,
+        params: PayParams,
+        destination: str,
+        extratlvs: Mapping[str, str] | None = None,
+        *,
+        on_event: Callable[[PaymentEvent], None] | None = None,
+    ) -> PayOutcome: ...
 
     async def route(
         self,
@@ -391,6 +400,27 @@ class EngineHost:
         if not (outcome.already_paid or outcome.joined):
             await self._save_knowledge()
         return outcome
+
+    async def keysend(
+        self,
+        params: PayParams,
+        destination: str,
+        extratlvs: Mapping[str, str],
+        *,
+        on_event: Callable[[PaymentEvent], None] | None = None,
+    ) -> PayOutcome:
+        """``barqkeysend``: as :meth:`pay`, for a keysend (``params.invstring`` empty).
+
+        Raises:
+            StoreError: the database is unavailable.
+            BarqError: any engine error (its code is the JSON-RPC code).
+        """
+        runtime = await self.ready_runtime()
+        self._require_store()
+        try:
+            return await runtime.keysend(params, destination, extratlvs, on_event=on_event)
+        finally:
+            await self._save_knowledge()
 
     async def status(self, payment_hash: PaymentHash | None = None) -> dict[str, Any]:
         """``barqstatus``: payments in flight and recent ones, plus engine and store health."""

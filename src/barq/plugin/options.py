@@ -103,6 +103,13 @@ OPTIONS: tuple[tuple[str, Any, str, str], ...] = (
         "bool",
     ),
     (
+        "barq-handle-keysend",
+        False,
+        "Serve `keysend` commands with barqkeysend (through the rpc_command hook); "
+        "else keysend stays CLN's",
+        "bool",
+    ),
+    (
         "barq-estimator-half-life",
         3600,
         "Seconds after which half of what was learnt about a channel's liquidity is forgotten",
@@ -122,6 +129,7 @@ class PluginConfig(msgspec.Struct, frozen=True, kw_only=True):
     network: str
     db_path: str
     handle_pay: bool = False
+    handle_keysend: bool = False
     strategy: str = "mincostflow"
     maxfee_msat: int = 5000
     maxfee_ppm: int = 10_000
@@ -161,6 +169,12 @@ def percent_to_ppm(text: Any, name: str) -> int:
     return check_percent_ppm(MAXFEEPERCENT.named(name), text)
 
 
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.lower() in ("true", "1", "yes", "on")
+    return bool(value)
+
+
 def config_from_init(options: dict[str, Any], configuration: dict[str, Any]) -> PluginConfig:
     """Read the ``barq-*`` options and lightningd's configuration into a :class:`PluginConfig`.
 
@@ -194,6 +208,7 @@ def config_from_init(options: dict[str, Any], configuration: dict[str, Any]) -> 
     experiments = parse_experiments(_multi(opt.get("barq-experiment")))
     install(experiments)
     handle, slow = (_flag(opt[name]) for name in ("barq-handle-pay", "barq-slow-mode"))
+    handle_keysend = _flag(opt["barq-handle-keysend"])
     return PluginConfig(
         lightning_dir=lightning_dir,
         rpc_file=str(configuration.get("rpc-file") or "lightning-rpc"),
@@ -201,6 +216,7 @@ def config_from_init(options: dict[str, Any], configuration: dict[str, Any]) -> 
         db_path=db_path,
         handle_pay=handle,
         slow_mode=slow,
+        handle_keysend=handle_keysend,
         strategy=strategy,
         maxfee_msat=int_opt("barq-maxfee-msat", MAXFEE_MSAT),
         maxfee_ppm=percent_to_ppm(opt["barq-maxfee-percent"], "option barq-maxfee-percent"),
@@ -212,13 +228,6 @@ def config_from_init(options: dict[str, Any], configuration: dict[str, Any]) -> 
         auto_strategies=auto,
         configuration=dict(configuration),
     )
-
-
-def _flag(value: Any) -> bool:
-    """A bool option as pyln hands it over (a bool, or its text)."""
-    if isinstance(value, str):
-        return value.lower() in ("true", "1", "yes", "on")
-    return bool(value)
 
 
 def _multi(value: Any) -> list[str]:

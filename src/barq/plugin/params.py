@@ -19,7 +19,9 @@ import re
 from contextlib import suppress
 from typing import Any
 
-from barq.actors.runtime import check_strategy
+import msgspec
+
+from barq.actors.runtime import check_extratlvs, check_strategy
 from barq.errors import InvalidParams, shown
 from barq.limits import (
     AMOUNT_MSAT,
@@ -33,6 +35,8 @@ from barq.limits import (
     MAXFEEPERCENT,
     MAXPARTS,
     PARTIAL_MSAT,
+    PAYER_NOTE,
+    QUANTITY,
     RETRY_FOR_S,
     RISKFACTOR,
     STRATEGY,
@@ -46,6 +50,8 @@ from barq.model import NodeId, is_node_id, parse_scid_dir
 from barq.model.payment import PaymentStatus, PayParams
 
 __all__ = [
+    "KeysendCall",
+    "barqkeysend_params",
     "barqlistpays_params",
     "barqpay_params",
     "barqroute_params",
@@ -225,6 +231,8 @@ def barqpay_params(
     riskfactor: Any = None,
     description: Any = None,
     partial_msat: Any = None,
+    quantity: Any = None,
+    payer_note: Any = None,
 ) -> PayParams:
     """``barqpay``'s parameters (``None`` = engine default), ``pay``'s included.
 
@@ -253,7 +261,63 @@ def barqpay_params(
         exemptfee_msat=_opt(exemptfee, parse_msat_in, EXEMPTFEE_MSAT),
         partial_msat=_opt(partial_msat, parse_msat_in, PARTIAL_MSAT),
         description=_opt(description, check_text, DESCRIPTION),
+        quantity=_opt(quantity, check_int, QUANTITY),
+        payer_note=_opt(payer_note, check_text, PAYER_NOTE),
     )
+
+
+class KeysendCall(msgspec.Struct, frozen=True, kw_only=True):
+    """One ``barqkeysend`` call, type-checked: the payment's parameters (``invstring``
+    empty), the destination and the custom records (``type -> hex``, already checked)."""
+
+    params: PayParams
+    destination: NodeId
+    extratlvs: dict[str, str]
+
+
+def barqkeysend_params(
+    destination: Any,
+    amount_msat: Any,
+    maxfee: Any = None,
+    retry_for: Any = None,
+    maxdelay: Any = None,
+    exclude: Any = None,
+    extratlvs: Any = None,
+    strategy: Any = None,
+    maxparts: Any = None,
+    label: Any = None,
+) -> KeysendCall:
+    """``barqkeysend``'s parameters (``None`` = engine default).
+
+    Raises:
+        InvalidParams: the first bad parameter: ``destination`` not a node id,
+            ``amount_msat`` outside :data:`barq.limits.AMOUNT_MSAT` (0 included),
+            ``extratlvs`` not an object of ``type: hex`` with types >= 65536 (not
+            the keysend preimage's), or any other as for ``barqpay``.
+    """
+    node = _node_id(destination, "destination")
+    if amount_msat is None:
+        raise InvalidParams("amount_msat parameter required", data={"param": "amount_msat"})
+    tlvs: dict[str, str] = {}
+    if extratlvs is not None:
+        if not isinstance(extratlvs, dict):
+            raise InvalidParams(
+                'extratlvs: must be an object {"type": "hex value"}', data={"param": "extratlvs"}
+            )
+        tlvs = {str(k): v for k, v in extratlvs.items()}
+        check_extratlvs(tlvs)
+    params = PayParams(
+        invstring="",
+        amount_msat=parse_msat(amount_msat, AMOUNT_MSAT),
+        maxparts=_opt(maxparts, check_int, MAXPARTS),
+        maxfee_msat=_opt(maxfee, parse_msat_in, MAXFEE_MSAT),
+        retry_for_s=_opt(retry_for, check_float, RETRY_FOR_S),
+        maxdelay=_opt(maxdelay, check_int, MAXDELAY),
+        exclude=parse_exclude(exclude),
+        strategy=_strategy(strategy),
+        label=_opt(label, check_text, LABEL),
+    )
+    return KeysendCall(params=params, destination=node, extratlvs=tlvs)
 
 
 def parse_msat_in(rng: Range, value: Any) -> int:

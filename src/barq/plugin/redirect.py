@@ -4,10 +4,13 @@
 call Barq can serve is replaced by a ``barqpay`` call with the same id and
 ``pay``'s parameters by name (``barqpay`` takes every one of them:
 ``maxfeepercent``/``exemptfee``, ``riskfactor``, ``description``,
-``partial_msat``...). A bolt12 invoice, ``localinvreqid``, parameters that
-are not a list or an object, no bolt11 string at all, or the engine or its
-database unavailable: the call continues to CLN's ``pay``, whose own answer
-is then the right one.
+``partial_msat``...); BOLT 12 invoices and offers too. ``localinvreqid``,
+parameters that are not a list or an object, no bolt11 string at all, or the
+engine or its database unavailable: the call continues to CLN's ``pay``,
+whose own answer is then the right one.
+
+``keysend`` (with ``barq-handle-keysend`` as well): replaced by
+``barqkeysend`` unless it uses ``maxfeepercent``/``exemptfee``/``routehints``.
 
 ``listpays``: while Barq pays a hash, a ``listpays`` about it is answered by
 Barq ("pending" instead of "failed" between attempts:
@@ -16,6 +19,7 @@ Barq ("pending" instead of "failed" between attempts:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
@@ -29,14 +33,33 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HOOKED",
+    "KEYSEND_POSITIONAL",
     "PAY_POSITIONAL",
     "NotRedirectable",
+    "keysend_redirect_params",
     "on_rpc_command",
     "pay_redirect_params",
 ]
 
 #: the commands the hook is registered for (lightningd calls it for no other)
-HOOKED = ("pay", "listpays")
+HOOKED = ("pay", "listpays", "keysend")
+
+#: ``keysend``'s positional parameter order (CLN v26.06, ``plugins/keysend.c``).
+KEYSEND_POSITIONAL = (
+    "destination",
+    "amount_msat",
+    "label",
+    "maxfeepercent",
+    "retry_for",
+    "maxdelay",
+    "exemptfee",
+    "extratlvs",
+    "routehints",
+    "maxfee",
+)
+
+#: ``keysend`` parameters ``barqkeysend`` does not take: such a call stays CLN's
+_KEYSEND_ONLY = ("maxfeepercent", "exemptfee", "routehints", "dev_use_shadow")
 
 #: ``pay``'s positional parameter order (CLN v26.06, ``plugins/pay.c``).
 PAY_POSITIONAL = (
@@ -60,6 +83,21 @@ class NotRedirectable(Exception):
     """``pay`` parameters Barq does not serve; the hook lets CLN's pay run."""
 
 
+def _by_name(params: Any, method: str, positional: tuple[str, ...]) -> dict[str, Any]:
+    """``method``'s parameters by name (positional ones in ``positional`` order), nulls dropped."""
+    if isinstance(params, list):
+        if len(params) > len(positional):
+            raise NotRedirectable(
+                f"{len(params)} positional parameters, {method} has {len(positional)}"
+            )
+        named = dict(zip(positional, params, strict=False))
+    elif isinstance(params, dict):
+        named = dict(params)
+    else:
+        raise NotRedirectable("parameters are neither a list nor an object")
+    return {k: v for k, v in named.items() if v is not None}
+
+
 def pay_redirect_params(params: Any) -> dict[str, Any]:
     """``barqpay``'s parameters (by name) for a ``pay`` call.
 
@@ -72,27 +110,31 @@ def pay_redirect_params(params: Any) -> dict[str, Any]:
             positional parameters than ``pay`` has, or parameters that are
             neither a list nor an object.
     """
-    if isinstance(params, list):
-        if len(params) > len(PAY_POSITIONAL):
-            raise NotRedirectable(f"{len(params)} positional parameters, pay has 13")
-        named = dict(zip(PAY_POSITIONAL, params, strict=False))
-    elif isinstance(params, dict):
-        named = dict(params)
-    else:
-        raise NotRedirectable("parameters are neither a list nor an object")
-    named = {k: v for k, v in named.items() if v is not None}
+    named = _by_name(params, "pay", PAY_POSITIONAL)
     bolt11 = named.pop("bolt11", None)
     if not isinstance(bolt11, str):
         raise NotRedirectable(f"bolt11 is not a string: {shown(bolt11)}")
-    bare = bolt11.strip()[:16].lower().removeprefix("lightning:")
-    if bare.startswith(("lni", "lno")):
-        raise NotRedirectable("a bolt12 invoice or offer stays with pay")
     if "localinvreqid" in named:
         raise NotRedirectable("localinvreqid (bolt12) stays with pay")
     return {"invstring": bolt11, **named}
 
 
 _CONTINUE = {"result": "continue"}
+
+
+def keysend_redirect_params(params: Any) -> dict[str, Any]:
+    """``barqkeysend``'s parameters (by name) for a ``keysend`` call.
+
+    Raises:
+        NotRedirectable: parameters ``barqkeysend`` does not take (``maxfeepercent``,
+            ``exemptfee``, ``routehints``), too many positional ones, or neither a
+            list nor an object.
+    """
+    named = _by_name(params, "keysend", KEYSEND_POSITIONAL)
+    kept = sorted(k for k in _KEYSEND_ONLY if k in named)
+    if kept:
+        raise NotRedirectable(f"keysend's {', '.join(kept)} stay with keysend")
+    return named
 
 
 def _answer(request: Request, result: dict[str, Any]) -> None:
@@ -110,6 +152,8 @@ def on_rpc_command(rpc_command: dict[str, Any], request: Request, **kwargs: Any)
         _answer(request, _CONTINUE)
     elif method == "pay" and cfg.handle_pay and h.store_error is None:
         _redirect_pay(plugin, rpc_command, request)
+    elif method == "keysend" and cfg.handle_keysend and h.store_error is None:
+        _redirect(plugin, rpc_command, request, "barqkeysend", keysend_redirect_params)
     elif method == "listpays":
         _listpays(plugin, rpc_command, request)
     else:
@@ -117,14 +161,25 @@ def on_rpc_command(rpc_command: dict[str, Any], request: Request, **kwargs: Any)
 
 
 def _redirect_pay(plugin: BarqPlugin, rpc_command: dict[str, Any], request: Request) -> None:
+    _redirect(plugin, rpc_command, request, "barqpay", pay_redirect_params)
+
+
+def _redirect(
+    plugin: BarqPlugin,
+    rpc_command: dict[str, Any],
+    request: Request,
+    to: str,
+    translate: Callable[[Any], dict[str, Any]],
+) -> None:
+    method = rpc_command.get("method")
     try:
-        params = pay_redirect_params(rpc_command.get("params"))
+        params = translate(rpc_command.get("params"))
     except NotRedirectable as exc:
-        plugin.barq_log(f"not redirecting pay to barqpay: {exc}", "info")
+        plugin.barq_log(f"not redirecting {method} to {to}: {exc}", "info")
         _answer(request, _CONTINUE)
         return
-    plugin.barq_log("redirecting pay to barqpay", "debug")
-    replace = {"jsonrpc": "2.0", "id": rpc_command.get("id"), "method": "barqpay"}
+    plugin.barq_log(f"redirecting {method} to {to}", "debug")
+    replace = {"jsonrpc": "2.0", "id": rpc_command.get("id"), "method": to}
     _answer(request, {"replace": {**replace, "params": params}})
 
 

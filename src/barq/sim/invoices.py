@@ -145,6 +145,26 @@ class Invoices:
         )
         return text
 
+    def add_keysend(self, payee: NodeId, preimage: bytes, payment_secret: str | None) -> str:
+        """The payee of a keysend part creates its invoice on receipt (CLN's ``keysend``
+        plugin): any amount, the part's own ``payment_secret``. Returns the payment hash."""
+        payment_hash = PaymentHash(hashlib.sha256(preimage).hexdigest())
+        if payment_hash not in self._records:
+            self._records[payment_hash] = InvoiceRecord(
+                payee=payee,
+                payment_hash=payment_hash,
+                preimage=preimage.hex(),
+                terms=InvoiceTerms(
+                    payment_secret=payment_secret,
+                    amount_msat=None,
+                    min_final_cltv=0,
+                    created_at=int(self._now()),
+                    expiry_s=3600,
+                ),
+                bolt11="",
+            )
+        return payment_hash
+
     def _auto_hints(self, payee: NodeId) -> tuple[tuple[RouteHintHop, ...], ...]:
         g = self.graph
         if not bool(g.private.any()):

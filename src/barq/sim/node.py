@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -13,6 +14,7 @@ from barq.errors import (
     PAY_IN_PROGRESS,
     PAY_NO_SUCH_PAYMENT,
     PAY_TRY_OTHER_ROUTE,
+    InvalidInvoice,
     PartFailed,
     RpcError,
 )
@@ -32,7 +34,9 @@ from barq.model import (
     failcode_name,
 )
 from barq.model.failcodes import PERM
-from barq.sim import rules
+from barq.node.base import CreatedOnion
+from barq.sim import onion, rules
+from barq.sim.invoices import INVOICE_FEATURES
 from barq.sim.parts import Part, PartInfo
 
 if TYPE_CHECKING:
@@ -209,6 +213,63 @@ class SimulatedNode:
         else:
             parts = [self._parts[k] for k in self._by_hash.get(payment_hash, [])]
         return [p.view() for p in sorted(parts, key=lambda p: p.id)]
+
+    # -- OnionNodeInterface (see barq.sim.onion for what is modelled) -------------------
+
+    async def create_onion(self, hops: Sequence[Mapping[str, str]], assocdata: str) -> CreatedOnion:
+        """The hops packed in the clear, and stand-in secrets (no Sphinx here)."""
+        packed = [dict(h) for h in hops]
+        return CreatedOnion(onion=onion.pack_onion(packed), shared_secrets=onion.secrets_of(packed))
+
+    async def inject_payment_onion(self, params: Mapping[str, Any], *, route: Route) -> PartStatus:
+        """Forward the part along ``route`` (``sendpay`` + ``waitsendpay``); see
+        :mod:`barq.sim.onion`.
+
+        Raises:
+            barq.errors.PartFailed: the part failed (in the clear, as ``waitsendpay``).
+            barq.errors.RpcError: -32602 an onion this simulator cannot model.
+        """
+        h = PaymentHash(str(params["payment_hash"]))
+        try:
+            final = onion.final_of(onion.unpack_onion(str(params["onion"])))
+            sent = onion.cleartext_route(route, final)
+        except (ValueError, KeyError) as exc:
+            raise _rpc(f"simulator: {exc}", JSONRPC2_INVALID_PARAMS, "injectpaymentonion") from exc
+        p = final.payload
+        secret = p.payment_secret.hex() if p.payment_secret is not None else None
+        preimage = final.keysend_preimage
+        if preimage is not None:
+            self.net._invoices.add_keysend(route.destination, preimage, secret)
+        elif final.blinded:
+            record = self.net._invoices.get(h)
+            secret = None if record is None else record.terms.payment_secret
+        total = p.total_amount_msat or p.total_msat or sent.amount_msat
+        partid, groupid = PartId(int(params["partid"])), int(params["groupid"])
+        await self.sendpay(
+            sent, h, partid=partid, groupid=groupid, total_msat=total, payment_secret=secret
+        )
+        return await self.waitsendpay(h, partid=partid, groupid=groupid)
+
+    async def decode(self, invstring: str) -> dict[str, Any]:
+        """The simulator issues no BOLT 12 strings.
+
+        Raises:
+            barq.errors.InvalidInvoice: always.
+        """
+        raise InvalidInvoice(f"simulator: cannot decode {invstring[:12]!r}... (no BOLT 12 here)")
+
+    async def fetch_invoice(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The simulator has no offers.
+
+        Raises:
+            barq.errors.RpcError: always (-1).
+        """
+        raise _rpc("simulator: no offers", -1, "fetchinvoice")
+
+    async def node_features(self, node_id: NodeId) -> str | None:
+        """The invoice features every simulated node has (``basic_mpp``), ``None`` when
+        the gossip graph does not know ``node_id``."""
+        return INVOICE_FEATURES if node_id in self.net.graph.node_index else None
 
     # -- helpers ------------------------------------------------------------------------
 
