@@ -33,7 +33,7 @@ __all__ = ["OPTIONS", "PluginConfig", "config_from_init", "percent_to_ppm"]
 OPTIONS: tuple[tuple[str, Any, str, str], ...] = (
     (
         "barq-strategy",
-        "mincostflow",
+        "adaptive",
         "Routing strategy used when barqpay gets no strategy (see barqstrategies)",
         "string",
     ),
@@ -92,7 +92,7 @@ class PluginConfig(msgspec.Struct, frozen=True, kw_only=True):
     network: str
     db_path: str
     handle_pay: bool = False
-    strategy: str = "mincostflow"
+    strategy: str = "adaptive"
     maxfee_msat: int = 5000
     maxfee_ppm: int = 10_000
     retry_for_s: int = 60
