@@ -136,3 +136,32 @@ def bench_regtest(session: nox.Session) -> None:
     env = {"VALGRIND": "0", "TEST_NETWORK": "regtest", "SLOW_MACHINE": "1"}
     args = session.posargs or ["--rounds", "3"]
     session.run("python", "benchmarks/regtest_bench.py", *args, env=env)
+
+
+@nox.session
+def bench_askrene(session: nox.Session) -> None:
+    """Barq's default against CLN's askrene (getroutes, xpay-style loop) on the mainnet snapshot.
+
+    Needs lightningd, bitcoind and bitcoin-cli on BARQ_REGTEST_PATH or PATH (the askrene rows are
+    skipped with one line otherwise); ``nox -s bench_askrene -- ARGS`` replaces the arguments.
+    """
+    session.install("-e", ".")
+    graph = Path(os.environ.get("BARQ_GRAPH", SHARED_GRAPH))
+    if not graph.exists():
+        session.skip(f"mainnet snapshot not found at {graph} (set BARQ_GRAPH)")
+    args = session.posargs or [
+        "--strategies",
+        "adaptive,mincostflow,cheapflow",
+        "--amounts-sat",
+        "10000,100000,1000000,10000000",
+        "--payments",
+        "40",
+        "--seed",
+        "1",
+        "--feasible-only",
+        "--jobs",
+        "1",
+        "--json",
+        "bench-out/askrene.json",
+    ]
+    session.run("barq", "bench", "--graph", str(graph), "--peer", "askrene", *args)

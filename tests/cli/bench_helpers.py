@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from barq.graph import Graph
 
 
-def write_listchannels(graph: Graph, path: Path) -> Path:
-    """``graph`` as a ``listchannels`` JSON file (a graph file the loaders read back)."""
-    channels = [
+def listchannels(graph: Graph) -> list[dict[str, Any]]:
+    """``graph``'s half-channels as lightningd's ``listchannels`` lists them."""
+    return [
         {
             "source": graph.nodes[int(graph.src[e])],
             "destination": graph.nodes[int(graph.dst[e])],
@@ -27,5 +28,9 @@ def write_listchannels(graph: Graph, path: Path) -> Path:
         }
         for e in range(graph.num_edges)
     ]
-    path.write_text(json.dumps({"channels": channels}), encoding="utf-8")
+
+
+def write_listchannels(graph: Graph, path: Path) -> Path:
+    """``graph`` as a ``listchannels`` JSON file (a graph file the loaders read back)."""
+    path.write_text(json.dumps({"channels": listchannels(graph)}), encoding="utf-8")
     return path

@@ -168,7 +168,7 @@ def test_barqpay_keyword_and_positional_forms(world: FakeWorld, running: PluginD
         assert part["state"] == "succeeded" and part["fee_msat"] == 1
         assert part["route"][-1]["id"] == PAYEE and part["path"] == "100x1x0/0 -> 200x1x0/1"
     assert r1["strategy"] == "dijkstra" and r1["label"] == "pos"
-    assert r2["strategy"] == "mincostflow" and r2["label"] == "kw"
+    assert r2["strategy"] == "adaptive" and r2["label"] == "kw"
 
 
 def test_barqpay_params_reach_the_engine(world: FakeWorld, running: PluginDriver) -> None:
@@ -649,7 +649,7 @@ def test_restart_part_in_flight_that_fails_is_sent_again_under_a_new_partid(
         world.node.hold.clear()
         r = d.wait(rid)["result"]
         assert r["status"] == "complete" and "already_paid" not in r
-        assert r["strategy"] == "mincostflow"
+        assert r["strategy"] == "adaptive"  # the call's strategy (the default) re-sends
         assert r["groupid"] == 1  # the group adopted; part 1 of group 1 is never reused
         assert [(a["partid"], a["state"]) for a in r["attempts"]] == [
             (1, "failed"),

@@ -152,7 +152,7 @@ def test_config_from_init_defaults_and_paths() -> None:
         e.retry_for_s,
         e.maxdelay,
         e.maxparts,
-    ) == ("mincostflow", 5000, 10_000, 60.0, 2016, 64)
+    ) == ("adaptive", 5000, 10_000, 60.0, 2016, 64)
     assert not cfg.handle_pay
     cfg = config_from_init(
         {"barq-db": "/abs/x.db", "barq-handle-pay": "true"}, {"lightning-dir": "/ln"}

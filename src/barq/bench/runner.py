@@ -498,6 +498,7 @@ def run_bench(
     on_crash: Callable[[str], None] | None = None,
     jobs: int = 1,
     dask: str | None = None,
+    sessions_out: list[Session] | None = None,
 ) -> list[PaymentRecord]:
     """Run the whole benchmark (blocking).
 
@@ -519,6 +520,8 @@ def run_bench(
             failed with ``error`` "session crashed: ..." and the run goes on.
         jobs: worker processes (1: in this process).
         dask: a dask.distributed scheduler address (instead of ``jobs``).
+        sessions_out: given, the sessions paid are appended to it (for a peer
+            such as :mod:`barq.bench.askrene` to pay the very same payments).
 
     Returns:
         One :class:`PaymentRecord` per (strategy, payment): sessions in plan
@@ -546,6 +549,8 @@ def run_bench(
             if cfg.feasible_only:
                 report("draw", done, len(amounts))
         sessions = [s for plan in plans for s in plan]
+        if sessions_out is not None:
+            sessions_out.extend(sessions)
         total = sum(s.payments for s in sessions) * len(cfg.strategies)
         results: list[SessionResult | None] = [None] * len(sessions)
         done = 0

@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 DEFAULT_BENCH_STRATEGIES = (
+    "adaptive",
     "mincostflow",
     "cheapflow",
     "probabilistic",
@@ -278,6 +279,13 @@ def _bench_parser(sub: argparse._SubParsersAction[OneLineParser]) -> None:
         metavar="S",
         help="give up a session (one network, one strategy) after S wall seconds; "
         "its payments count as failed (default 300)",
+    )
+    b.add_argument(
+        "--peer",
+        choices=("askrene",),
+        help="also pay every payment with CLN's askrene (getroutes in an xpay-style loop) "
+        "on a local regtest lightningd loaded with the same graph (needs lightningd, "
+        "bitcoind and bitcoin-cli on BARQ_REGTEST_PATH or PATH; cold runs only)",
     )
     b.add_argument(
         "--concurrency",

@@ -123,6 +123,11 @@ def check_bench(args: argparse.Namespace) -> None:
     if args.dask is not None:
         need_module("distributed", "--dask", DASK_EXTRA)
     check_strategies(args.strategies)
+    if getattr(args, "peer", None) and (args.warm or args.concurrency > 1):
+        raise InvalidParams(
+            f"--peer {args.peer} runs cold only (one payment per network): "
+            "drop --warm and --concurrency"
+        )
 
 
 def check_graph(args: argparse.Namespace) -> None:

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from rich.table import Table
 
 from barq.cli._checks import check_bench, check_graph, check_sim
 from barq.cli._lab import LAB_COMMANDS
+from barq.errors import BarqError
 from barq.graph import Graph
 from barq.model import NodeId
 
@@ -167,11 +169,50 @@ def _caption(meta: dict[str, Any], mode: str) -> str:
     )
 
 
+def _open_peer(peer: str | None, graph: Graph, console: Console, stack: ExitStack) -> Any:
+    """The RPC of the regtest lightningd serving ``--peer askrene`` (started on ``stack``).
+
+    ``None`` when no peer was asked for, or (one line printed) when lightningd
+    is not built.
+
+    Raises:
+        BarqError: the node's ``listchannels`` is not the graph, half-channel by
+            half-channel (no table is printed then), or the node did not start.
+    """
+    if peer is None:
+        return None
+    from barq.bench.askrene import channel_mismatches
+    from barq.bench.lightningd import RegtestLightningd, find_binaries
+
+    found = find_binaries()
+    if isinstance(found, str):
+        console.print(f"--peer {peer} skipped: {found}", highlight=False, soft_wrap=True)
+        return None
+    t0 = time.perf_counter()
+    node = stack.enter_context(RegtestLightningd.start(graph, found))
+    channels = node.rpc.listchannels()["channels"]
+    bad = channel_mismatches(graph, channels)
+    if bad:
+        stack.close()
+        raise BarqError(
+            f"--peer {peer}: lightningd's listchannels differs from the graph in "
+            f"{len(bad)} half-channel(s) (first: {bad[0]}); no table printed"
+        )
+    console.print(
+        f"--peer {peer}: lightningd {node.rpc.getinfo()['version']} serves the same "
+        f"{len(channels):,} half-channels as the graph (started in "
+        f"{time.perf_counter() - t0:.1f} s)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return node.rpc
+
+
 def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     from barq.bench.meta import graph_info, run_metadata
     from barq.bench.metrics import summarize
     from barq.bench.report import bench_json, bench_table, best_strategy, write_json, write_records
-    from barq.bench.runner import BenchConfig, bench_engine_config, run_bench
+    from barq.bench.runner import BenchConfig, Session, bench_engine_config, run_bench
 
     cfg = BenchConfig(
         strategies=tuple(args.strategies),
@@ -197,8 +238,11 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
         soft_wrap=True,
     )
     crashes: list[str] = []
+    sessions: list[Session] = []
+    peers = ExitStack()
+    rpc = _open_peer(args.peer, graph, console, peers)
     t0 = time.perf_counter()
-    with _BenchProgress(console) as progress:
+    with peers, _BenchProgress(console) as progress:
 
         def on_crash(message: str) -> None:
             crashes.append(message)
@@ -212,7 +256,12 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
             on_crash=on_crash,
             jobs=jobs,
             dask=args.dask,
+            sessions_out=sessions,
         )
+        if rpc is not None:
+            from barq.bench.askrene import run_askrene_peer
+
+            records += run_askrene_peer(graph, sessions, cfg, rpc)
     wall = time.perf_counter() - t0
     rows = summarize(records)
     mode = ("warm" if cfg.warm else "cold") + (

@@ -46,7 +46,7 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     larger of ``maxfee_base_msat`` and ``maxfee_percent`` of the amount.
     """
 
-    default_strategy: str = "mincostflow"
+    default_strategy: str = "adaptive"
     maxfee_base_msat: int = 5000
     maxfee_ppm: int = 10_000  # 1 %
     retry_for_s: float = 60.0

@@ -31,7 +31,7 @@ from barq.model.payment import EngineConfig
 
 __all__ = ["MULTI_OPTIONS", "OPTIONS", "PluginConfig", "config_from_init", "percent_to_ppm"]
 
-DEFAULT_AUTO_STRATEGIES = ("mincostflow", "cheapflow", "probabilistic", "presplit")
+DEFAULT_AUTO_STRATEGIES = ("adaptive", "mincostflow", "cheapflow", "probabilistic", "presplit")
 
 #: options given any number of times (pyln ``multi``): their value is a list
 MULTI_OPTIONS = frozenset({"barq-experiment"})
@@ -40,7 +40,7 @@ MULTI_OPTIONS = frozenset({"barq-experiment"})
 OPTIONS: tuple[tuple[str, Any, str, str], ...] = (
     (
         "barq-strategy",
-        "mincostflow",
+        "adaptive",
         "Routing strategy used when barqpay gets no strategy (see barqstrategies); "
         "'auto' lets the lab's bandit choose per payment (see barq-auto-strategies)",
         "string",
@@ -130,7 +130,7 @@ class PluginConfig(msgspec.Struct, frozen=True, kw_only=True):
     db_path: str
     handle_pay: bool = False
     handle_keysend: bool = False
-    strategy: str = "mincostflow"
+    strategy: str = "adaptive"
     maxfee_msat: int = 5000
     maxfee_ppm: int = 10_000
     retry_for_s: int = 60

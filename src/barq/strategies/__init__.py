@@ -11,6 +11,7 @@ public toolkit :mod:`barq.routing`, :mod:`barq.model` and :mod:`barq.errors`
 
 from barq.routing import Strategy
 from barq.strategies.registry import (
+    DEFAULT_STRATEGY,
     available_strategies,
     get_strategy,
     register_strategy,
@@ -18,6 +19,7 @@ from barq.strategies.registry import (
 )
 
 __all__ = [
+    "DEFAULT_STRATEGY",
     "Strategy",
     "available_strategies",
     "get_strategy",

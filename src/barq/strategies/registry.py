@@ -14,6 +14,7 @@ from barq.routing import Strategy
 
 __all__ = [
     "BUILTIN",
+    "DEFAULT_STRATEGY",
     "available_strategies",
     "get_strategy",
     "register_strategy",
@@ -29,9 +30,14 @@ BUILTIN: dict[str, str] = {
     "probabilistic": "barq.strategies.probabilistic:ProbabilisticStrategy",
     "mincostflow": "barq.strategies.mincostflow:MinCostFlowStrategy",
     "cheapflow": "barq.strategies.cheapflow:CheapFlowStrategy",
+    "adaptive": "barq.strategies.adaptive:AdaptiveStrategy",
     "singlepath": "barq.strategies.singlepath:SinglePathStrategy",
     "presplit": "barq.strategies.presplit:PresplitStrategy",
 }
+
+#: the strategy a payment gets when it names none (``EngineConfig.default_strategy``,
+#: the ``barq-strategy`` option's default); ``mincostflow`` and ``cheapflow`` stay selectable
+DEFAULT_STRATEGY = "adaptive"
 
 _registered: dict[str, Callable[[], Strategy]] = {}
 

@@ -1,0 +1,133 @@
+"""``adaptive`` (the default): cheapest weight first, more probability weight after failures."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from strategy_helpers import SAT, Net, check_contract, req, route_edges, row, uninformed
+
+from barq.errors import RouteNotFound
+from barq.model.payment import EngineConfig
+from barq.plugin.options import OPTIONS, PluginConfig
+from barq.routing import RoutingContext
+from barq.strategies import get_strategy, strategy_parameters
+from barq.strategies.adaptive import (
+    ADAPTIVE_PARAMS,
+    AdaptiveParams,
+    AdaptiveStrategy,
+    learnt_failures,
+)
+from barq.strategies.mincostflow import MinCostFlowParams, MinCostFlowStrategy
+from barq.strategies.registry import DEFAULT_STRATEGY
+
+
+def test_adaptive_is_the_default_everywhere_and_the_others_stay_selectable() -> None:
+    assert DEFAULT_STRATEGY == "adaptive"
+    assert EngineConfig().default_strategy == DEFAULT_STRATEGY
+    assert PluginConfig(lightning_dir="", rpc_file="", network="", db_path="").strategy == (
+        DEFAULT_STRATEGY
+    )
+    assert dict((o[0], o[1]) for o in OPTIONS)["barq-strategy"] == DEFAULT_STRATEGY
+    assert isinstance(get_strategy(DEFAULT_STRATEGY), AdaptiveStrategy)
+    for name in ("mincostflow", "cheapflow"):
+        assert get_strategy(name).name == name
+
+
+def test_parameters_are_one_frozen_struct_listed_by_name() -> None:
+    s = get_strategy("adaptive")
+    assert s.params == ADAPTIVE_PARAMS
+    listed = strategy_parameters(s)
+    assert listed["penalty_ppm"] == 20.0 and listed["growth"] == 10.0
+    assert listed["steps"] == 3 and listed["failures_per_step"] == 20
+    with pytest.raises(AttributeError):
+        ADAPTIVE_PARAMS.steps = 1  # type: ignore[misc]
+
+
+def _two_paths() -> tuple[Net, str, str]:
+    """0 -> 1 -> 9 cheap and small; 0 -> 2 -> 9 dear and big; an unrelated 3 - 4."""
+    net = Net()
+    net.channel(0, 1, 1_000_000)
+    cheap = net.channel(1, 9, 120_000, ppm=0)
+    net.channel(0, 2, 1_000_000)
+    net.channel(2, 9, 2_000_000, ppm=300)
+    unrelated = net.channel(3, 4, 1_000_000)
+    return net, cheap, unrelated
+
+
+def _learnt(ctx: RoutingContext, rows: list[int]) -> RoutingContext:
+    hi = ctx.max_msat.copy()
+    for e in rows:
+        hi[e] //= 2  # a failure told the estimator it holds less than its capacity
+    return RoutingContext(
+        graph=ctx.graph,
+        min_msat=ctx.min_msat,
+        max_msat=hi,
+        usable=ctx.usable,
+        inflight_msat=ctx.inflight_msat,
+    )
+
+
+def _rung(params: AdaptiveParams, k: int) -> MinCostFlowStrategy:
+    flow = msgspec.structs.asdict(params)
+    for extra in ("growth", "steps", "failures_per_step"):
+        del flow[extra]
+    flow["penalty_ppm"] = params.penalty_ppm * params.growth**k
+    return MinCostFlowStrategy(MinCostFlowParams(**flow))
+
+
+def test_weight_grows_only_after_failures() -> None:
+    net, cheap, unrelated = _two_paths()
+    g = net.graph()
+    params = AdaptiveParams(penalty_ppm=20.0, riskfactor=1.0, failures_per_step=1)
+    s = AdaptiveStrategy(params)
+    r = req(0, 9, 100_000 * SAT, maxparts=4, maxfee_msat=100_000 * SAT)
+    cold = uninformed(g)
+    assert learnt_failures(cold) == 0
+    first = s.find_routes(r, cold)
+    check_contract(r, cold, first)
+    assert first == _rung(params, 0).find_routes(r, cold)
+    assert all(row(g, cheap, 1) in route_edges(g, x) for x in first)  # fees rule: cheap path
+
+    warm = _learnt(cold, [row(g, unrelated, 3)])
+    assert learnt_failures(warm) == 1
+    later = s.find_routes(r, warm)
+    check_contract(r, warm, later)
+    assert later == _rung(params, 1).find_routes(r, warm)
+    assert sum(x.fee_msat for x in later) > sum(x.fee_msat for x in first)
+
+
+def test_learnt_failures_ignores_own_channels_and_in_flight_parts() -> None:
+    net, _, unrelated = _two_paths()
+    ctx = uninformed(net.graph())
+    e = row(ctx.graph, unrelated, 3)
+    inflight = ctx.inflight_msat.copy()
+    inflight[e] = 1000
+    hi = ctx.max_msat.copy()
+    hi[e] -= 1000  # in flight is subtracted from max: not a failure
+    busy = RoutingContext(
+        graph=ctx.graph,
+        min_msat=ctx.min_msat,
+        max_msat=hi,
+        usable=ctx.usable,
+        inflight_msat=inflight,
+    )
+    assert learnt_failures(busy) == 0
+    lo = ctx.min_msat.copy()
+    hi = ctx.max_msat.copy()
+    lo[e] = hi[e] = 5000  # known exactly (our own channel)
+    own = RoutingContext(
+        graph=ctx.graph,
+        min_msat=lo,
+        max_msat=hi,
+        usable=ctx.usable,
+        inflight_msat=ctx.inflight_msat,
+    )
+    assert learnt_failures(own) == 0
+
+
+def test_short_network_ends_the_ladder_at_once() -> None:
+    net, _, _ = _two_paths()
+    ctx = uninformed(net.graph())
+    r = req(0, 9, 5_000_000 * SAT, maxparts=4, maxfee_msat=10**9)
+    with pytest.raises(RouteNotFound):
+        AdaptiveStrategy().find_routes(r, ctx)
