@@ -54,8 +54,10 @@ def regtest(session: nox.Session) -> None:
 
 @nox.session
 def regtest_bench(session: nox.Session) -> None:
-    """Alias of ``bench_regtest`` (its old name)."""
-    bench_regtest(session)
+    """Side-by-side regtest benchmark: barqpay strategies vs CLN pay/xpay/renepay."""
+    session.install("-e", ".[test,regtest]")
+    env = {"VALGRIND": "0", "TEST_NETWORK": "regtest", "SLOW_MACHINE": "1"}
+    session.run("python", "benchmarks/regtest_bench.py", *session.posargs, env=env)
 
 
 @nox.session
@@ -126,16 +128,6 @@ def soak(session: nox.Session) -> None:
     session.install("-e", ".[test,regtest]")
     env = {"VALGRIND": "0", "TEST_NETWORK": "regtest", "SLOW_MACHINE": "1"}
     session.run("python", "benchmarks/soak.py", *session.posargs, env=env)
-
-
-@nox.session
-def bench_regtest(session: nox.Session) -> None:
-    """pay, xpay, renepay and barqpay side by side on one regtest network (issue 13): one
-    part, drained cheapest path, must split, 0.9x max flow; balances restored, 3 rounds."""
-    session.install("-e", ".[test,regtest]")
-    env = {"VALGRIND": "0", "TEST_NETWORK": "regtest", "SLOW_MACHINE": "1"}
-    args = session.posargs or ["--rounds", "3"]
-    session.run("python", "benchmarks/regtest_bench.py", *args, env=env)
 
 
 @nox.session

@@ -42,7 +42,7 @@ def test_a_spec_with_typed_parameters() -> None:
         ("a=cheapflow:lots", "percent 'lots' is not a number"),
         ("a=cheapflow:0", "percent must be > 0 and <= 100, got 0"),
         ("a=cheapflow:100.5", "percent must be > 0 and <= 100"),
-        ("a=nosuch:10", "unknown strategy 'nosuch'; available: cheapflow"),
+        ("a=nosuch:10", "unknown strategy 'nosuch'; available: adaptive, cheapflow"),
         ("a=mincostflow:risk=2:10", "has no parameter risk; its parameters: budget_steps"),
         ("a=mincostflow:riskfactor=high:10", "bad parameter value: Expected `float`, got `str`"),
         ("a=mincostflow:riskfactor:10", "parameter 'riskfactor' is not key=value"),

@@ -74,14 +74,14 @@ def test_auto_pays_and_names_a_real_strategy(sim: SimWorld, tmp_path: Path) -> N
         assert r["status"] == "complete" and r["strategy"] in ("dijkstra", "mincostflow")
         assert r["experiment"] == "auto" and r["strategy_reason"]
         plain = d.call("barqpay", [sim.invoice(PAYEE, 2_000_001)])  # no lab: untouched
-        assert "strategy_reason" not in plain and plain["strategy"] == "mincostflow"
+        assert "strategy_reason" not in plain and plain["strategy"] == "adaptive"
     finally:
         d.close()
     d = _start(sim, tmp_path, {"barq-strategy": "auto"})
     try:
         r = d.call("barqpay", [sim.invoice(PAYEE, 2_000_002)])
-        assert r["experiment"] == "auto" and r["strategy"] == "mincostflow"
-        assert "default mincostflow until <10k sat has 20 payments (has 2)" in r[
+        assert r["experiment"] == "auto" and r["strategy"] == "adaptive"
+        assert "default adaptive until <10k sat has 20 payments (has 1)" in r[
             "strategy_reason"
         ] or ("exploring" in r["strategy_reason"])
     finally:

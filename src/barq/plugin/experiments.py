@@ -66,9 +66,8 @@ async def _decide(host: EngineHost, cfg: PluginConfig, params: PayParams) -> Ass
         amount = params.partial_msat or params.amount_msat or invoice.amount_msat or 0
         since = now - AUTO_HISTORY_S
         history = [] if store is None else await alab_payments(store, since=since)
-        choice = choose_auto(
-            h, amount, history, cfg.auto_strategies, default=cfg.engine_config().default_strategy
-        )
+        pool = cfg.auto_strategies  # its first is auto's default until there is history
+        choice = choose_auto(h, amount, history, pool, default=pool[0])
         return Assignment(
             payment_hash=h,
             strategy=choice.strategy,
