@@ -11,6 +11,7 @@ socket by hand (:func:`_contract_net.raw_call`).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import time
@@ -27,9 +28,11 @@ import msgspec
 from _contract_net import barq_alive, invoice, pay, payer, raw_call, sendpays
 
 from barq.invoice import InvoiceFields, bolt11, encode
+from barq.plugin.params import barqpay_params
 
 #: a message is "bounded": a few KB at most, whatever the input
 MESSAGE_LIMIT = 4096
+_BARQPAY_ARITY = len(inspect.signature(barqpay_params).parameters)
 BIG = 400_000  # lightningd v26.06 aborts on a log line over 256 KB
 
 
@@ -132,7 +135,14 @@ def _cases(l1: Any, l2: Any) -> list[Case]:
         Case("strategy surrogate", bp, {"invstring": fixed, "strategy": "\ud83d"}, p32602),
         # -- unknown parameters, positional/keyword mixes
         Case("unknown parameter", bp, {"invstring": fixed, "foo": 1}, p32602, "unknown parameter"),
-        Case("too many positional", bp, [fixed, *([None] * 14), 1], p32602, "too many"),
+        Case(
+            "too many positional",
+            bp,
+            # one more than barqpay takes, whatever it takes today
+            [fixed, *([None] * (_BARQPAY_ARITY - 1)), 1],
+            p32602,
+            "too many",
+        ),
         Case("positional wrong type", bp, [fixed, None, "x"], p32602, "maxparts"),
         Case("bolt11 name to barqpay", bp, {"bolt11": fixed}, p32602, "parameter"),
         # -- wrong invoices
