@@ -17,6 +17,7 @@ SAT = 1000
 #: engine settings for tests: strategies inline (MockClock), small parts allowed
 CONFIG = EngineConfig(
     strategies_in_thread=False,
+    slow_mode=True,  # the tests read the payment once every part settled
     default_strategy="dijkstra",
     min_part_msat=1_000_000,
     retry_for_s=60.0,

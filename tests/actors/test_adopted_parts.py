@@ -39,6 +39,7 @@ CFG = EngineConfig(
     default_strategy="mincostflow",
     min_part_msat=1_000_000,
     retry_for_s=300.0,
+    slow_mode=True,  # the tests read the payment once every part settled
 )
 US, A, B, PAYEE = 0, 1, 2, 3
 CHANNELS = [

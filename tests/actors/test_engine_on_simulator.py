@@ -22,7 +22,7 @@ from barq.model.payment import EngineConfig, PaymentStatus, PayParams
 from barq.sim import SimulatedNetwork
 from barq.testing import CheckedNode, Limits
 
-SIM_CONFIG = EngineConfig(strategies_in_thread=False, min_part_msat=100_000)
+SIM_CONFIG = EngineConfig(strategies_in_thread=False, min_part_msat=100_000, slow_mode=True)
 
 
 def limits(cfg: EngineConfig, amount: int) -> Limits:

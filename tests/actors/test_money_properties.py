@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import trio
 import trio.testing
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from barq.actors import open_runtime
@@ -127,7 +127,7 @@ def test_money_rules_hold_under_random_failures(
 
     node = ScriptedNode(graph=GRAPH, our_id=GRAPH.nodes[0], handler=handler)
     bolt11 = node.add_invoice(payee=GRAPH.nodes[dest], amount_msat=amount)
-    cfg = EngineConfig(strategies_in_thread=False, min_part_msat=100_000)
+    cfg = EngineConfig(strategies_in_thread=False, min_part_msat=100_000, slow_mode=True)
     fee = (
         maxfee
         if maxfee is not None
@@ -180,7 +180,9 @@ def test_money_rules_hold_on_random_simulated_networks(
     seed: int, payments: list[tuple[int, int]], strategy: str
 ) -> None:
     graph, keys = builtin_network(seed % 4 + 1)
-    cfg = EngineConfig(strategies_in_thread=False, min_part_msat=100_000, retry_for_s=30.0)
+    cfg = EngineConfig(
+        strategies_in_thread=False, min_part_msat=100_000, retry_for_s=30.0, slow_mode=True
+    )
 
     async def main() -> None:
         with trio.fail_after(100_000):
@@ -224,6 +226,12 @@ def test_money_rules_hold_on_random_simulated_networks(
     journal=st.booleans(),
     outcomes=st.lists(outcome, min_size=1, max_size=40),
 )
+# found by hypothesis: the restart at 0.955 s makes the fake node's clock wake a rounding
+# error short of the adopted part's failure at 3.004 s; the part is re-sent right away
+@example(1, 1_000_000, "dijkstra", 2, 0.9552752869410048, False, [("tcf", 0.0, 3.00436238020565)])
+@example(
+    1, 1_000_000, "dijkstra", 2, 0.9552752869410048, False, [("node_temp", 0.0, 3.00436238020565)]
+)
 def test_money_rules_hold_when_adopted_parts_fail(
     dest: int,
     amount: int,
@@ -243,7 +251,9 @@ def test_money_rules_hold_when_adopted_parts_fail(
 
     node = ScriptedNode(graph=GRAPH, our_id=GRAPH.nodes[0], handler=handler)
     bolt11 = node.add_invoice(payee=GRAPH.nodes[dest], amount_msat=amount)
-    cfg = EngineConfig(strategies_in_thread=False, min_part_msat=100_000, retry_for_s=60)
+    cfg = EngineConfig(
+        strategies_in_thread=False, min_part_msat=100_000, retry_for_s=60, slow_mode=True
+    )
     fee = max(cfg.maxfee_base_msat, amount * cfg.maxfee_ppm // 10**6)
     node.expect(bolt11, Limits(maxfee_msat=fee, maxdelay=cfg.maxdelay, maxparts=maxparts))
     h = node.invoice(bolt11).payment_hash

@@ -116,6 +116,31 @@ async def test_checked_node_wraps_any_node(autojump_clock: Any) -> None:
     assert len(node.sent) == 2 and (await node.get_info()).id == D.us
 
 
+@pytest.mark.trio
+async def test_a_part_is_resolved_from_the_instant_waitsendpay_reports_it(
+    autojump_clock: Any,
+) -> None:
+    """Woken a rounding error short of the scripted instant (0.955 s + 2.049 s), the node
+    still shows the part failed to the ``sendpay`` that follows its answer."""
+    lat = 3.00436238020565
+    node = ScriptedNode(
+        graph=D.graph,
+        our_id=D.us,
+        handler=lambda p: fail_at(p.route, 1, FailCode.TEMPORARY_NODE_FAILURE, after_s=lat),
+    )
+    b = node.add_invoice(payee=D.dest, amount_msat=10_000_000)
+    h = node.invoice(b).payment_hash
+    node.expect(b, Limits(maxfee_msat=10_000, maxdelay=2016, maxparts=2))
+    with trio.fail_after(60):
+        await send(node, h, 1, route(10_000_000))
+        await trio.sleep(0.9552752869410048)
+        with pytest.raises(PartFailed):
+            await node.waitsendpay(h, partid=1, groupid=1)
+        assert [p.status for p in await node.listsendpays(h)] == [SendpayStatus.FAILED]
+        await send(node, h, 2, route(10_000_000))
+    assert node.violations == []
+
+
 # -- what a real node refuses whatever the script says (barq.sim.rules) ---------------------
 
 

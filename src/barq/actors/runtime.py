@@ -26,17 +26,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectSendStream
 
+from barq.actors._answer import pay_answered
 from barq.actors._mailbox import ask
 from barq.actors._onion_calls import OnionPayments, check_extratlvs, is_bolt12
+from barq.actors._timings import TimedJournal, TimedNode, Timings
 from barq.actors.coordinator import RECENT_PAYMENTS, PaymentCoordinator
 from barq.actors.estimator import LiquidityKnowledge, liquidity_estimator
 from barq.actors.messages import (
@@ -129,12 +131,14 @@ class Runtime:
         self._clock = clock
         self._router = router_tx
         self._estimator = estimator_tx
+        self._tg = tg
+        self._timed_node = cast(NodeInterface, TimedNode(node))  # the payments' node
         self._payments = PaymentCoordinator(
-            node=node,
+            node=self._timed_node,
             execute=self._execute,
             tg=tg,
             clock=clock,
-            journal=journal,
+            journal=None if journal is None else cast(PaymentJournal, TimedJournal(journal)),
             terms=self._terms,
         )
         self._onion = OnionPayments(  # keysend, BOLT 12
@@ -190,7 +194,12 @@ class Runtime:
                 else pays this hash meanwhile.
 
         Returns:
-            the outcome; its view has status ``complete``.
+            the outcome; its view has status ``complete``. The call is answered at
+            the first preimage, as xpay does (``answer_at == "preimage"``: parts may
+            still be in flight; the payment runs on, recorded and shown by
+            :meth:`status` to the end), or once every part settled with
+            ``config.slow_mode``. ``timings_ms``: where the call's time went
+            (:mod:`barq.actors._timings`).
 
         Raises:
             barq.errors.BarqError: a subclass saying why (see
@@ -204,8 +213,13 @@ class Runtime:
         self._check_open()
         if invoice is None and is_bolt12(params.invstring):
             return await self._onion.bolt12(params, on_event=on_event)
-        return await self._payments.pay(
-            params, on_event=on_event, invoice=invoice, sendpays=sendpays
+        timings = Timings()
+
+        def pay(sink: Callable[[PaymentEvent], None]) -> Awaitable[PayOutcome]:
+            return self._payments.pay(params, on_event=sink, invoice=invoice, sendpays=sendpays)
+
+        return await pay_answered(
+            pay, on_event, tg=self._tg, slow_mode=self._config.slow_mode, timings=timings
         )
 
     async def keysend(
@@ -254,7 +268,7 @@ class Runtime:
             await payment_supervisor(
                 params=params,
                 invoice=invoice,
-                node=sender,
+                node=self._timed_node if sender is self._node else sender,
                 router=self._router,
                 estimator=self._estimator,
                 config=self._config,

@@ -14,8 +14,12 @@
     │         before it answers "no route")
     │   send: one shard worker per route
     │   learn: read each ShardResult (success, retry the amount, exclude, or stop)
-    │   no route and nothing in flight: stop (205/206), unless other payments'
-    │   reservations hold liquidity: then wait for them and ask again
+    │   no route for what is left (barq.payment.patience): with parts in flight,
+    │   wait a while for one to resolve, relax one step if none did, plan again;
+    │   stop when the known capacity to the payee is proven short, or when
+    │   nothing is in flight and even the most relaxed plan found nothing
+    │   (205/206), unless other payments' reservations hold liquidity: then
+    │   wait for them and ask again
     └
     wait for every part already sent, then report (view, or an error with every attempt)
 
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Callable
 from functools import partial
 
@@ -44,7 +49,9 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from barq.actors._capacity import CapacityCheck
 from barq.actors._mailbox import ask
+from barq.actors._timings import current, phase
 from barq.actors.messages import (
     ClosePayment,
     EstimatorMsg,
@@ -85,6 +92,7 @@ from barq.payment import (
     StrategyTraits,
     validate,
 )
+from barq.payment.patience import replan_wait_s
 
 __all__ = ["BUSY_RETRY_S", "payment_supervisor"]
 
@@ -154,15 +162,16 @@ async def payment_supervisor(
     deadline = anyio.current_time() + window_s
 
     # 2. open at the router
-    opened: PaymentOpened = await ask(
-        router,
-        lambda r: OpenPayment(
-            payment_hash=plan.payment_hash,
-            destination=plan.destination,
-            route_hints=invoice.route_hints,
-            reply=r,
-        ),
-    )
+    with phase("graph_refresh"):
+        opened: PaymentOpened = await ask(
+            router,
+            lambda r: OpenPayment(
+                payment_hash=plan.payment_hash,
+                destination=plan.destination,
+                route_hints=invoice.route_hints,
+                reply=r,
+            ),
+        )
     if not opened.destination_known and not resume.adopted:
         await router.send(ClosePayment(payment_hash=plan.payment_hash))
         raise RouteNotFound(
@@ -193,9 +202,9 @@ async def payment_supervisor(
                 for order in book.adopted_orders():
                     spawn(workers, _shard_order(order, None))
                 with anyio.CancelScope(deadline=deadline) as sending:
-                    await _send_until_done(book, workers, spawn, inbox, router)
+                    await _send_until_done(book, workers, spawn, inbox, router, CapacityCheck(node))
                 if sending.cancelled_caught:
-                    book.stop(_deadline_error(book, window_s))
+                    book.stop(_deadline_error(book, window_s), "retry_for")
                 await _wait_for_parts_in_flight(book, inbox)
     finally:
         # final bookkeeping, even when cancelled (the runtime may be shutting down: the
@@ -284,11 +293,19 @@ async def _send_until_done(
     spawn: Spawn,
     inbox: MemoryObjectReceiveStream[SupervisorMsg],
     router: MemoryObjectSendStream[RouterMsg],
+    capacity: CapacityCheck,
 ) -> None:
-    """Plan, send, learn, until delivered or stopped (the deadline cancels it from outside)."""
+    """Plan, send, learn, until delivered or stopped (the deadline cancels it from outside).
+
+    When the amount left has no route (:mod:`barq.payment.patience`): wait a while for a
+    part in flight to resolve, relax one step more if none did, plan again; give up only
+    when the known capacity to the payee is proven short, or when nothing is in flight
+    and even the most relaxed plan found nothing.
+    """
+    waits = 0  # waits in a row that saw no part resolve
     while book.sending:
         if book.attempts >= MAX_ATTEMPTS:
-            book.stop(StoppedRetrying(f"gave up after {book.attempts} attempts"))
+            book.stop(StoppedRetrying(f"gave up after {book.attempts} attempts"), "attempts")
             return
         if book.pool:
             if book.balances_stale:
@@ -296,23 +313,60 @@ async def _send_until_done(
             await _plan_and_send(book, workers, spawn, router)
         if not book.sending:
             return
+        if not book.pool:  # everything is on its way: learn how it ends
+            if not book.parts_in_flight:
+                return
+            await _receive(book, inbox, math.inf)
+            continue
         if book.parts_in_flight == 0 and book.blocked_by_others:
             # other payments hold the liquidity we need: wait for them (deadline permitting)
             await anyio.sleep(BUSY_RETRY_S)
             continue
+        short = await capacity(book)
+        if short is not None:
+            book.stop(RouteNotFound(f"cannot complete: {short}"), "capacity")
+            return
         if book.parts_in_flight == 0:
-            # nothing in flight, something unassigned, and planning made no progress
+            if book.relax_more():
+                continue
+            # nothing in flight, something unassigned, and even the relaxed plan found nothing
             book.stop(
                 book.routing_error
                 or RouteNotFound(
                     f"maxparts ({book.plan.maxparts}) reached with "
                     f"{book.unassigned_msat} msat unassigned"
-                )
+                ),
+                "no_route",
             )
             return
+        if await _receive(book, inbox, replan_wait_s(waits)):
+            waits = 0
+        else:
+            waits += 1
+            if book.relax_more():
+                log.info(
+                    "payment %s: %d msat have no route, %d part(s) in flight: relaxing (step %d)",
+                    book.plan.payment_hash,
+                    book.unassigned_msat,
+                    book.parts_in_flight,
+                    book.relax.step,
+                )
+
+
+async def _receive(
+    book: PaymentBook, inbox: MemoryObjectReceiveStream[SupervisorMsg], timeout_s: float
+) -> bool:
+    """Book the next part to end, waiting at most ``timeout_s`` (``False``: none did).
+
+    Cancelling a memory stream's ``receive`` never loses a message (anyio >= 4.4 hands
+    an item only to a receiver with no cancellation pending).
+    """
+    with anyio.move_on_after(timeout_s):
         match await inbox.receive():
             case ShardResult() as result:
                 book.part_ended(result.partid, result.outcome)
+                return True
+    return False
 
 
 async def _refresh_balances(book: PaymentBook, router: MemoryObjectSendStream[RouterMsg]) -> None:
@@ -357,10 +411,12 @@ async def _plan_and_send(
                 strategy=book.plan.strategy_name,
                 request=q,
                 reply=r,
-                since=book.view.created_at,
+                # relaxed: set aside every bound learnt before now (only this instant's
+                # reservations, balances and disabled channels remain)
+                since=book.clock() if book.relax.forget_learnt else book.view.created_at,
             )
 
-        answer: FindRoutesReply = await ask(router, find)
+        answer = await _ask_routes(router, find)
         match answer:
             case RoutesFound(routes=planned, compute_s=dt, relaxed=relaxed):
                 book.compute_s += dt
@@ -405,6 +461,18 @@ async def _plan_and_send(
                 if no.code not in (PAY_ROUTE_NOT_FOUND, PAY_ROUTE_TOO_EXPENSIVE):
                     book.stop(book.routing_error)
                 return
+
+
+async def _ask_routes(
+    router: MemoryObjectSendStream[RouterMsg],
+    find: Callable[[MemoryObjectSendStream[FindRoutesReply]], FindRoutes],
+) -> FindRoutesReply:
+    """Ask the router (timed: ``plan``, and the strategy's share ``plan_compute``)."""
+    with phase("plan"):
+        answer: FindRoutesReply = await ask(router, find)
+    if (t := current()) is not None:
+        t.add("plan_compute", answer.compute_s)
+    return answer
 
 
 _NOT_SENT = PartOutcome(

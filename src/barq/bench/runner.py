@@ -238,6 +238,7 @@ def bench_engine_config(cfg: BenchConfig, strategy: str) -> EngineConfig:
         maxparts=cfg.maxparts if cfg.maxparts is not None else base.maxparts,
         retry_for_s=cfg.retry_for_s if cfg.retry_for_s is not None else base.retry_for_s,
         strategies_in_thread=False,
+        slow_mode=True,  # a payment is scored once every part settled
     )
 
 

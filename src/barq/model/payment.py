@@ -59,6 +59,7 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     strategies_in_thread: bool = True  # False under a simulated clock
     route_timeout_s: float = 10.0  # a route computation abandoned after this (askrene-timeout)
     route_threads: int = 4  # route computations at once in worker threads (askrene: 4)
+    slow_mode: bool = False  # answer a pay call when every part settled, not at the preimage
 
     def default_maxfee_msat(self, amount_msat: int) -> int:
         """The fee budget for ``amount_msat`` when the caller gives none.
@@ -193,11 +194,16 @@ class PayOutcome(msgspec.Struct, frozen=True, kw_only=True):
         view: the payment (status complete).
         already_paid: an earlier payment of this invoice; nothing was sent now.
         joined: another call for the same payment hash was running; this is its result.
+        timings_ms: where the call's wall time went (``barq.actors._timings``).
+        answer_at: ``"preimage"`` (answered at the first preimage: parts may still be in
+            flight) or ``"end"`` (every part settled).
     """
 
     view: PaymentView
     already_paid: bool = False
     joined: bool = False
+    timings_ms: dict[str, float] = msgspec.field(default_factory=dict)
+    answer_at: str = "end"
 
 
 # -- events --------------------------------------------------------------------------------

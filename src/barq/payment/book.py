@@ -46,9 +46,10 @@ from barq.model.payment import (
 )
 from barq.payment.failures import FailureKind, Verdict, classify
 from barq.payment.fold import fold
+from barq.payment.patience import RELAX_STEPS, Relax, ended_by_default
 from barq.payment.plan import PaymentPlan
 from barq.payment.prior import Resume
-from barq.payment.wording import destination_refused, gave_up
+from barq.payment.wording import attempt_detail, destination_refused, gave_up
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -128,6 +129,9 @@ class PaymentBook:
         self.stop_error: BarqError | None = None
         self.routing_error: BarqError | None = None
         self.blocked_by_others = False  # the routing error may go away as other payments end
+        self.relax: Relax = RELAX_STEPS[0]  # what planning relaxes (barq.payment.patience)
+        self.ended_by: str | None = None  # why a failed payment stopped (data["ended_by"])
+        self._lasting: tuple[set[ScidDir], set[NodeId]] = (set(), set())  # permanent failures
         self.adopted = resume.adopted
         #: an adopted part failed: our channels' balances must be read again before planning
         self.balances_stale = False
@@ -222,10 +226,24 @@ class PaymentBook:
         """Keep planning/sending: not stopped and not yet delivered."""
         return self.stop_error is None and not self.complete
 
-    def stop(self, error: BarqError) -> None:
-        """Send nothing more; the first reason given is the one reported."""
+    def stop(self, error: BarqError, ended_by: str | None = None) -> None:
+        """Send nothing more; the first reason given is the one reported (``ended_by``: one
+        of :data:`barq.payment.patience.ENDED_BY`, by default read from ``error``'s kind)."""
         if self.stop_error is None:
             self.stop_error = error
+            self.ended_by = ended_by or ended_by_default(error)
+
+    def relax_more(self) -> bool:
+        """Plan with the next relaxation step (``False``: none left). Forgiving drops the
+        exclusions this payment added after temporary failures (and its strikes)."""
+        if self.relax.step + 1 >= len(RELAX_STEPS):
+            return False
+        self.relax = RELAX_STEPS[self.relax.step + 1]
+        if self.relax.forgive:
+            self.exclude_channels = set(self.plan.exclude_channels) | self._lasting[0]
+            self.exclude_nodes = set(self.plan.exclude_nodes) | self._lasting[1]
+            self.strikes.clear()
+        return True
 
     def _take_from_pool(self, amount: int) -> None:
         left = min(amount, self.unassigned_msat)
@@ -251,9 +269,13 @@ class PaymentBook:
         if parts_left < 1:
             return None
         amount = self.pool[0]
-        fee_left = self.plan.maxfee_msat - self.fees_committed_msat
-        budget = max(fee_left, 0) * amount // self.unassigned_msat
-        return amount, (self.slot_share(amount, parts_left) if s.splits else 1), budget
+        fee_left = max(self.plan.maxfee_msat - self.fees_committed_msat, 0)
+        # the next piece's budget is computed after this one's parts started: never over maxfee
+        budget = fee_left if self.relax.whole_fee else fee_left * amount // self.unassigned_msat
+        if not s.splits:
+            return amount, 1, budget
+        share = parts_left if self.relax.all_slots else self.slot_share(amount, parts_left)
+        return amount, share, budget
 
     def slot_share(self, amount: int, parts_left: int) -> int:
         """How many of the ``parts_left`` free part slots a piece of ``amount`` may take.
@@ -274,6 +296,8 @@ class PaymentBook:
     def halve(self, amount: int) -> bool:
         """After "no route" for the first piece: split it in two if allowed (single-path only)."""
         floor = self.plan.min_part_msat
+        if floor is not None:
+            floor = max(floor // self.relax.floor_divisor, 1)
         if self.plan.strategy.splits or floor is None or amount // 2 < floor:
             return False
         if self.parts_in_use + len(self.pool) + 1 > self.plan.maxparts:
@@ -451,10 +475,13 @@ class PaymentBook:
         match v.kind:
             case FailureKind.CHANNEL | FailureKind.OTHER if v.channel is not None:
                 self.exclude_channels.add(v.channel)
+                self._lasting[0].add(v.channel)
             case FailureKind.OTHER if v.node is not None:
                 self.exclude_nodes.add(v.node)
             case FailureKind.NODE_PERMANENT | FailureKind.NODE_TEMPORARY if v.node is not None:
                 self.exclude_nodes.add(v.node)
+                if v.kind is FailureKind.NODE_PERMANENT:
+                    self._lasting[1].add(v.node)
             case FailureKind.POLICY if v.channel is not None and (v.update is None or v.local):
                 self.exclude_channels.add(v.channel)
             case _:
@@ -529,6 +556,7 @@ class PaymentBook:
         data: dict[str, Any] = msgspec.to_builtins(self.view)
         data["attempts"] = [attempt_detail(p) for p in self.view.parts]
         data.update({k: val for k, val in err.data.items() if k not in data})
+        data["ended_by"] = self.ended_by or ended_by_default(cause)
         if self.routing_error is not None and self.routing_error is not cause:
             data["last_routing_error"] = self.routing_error.message
         err.data = data
@@ -559,32 +587,3 @@ def _ended_earlier(payment_hash: PaymentHash, pv: PartView) -> tuple[PartAdopted
             reason=pv.reason or "ended before this call (an earlier run sent it)",
         ),
     )
-
-
-def attempt_detail(p: PartView) -> dict[str, Any]:
-    """One part for an error's ``data``: what was tried and why it failed."""
-    f = p.failure
-    erring_channel: str | None = None
-    if f is not None and f.erring_channel is not None:
-        erring_channel = (
-            f"{f.erring_channel}/{f.erring_direction}"
-            if f.erring_direction is not None
-            else f.erring_channel
-        )
-    elif f is not None and p.route.hops and f.erring_index < len(p.route.hops):
-        erring_channel = p.route.channels()[max(f.erring_index, 0)]
-    return {
-        "partid": p.partid,
-        "groupid": p.groupid,
-        "route": p.route.channels(),
-        "amount_msat": p.amount_msat,
-        "amount_sent_msat": p.amount_sent_msat,
-        "fee_msat": p.fee_msat,
-        "outcome": str(p.state),
-        "failcode": None if f is None else f.failcode,
-        "failcodename": None if f is None else f.failcodename,
-        "erring_index": None if f is None else f.erring_index,
-        "erring_channel": erring_channel,
-        "erring_node": None if f is None else f.erring_node,
-        "reason": p.reason,
-    }

@@ -40,6 +40,7 @@ __all__ = [
     "EXCESSIVE_COST",
     "EXCESSIVE_DELAYS",
     "UNKNOWN_INVOICE",
+    "attempt_detail",
     "destination_refused",
     "gave_up",
     "part_summary",
@@ -198,3 +199,32 @@ def _reworded(err: BarqError, message: str, *, code: int | None = None) -> BarqE
     if code is not None:
         out.code_override = code
     return out
+
+
+def attempt_detail(p: PartView) -> dict[str, Any]:
+    """One part for an error's ``data``: what was tried and why it failed."""
+    f = p.failure
+    erring_channel: str | None = None
+    if f is not None and f.erring_channel is not None:
+        erring_channel = (
+            f"{f.erring_channel}/{f.erring_direction}"
+            if f.erring_direction is not None
+            else f.erring_channel
+        )
+    elif f is not None and p.route.hops and f.erring_index < len(p.route.hops):
+        erring_channel = p.route.channels()[max(f.erring_index, 0)]
+    return {
+        "partid": p.partid,
+        "groupid": p.groupid,
+        "route": p.route.channels(),
+        "amount_msat": p.amount_msat,
+        "amount_sent_msat": p.amount_sent_msat,
+        "fee_msat": p.fee_msat,
+        "outcome": str(p.state),
+        "failcode": None if f is None else f.failcode,
+        "failcodename": None if f is None else f.failcodename,
+        "erring_index": None if f is None else f.erring_index,
+        "erring_channel": erring_channel,
+        "erring_node": None if f is None else f.erring_node,
+        "reason": p.reason,
+    }

@@ -11,9 +11,11 @@ notifying) from the engine thread is safe.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from contextlib import suppress
+from functools import partial
 from typing import Any
 
 from pyln.client import Plugin
@@ -195,6 +197,7 @@ def barqpay(
     taken too. The result is pay's plus strategy, fee_msat and every attempt
     (route, amount, fee, outcome); progress is sent as notifications.
     """
+    t0 = time.perf_counter()
     params = barqpay_params(
         invstring,
         amount_msat,
@@ -218,8 +221,17 @@ def barqpay(
     cfg = plugin.barq_config
     assert cfg is not None, "engine() answers only after init"
     sink = _Progress(request)
+    parse_ms = (time.perf_counter() - t0) * 1000.0
     fut = host.submit(lambda: lab_pay(host, cfg, params, on_event=sink))
-    fut.add_done_callback(lambda f: _answer(request, f, lab_pay_result))
+    fut.add_done_callback(lambda f: _answer(request, f, partial(_pay_answer, parse_ms=parse_ms)))
+
+
+def _pay_answer(lab: Any, *, parse_ms: float) -> dict[str, Any]:
+    """``barqpay``'s result (:func:`lab_pay_result`) with ``timings_ms.parse``: the time
+    its parameters took to check."""
+    out = lab_pay_result(lab)
+    out["timings_ms"]["parse"] = round(parse_ms, 3)
+    return out
 
 
 def barqkeysend(

@@ -96,6 +96,13 @@ OPTIONS: tuple[tuple[str, Any, str, str], ...] = (
         "bool",
     ),
     (
+        "barq-slow-mode",
+        False,
+        "Answer barqpay only once every part settled, not at the first preimage "
+        "(like xpay-slow-mode)",
+        "bool",
+    ),
+    (
         "barq-handle-keysend",
         False,
         "Serve `keysend` commands with barqkeysend (through the rpc_command hook); "
@@ -130,6 +137,7 @@ class PluginConfig(msgspec.Struct, frozen=True, kw_only=True):
     maxdelay: int = 2016
     maxparts: int = 64
     estimator_half_life_s: int = 3600
+    slow_mode: bool = False
     experiments: tuple[Experiment, ...] = ()
     auto_strategies: tuple[str, ...] = DEFAULT_AUTO_STRATEGIES
     configuration: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -148,6 +156,7 @@ class PluginConfig(msgspec.Struct, frozen=True, kw_only=True):
             maxdelay=self.maxdelay,
             maxparts=self.maxparts,
             estimator_half_life_s=float(self.estimator_half_life_s),
+            slow_mode=self.slow_mode,
         )
 
 
@@ -198,7 +207,7 @@ def config_from_init(options: dict[str, Any], configuration: dict[str, Any]) -> 
         raise InvalidParams(f"option barq-strategy: {exc.message}") from exc
     experiments = parse_experiments(_multi(opt.get("barq-experiment")))
     install(experiments)
-    handle = _flag(opt["barq-handle-pay"])
+    handle, slow = (_flag(opt[name]) for name in ("barq-handle-pay", "barq-slow-mode"))
     handle_keysend = _flag(opt["barq-handle-keysend"])
     return PluginConfig(
         lightning_dir=lightning_dir,
@@ -206,6 +215,7 @@ def config_from_init(options: dict[str, Any], configuration: dict[str, Any]) -> 
         network=str(configuration.get("network") or "bitcoin"),
         db_path=db_path,
         handle_pay=handle,
+        slow_mode=slow,
         handle_keysend=handle_keysend,
         strategy=strategy,
         maxfee_msat=int_opt("barq-maxfee-msat", MAXFEE_MSAT),

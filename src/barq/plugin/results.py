@@ -17,7 +17,14 @@ from pyln.client import RpcException
 
 from barq.errors import PAY_UNSPECIFIED_ERROR, BarqError, PartFailed, bounded
 from barq.model import NodeId, Route, RouteFailure
-from barq.model.payment import PartEnded, PartStarted, PartView, PaymentView, PayOutcome
+from barq.model.payment import (
+    PartEnded,
+    PartStarted,
+    PartState,
+    PartView,
+    PaymentView,
+    PayOutcome,
+)
 
 __all__ = [
     "BarqRpcException",
@@ -142,11 +149,27 @@ def payment_json(v: PaymentView, *, now: float | None = None) -> dict[str, Any]:
     return out
 
 
-def pay_result(outcome: PayOutcome) -> dict[str, Any]:
-    """``barqpay``'s result: the payment, with ``already_paid: true`` when nothing was sent."""
+def pay_result(outcome: PayOutcome, *, parse_ms: float | None = None) -> dict[str, Any]:
+    """``barqpay``'s result: the payment, with ``already_paid: true`` when nothing was sent.
+
+    Answered at the first preimage (``barq-slow-mode`` off, as xpay), parts may still be
+    settling: ``pending_parts`` counts them (their ``state`` is ``inflight``; they settle
+    with the same preimage, and ``amount_sent_msat``/``fee_msat`` count them, as xpay's
+    ``amount_sent_msat`` does). ``timings_ms``: where the call's time went (the engine's
+    phases, plus ``parse`` of the parameters and ``answer``: shaping this result).
+    """
+    t0 = time.perf_counter()
     out = payment_json(outcome.view)
     if outcome.already_paid:
         out["already_paid"] = True
+    pending = sum(1 for p in outcome.view.parts if p.state is PartState.INFLIGHT)
+    out["pending_parts"] = pending
+    out["answer_at"] = outcome.answer_at
+    timings = dict(outcome.timings_ms)
+    if parse_ms is not None:
+        timings["parse"] = round(parse_ms, 3)
+    timings["answer"] = round((time.perf_counter() - t0) * 1000.0, 3)
+    out["timings_ms"] = timings
     return out
 
 
