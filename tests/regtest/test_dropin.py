@@ -168,10 +168,13 @@ def test_hint(node_factory: Any, via: str) -> None:
 @per_via
 def test_opening(node_factory: Any, via: str) -> None:
     """While our own channel to the payee is still opening (left out: not usable), the
-    payment goes over the forwarder's second, new channel to the same peer."""
+    payment goes over the forwarder's second, new channel to the same peer: the first one
+    (300,000 sat) could not carry it whatever its balance. (The amount matters: lightningd
+    forwards over any channel to the next peer, so an old channel that is merely empty
+    would be replaced by the new one at l2 even for a router that never saw it.)"""
     l1, l2, l3 = node_factory.get_nodes(3, opts=[LATE, {}, {}])
     l1.fundchannel(l2, 2_000_000)
-    l3.fundchannel(l2, 1_000_000)  # l3 holds it all: nothing reaches l3 over it
+    l3.fundchannel(l2, 300_000)  # l3 holds it all, and less than the payment
     l2.fundwallet(3_000_000)
     l1.fundwallet(2_000_000)
     _new_after_barq(node_factory, [l1, l2, l3], 4, l2, l2, l3)
@@ -208,10 +211,12 @@ def test_fee_update(node_factory: Any, via: str) -> None:
 
 def test_payee_30_htlcs(node_factory: Any) -> None:
     """CLN's test_mpp_overload_payee: a well-connected payer, a payee with one channel and
-    max-concurrent-htlcs=30, 400,000 sat: never more parts at the payee than it accepts."""
+    max-concurrent-htlcs=30, 400,000 sat: never more parts at the payee than it accepts.
+    ``presplit`` (CLN pay's presplitter: parts of about 10,000 sat, 40 here) is the strategy
+    that would flood it; the flow strategies make a few large parts over these channels."""
     opts = {"max-concurrent-htlcs": 30}
     l1, l2, l3, l4, l5, l6 = node_factory.get_nodes(
-        6, opts=[{**opts, **payer()}, opts, opts, opts, opts, opts]
+        6, opts=[{**opts, **payer(**{"barq-strategy": "presplit"})}, opts, opts, opts, opts, opts]
     )
     amt = 2**24 - 1
     pairs = [
