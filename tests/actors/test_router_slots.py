@@ -14,6 +14,7 @@ from barq.actors._router_book import RouterBook
 from barq.actors.messages import (
     FindRoutes,
     FindRoutesReply,
+    KnowledgeSnapshot,
     NoRoutes,
     OpenPayment,
     PartOutcome,
@@ -139,3 +140,110 @@ async def test_two_payee_channels_take_the_40_parts(autojump_clock: Any) -> None
         ans = await _plan(_net(2), 400_000)
     assert isinstance(ans, RoutesFound), ans
     assert 40 <= len(ans.routes) <= 2 * DEFAULT_HTLC_SLOTS
+
+
+# -- every half-channel's slots, not only those into the payee -----------------------------
+
+X, Y = (NodeId(f"02{i:02x}" + "cd" * 31) for i in range(2))
+
+
+def _half(src: NodeId, dst: NodeId, scid: str, *, htlc_max_sat: int, cap_sat: int) -> HalfChannel:
+    return HalfChannel(
+        scid=Scid(scid),
+        direction=direction_of(src, dst),
+        source=src,
+        destination=dst,
+        capacity_msat=cap_sat * SAT,
+        fee_base_msat=0,
+        fee_ppm=1,
+        cltv_delta=6,
+        htlc_min_msat=1,
+        htlc_max_msat=htlc_max_sat * SAT,
+    )
+
+
+def _middle_net() -> Graph:
+    """Us -> A -> X -> Y -> P, every part over X -> Y at most 10,000 sat; and us -> B -> P,
+    which holds 30,000 sat (one direction each)."""
+    big = 10**7
+    links = [
+        (US, A, "1x1x0", big, big),
+        (US, B, "2x1x0", big, big),
+        (A, X, "3x1x0", big, big),
+        (X, Y, "4x1x0", 10_000, big),
+        (Y, P, "5x1x0", big, big),
+        (B, P, "6x1x0", big, 30_000),
+    ]
+    return Graph.from_half_channels(
+        [_half(x, y, scid, htlc_max_sat=hmax, cap_sat=cap) for x, y, scid, hmax, cap in links]
+    )
+
+
+def _over(routes: Any, scid: str) -> int:
+    return sum(1 for p in routes for h in p.route.hops if h.channel == scid)
+
+
+@pytest.mark.trio
+async def test_a_middle_channel_gets_no_more_parts_than_its_free_slots(
+    autojump_clock: Any,
+) -> None:
+    """Another payment holds 25 parts over X -> Y (30 slots): the next plan of 75,000 sat,
+    of which us -> B -> P holds at most 30,000, puts at most 5 parts on X -> Y. Before:
+    the plan took X -> Y for more than its 5 free slots (which refuse the rest)."""
+    g = _middle_net()
+    node = ScriptedNode(graph=g, our_id=US)
+    with trio.fail_after(60):
+        async with _actors(node) as (rt, _est):
+            for h, dest in (("other", Y), ("h", P)):
+                await ask(
+                    rt,
+                    lambda r, h=h, dest=dest: OpenPayment(
+                        payment_hash=h, destination=dest, route_hints=(), reply=r
+                    ),
+                )
+            other: FindRoutesReply = await ask(
+                rt,
+                lambda r: FindRoutes(
+                    payment_hash="other",
+                    strategy="mincostflow",
+                    request=RouteInput(
+                        source=US,
+                        destination=Y,
+                        amount_msat=250_000 * SAT,
+                        maxparts=64,
+                        maxfee_msat=10**7,
+                    ),
+                    reply=r,
+                ),
+            )
+            assert isinstance(other, RoutesFound), other
+            held = _over(other.routes, "4x1x0")
+            assert held == 25
+            ans: FindRoutesReply = await ask(
+                rt,
+                lambda r: FindRoutes(
+                    payment_hash="h",
+                    strategy="mincostflow",
+                    request=_request(75_000),
+                    reply=r,
+                ),
+            )
+    assert isinstance(ans, RoutesFound), ans
+    assert sum(p.route.amount_msat for p in ans.routes) == 75_000 * SAT
+    assert _over(ans.routes, "4x1x0") <= DEFAULT_HTLC_SLOTS - held, [
+        [h.channel for h in p.route.hops] for p in ans.routes
+    ]
+
+
+def test_overfilled_counts_the_new_parts_beyond_the_free_slots() -> None:
+    g = _net(1)
+    book = RouterBook(our_id=US, gossip=g, channels=local_channels(g, US))
+    route = _last_hop_route(g, 1000 * SAT)
+    for _ in range(DEFAULT_HTLC_SLOTS - 2):
+        book.reserve("other", book.graph, route)
+    assert book.slots.overfilled([route, route]) == 0
+    assert book.slots.overfilled([route] * 5) == 3
+    # what the context lets a plan send over the last hop: 2 free slots x 10,000 sat
+    ctx = book.context(book.graph, KnowledgeSnapshot(taken_at=1.0), P)
+    e = book.graph.edge(Scid("10x1x0"), direction_of(A, P))
+    assert e is not None and int(ctx.max_msat[e]) == 2 * 10_000 * SAT

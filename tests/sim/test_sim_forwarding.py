@@ -212,3 +212,47 @@ async def test_fault_hook_injects_failures(autojump_clock: Any) -> None:
             ok = await send_and_wait(node, route_of(g, [0, 1, 2, 3], 1_000 * SAT), inv, partid=2)
             assert ok.status == SendpayStatus.COMPLETE
             assert net.counters["WIRE_PERMANENT_NODE_FAILURE"] == 1
+
+
+@pytest.mark.trio
+async def test_a_full_channel_refuses_one_more_htlc(autojump_clock: Any) -> None:
+    """max_accepted_htlcs: with 2 of our parts held at the payee over 1 -> 2, a third is
+    refused by node 1 with temporary_channel_failure; once they settle, slots are free."""
+    with trio.fail_after(SIM_BUDGET_S):
+        g, keys = line_network(3, 1_000_000)
+        async with opened(g, keys) as net:
+            node = net.node(g.nodes[0])
+            d = int(g.direction[rows_of_path(g, [1, 2])[0]])
+            net.set_max_htlcs("102x1x0", d, 2)
+            part = 10_000 * SAT
+            inv = await invoice(net, node, g.nodes[2], 3 * part)
+            route = route_of(g, [0, 1, 2], part)
+            for pid in (1, 2):  # held by the payee: the set is not complete yet
+                await node.sendpay(
+                    route,
+                    inv.payment_hash,
+                    partid=pid,
+                    groupid=1,
+                    total_msat=3 * part,
+                    payment_secret=inv.payment_secret,
+                )
+            await trio.sleep(1)
+            assert net.htlcs_of("102x1x0", d) == 2
+            err = await send_and_wait(node, route, inv, partid=3, total_msat=3 * part)
+            assert isinstance(err, PartFailed)
+            f = err.failure
+            assert (f.failcode, f.erring_index, f.erring_channel) == (
+                FailCode.TEMPORARY_CHANNEL_FAILURE,
+                1,
+                "102x1x0",
+            )
+            assert f.message == "Too many HTLCs"
+            # the payee gives the held set up (mpp timeout): both slots come back
+            for pid in (1, 2):
+                with pytest.raises(PartFailed):
+                    await node.waitsendpay(inv.payment_hash, partid=pid, groupid=1)
+            assert net.htlcs_of("102x1x0", d) == 0
+            inv2 = await invoice(net, node, g.nodes[2], part)
+            ok = await send_and_wait(node, route, inv2, partid=1)
+            assert ok.status == SendpayStatus.COMPLETE
+            assert net.htlcs_of("102x1x0", d) == 0

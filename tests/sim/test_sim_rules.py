@@ -303,3 +303,13 @@ async def test_unchanged_rules_let_both_pay(autojump_clock: Any) -> None:
     with trio.fail_after(SIM_BUDGET_S):
         on_sim, on_scripted = await both_nodes(1_000 * SAT)
     assert [p.status for p in (*on_sim, *on_scripted)] == [SendpayStatus.COMPLETE] * 2
+
+
+def test_no_free_htlc_slot_is_a_temporary_channel_failure() -> None:
+    full = rules.htlc_refusal(
+        1000, htlc_min_msat=1, htlc_max_msat=None, available_msat=10**6, free_slots=0
+    )
+    assert full == Refusal(FailCode.TEMPORARY_CHANNEL_FAILURE, "Too many HTLCs")
+    own = OwnChannel(enabled=True, htlc_min_msat=1, available_msat=10**6, free_slots=0)
+    assert rules.first_hop_refusal(hop(5000), own) == full
+    assert rules.first_hop_refusal(hop(5000), own._replace(free_slots=1)) is None

@@ -17,15 +17,20 @@ says less. :class:`HtlcSlots` (part of the router's book, no I/O) counts
 :meth:`HtlcSlots.room` is the most parts a new plan may add between us and a
 destination: the free slots into the destination and out of us (each summed
 over the usable half-channels). The router caps a request's ``maxparts`` with
-it, so no strategy floods a payee.
+it, so no strategy floods a payee. Every other half-channel counts too: what a
+plan may send over it is capped at its free slots times its ``htlc_max``
+(:meth:`HtlcSlots.carry_limit`, in the strategies' ``max_msat``: none with no
+free slot), and a plan that still puts more new parts on a half-channel than it
+has free (:meth:`HtlcSlots.overfilled`) is made again with fewer parts.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from barq.graph import Graph
 from barq.model import LocalChannel, NodeId, Route, ScidDir, direction_of, scid_dir
@@ -85,6 +90,33 @@ class HtlcSlots:
         """Slots of ``sd`` not taken by our parts nor by HTLCs in flight on our channel."""
         used = max(self._parts.get(sd, 0), self._htlcs_out.get(sd, 0))
         return max(self.limit(sd) - used, 0)
+
+    def tracked(self) -> dict[ScidDir, int]:
+        """Free slots of every half-channel with parts, HTLCs or a learnt limit (the
+        others have :data:`DEFAULT_HTLC_SLOTS`)."""
+        known = self._parts.keys() | self._htlcs_out.keys() | self._limit.keys()
+        return {sd: self.free(sd) for sd in known}
+
+    def carry_limit(self, graph: Graph, max_msat: npt.NDArray[np.int64]) -> None:
+        """Cap ``max_msat`` (per row of ``graph``, in place) at what the free slots can
+        carry: each new part over a half-channel is at most its ``htlc_max``."""
+        hmax = graph.htlc_max_msat
+        binds = hmax < max_msat // DEFAULT_HTLC_SLOTS  # (no overflow: hmax * slots < max)
+        max_msat[binds] = hmax[binds] * DEFAULT_HTLC_SLOTS
+        for sd, free in self.tracked().items():
+            e = graph.edge_by_scid_dir(sd)
+            if e is not None:
+                max_msat[e] = min(int(max_msat[e]), free * int(hmax[e]))
+
+    def overfilled(self, routes: Iterable[Route]) -> int:
+        """The most parts ``routes`` (a new plan) add to a half-channel beyond its free
+        slots (0: each has room)."""
+        count: dict[ScidDir, int] = {}
+        for route in routes:
+            for hop in route.hops:
+                sd = scid_dir(hop.channel, hop.direction)
+                count[sd] = count.get(sd, 0) + 1
+        return max((k - self.free(sd) for sd, k in count.items()), default=0)
 
     def crowded(self, route: Route, on_last_hop: int) -> None:
         """A temporary_channel_failure at the payee's last hop with ``on_last_hop`` of our

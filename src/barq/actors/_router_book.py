@@ -257,7 +257,9 @@ class RouterBook:
         ``min``/``max`` are the estimator's bounds (clamped to capacity) minus
         the reservations; our own channels get ``spendable + delta`` exactly;
         ``usable`` drops disabled half-channels and nodes (never ``destination``
-        nor us). ``deadline`` (``time.monotonic()``) is passed on to the context.
+        nor us); ``max`` is capped at what the free HTLC slots can carry
+        (:meth:`HtlcSlots.carry_limit`: 0 with none free). ``deadline``
+        (``time.monotonic()``) is passed on to the context.
         Cost: O(rows) numpy plus O(learnt + reserved + disabled) dict lookups
         (the row index of a graph is built once; an unchanged set of learnt
         channels reuses its rows).
@@ -303,6 +305,8 @@ class RouterBook:
             exact = np.minimum(np.maximum(exact, 0), cap[rows])
             mn[rows] = exact
             mx[rows] = exact
+        self.slots.carry_limit(graph, mx)
+        mn = np.minimum(mn, mx)
         return RoutingContext(
             graph=graph,
             min_msat=mn,

@@ -337,6 +337,25 @@ class _Solver:
         raise explained(exc, job.graph, self._book.our_id, msg.request.destination)
 
     async def _solve(self, job: _Job) -> _Plan:
+        """A strategy run on a context built now; again with fewer parts while the plan puts
+        more new parts on a half-channel than it has free HTLC slots (``job.request``'s
+        ``maxparts`` drops by that excess: it only shrinks, so this ends)."""
+        while True:
+            plan = await self._solve_once(job)
+            excess = self._book.slots.overfilled(plan.routes)
+            if excess <= 0 or len(plan.routes) <= 1:
+                return plan
+            log.info(
+                "router: payment %s: %d parts, %d more on a half-channel than its free HTLC "
+                "slots; planning again with fewer parts",
+                job.msg.payment_hash,
+                len(plan.routes),
+                excess,
+            )
+            fewer = min(job.request.maxparts, len(plan.routes)) - excess
+            job.request = msgspec.structs.replace(job.request, maxparts=max(fewer, 1))
+
+    async def _solve_once(self, job: _Job) -> _Plan:
         """One strategy run on a context built now (in a worker thread when threaded)."""
         book = self._book
         dest = job.msg.request.destination

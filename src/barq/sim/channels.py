@@ -25,7 +25,11 @@ from barq.errors import InvalidParams
 from barq.graph import Graph
 from barq.model import ChannelUpdate, LocalChannel, Scid
 
-__all__ = ["Channels", "PolicyChange"]
+__all__ = ["DEFAULT_MAX_HTLCS", "Channels", "PolicyChange"]
+
+#: HTLCs a half-channel takes at once unless :meth:`Channels.set_max_htlcs` says
+#: otherwise (BOLT 2's largest ``max_accepted_htlcs``)
+DEFAULT_MAX_HTLCS = 483
 
 
 class PolicyChange(TypedDict, total=False):
@@ -95,6 +99,10 @@ class Channels:
             raise InvalidParams(f"simulated network: unknown liquidity model {liquidity!r}")
         self._side_a: list[int] = side_a.tolist()
         self.locked: list[int] = [0] * n
+        #: per row: HTLCs in flight over it and how many it takes at once (the
+        #: receiving node's ``max_accepted_htlcs``)
+        self.htlcs: list[int] = [0] * n
+        self.max_htlcs: list[int] = [DEFAULT_MAX_HTLCS] * n
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -192,17 +200,34 @@ class Channels:
 
     # -- HTLCs ---------------------------------------------------------------------------
 
+    def free_slots(self, e: int) -> int:
+        """HTLCs row ``e`` still takes now (its ``max_htlcs`` minus those in flight)."""
+        return self.max_htlcs[e] - self.htlcs[e]
+
+    def set_max_htlcs(self, scid: Scid, direction: int, n: int) -> None:
+        """``scid/direction`` takes at most ``n`` HTLCs at once (``max-concurrent-htlcs``).
+
+        Raises:
+            barq.errors.InvalidParams: no such half-channel, or ``n`` < 1.
+        """
+        if n < 1:
+            raise InvalidParams(f"simulated network: max HTLCs must be at least 1, got {n}")
+        self.max_htlcs[self.row(scid, direction)] = n
+
     def lock(self, e: int, amount: int) -> None:
         """An HTLC of ``amount`` is offered over row ``e``."""
         self.locked[e] += amount
+        self.htlcs[e] += 1
 
     def unlock(self, e: int, amount: int) -> None:
         """The HTLC over row ``e`` failed: its amount is spendable again."""
         self.locked[e] -= amount
+        self.htlcs[e] -= 1
 
     def settle(self, e: int, amount: int) -> None:
         """The HTLC over row ``e`` succeeded: its amount moves to the receiving side."""
         self.locked[e] -= amount
+        self.htlcs[e] -= 1
         c = self.chan_of_row[e]
         if self.dir[e] == 0:
             self._side_a[c] -= amount
@@ -288,7 +313,10 @@ class Channels:
                     private=bool(g.private[any_row]),
                     htlc_min_msat=self.htlc_min[e_out] if e_out is not None else 0,
                     htlc_max_msat=self.htlc_max[e_out] if e_out is not None else None,
-                    max_accepted_htlcs=483,
+                    max_accepted_htlcs=(
+                        self.max_htlcs[e_in] if e_in is not None else DEFAULT_MAX_HTLCS
+                    ),
+                    htlcs_out=self.htlcs[e_out] if e_out is not None else 0,
                 )
             )
         return out

@@ -4,8 +4,9 @@ Forwarding node ``k`` (``hops[k-1].id``) asked to forward ``hops[k]`` checks,
 in this order: the channel exists and joins it to ``hops[k].id`` (else
 ``UNKNOWN_NEXT_PEER``), then :func:`barq.sim.rules.forward_refusal`
 (``CHANNEL_DISABLED``, ``FEE_INSUFFICIENT``, ``INCORRECT_CLTV_EXPIRY``,
-``AMOUNT_BELOW_MINIMUM``, ``TEMPORARY_CHANNEL_FAILURE`` above ``htlc_max`` or
-the available liquidity). Our first hop is checked the same way inside
+``AMOUNT_BELOW_MINIMUM``, ``TEMPORARY_CHANNEL_FAILURE`` above ``htlc_max``, with
+every HTLC slot of the channel taken (``max_htlcs``) or above the available
+liquidity). Our first hop is checked the same way inside
 ``sendpay`` (:func:`barq.sim.rules.first_hop_refusal`). Failures with the
 UPDATE bit carry the channel's *current* policy as ``channel_update``.
 
@@ -87,7 +88,10 @@ class Forwarding:
             None
             if e is None
             else rules.OwnChannel(
-                enabled=ch.enabled[e], htlc_min_msat=ch.htlc_min[e], available_msat=ch.available(e)
+                enabled=ch.enabled[e],
+                htlc_min_msat=ch.htlc_min[e],
+                available_msat=ch.available(e),
+                free_slots=ch.free_slots(e),
             )
         )
         r = rules.first_hop_refusal(hop, own)
@@ -112,6 +116,7 @@ class Forwarding:
                 htlc_min_msat=ch.htlc_min[e],
                 htlc_max_msat=ch.htlc_max[e],
                 available_msat=ch.available(e),
+                free_slots=ch.free_slots(e),
             )
         )
         r = rules.forward_refusal(hops[k - 1], hop, chan)

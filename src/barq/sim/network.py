@@ -269,6 +269,19 @@ class SimulatedNetwork:
         """Per graph row: what that half-channel can forward now (oracle for benchmarks)."""
         return self._channels.true_liquidity_msat()
 
+    def set_max_htlcs(self, scid: Scid, direction: int, n: int) -> None:
+        """``scid/direction`` takes at most ``n`` HTLCs at once; one more is refused with
+        ``temporary_channel_failure`` (the receiving node's ``max-concurrent-htlcs``).
+
+        Raises:
+            barq.errors.InvalidParams: no such half-channel, or ``n`` < 1.
+        """
+        self._channels.set_max_htlcs(scid, direction, n)
+
+    def htlcs_of(self, scid: Scid, direction: int) -> int:
+        """HTLCs in flight over ``scid/direction`` now."""
+        return self._channels.htlcs[self._channels.row(scid, direction)]
+
     def set_policy(self, scid: Scid, direction: int, **change: Unpack[PolicyChange]) -> None:
         """Change what ``scid/direction`` enforces, without telling gossip.
 

@@ -159,6 +159,7 @@ class OwnChannel(NamedTuple):
     enabled: bool
     htlc_min_msat: int
     available_msat: int  # our side minus our HTLCs in flight
+    free_slots: int = 1  # HTLCs the peer still accepts on it (max_accepted_htlcs - in flight)
 
 
 class ForwardChannel(NamedTuple):
@@ -171,6 +172,7 @@ class ForwardChannel(NamedTuple):
     htlc_min_msat: int
     htlc_max_msat: int
     available_msat: int  # its side minus the HTLCs locked on it
+    free_slots: int = 1  # HTLCs the next node still accepts on it
 
 
 def htlc_refusal(
@@ -179,15 +181,20 @@ def htlc_refusal(
     htlc_min_msat: int,
     htlc_max_msat: int | None,
     available_msat: int,
+    free_slots: int = 1,
     no_liquidity: str = "insufficient liquidity",
 ) -> Refusal | None:
-    """The HTLC limits of one channel direction: minimum, maximum (when set), liquidity."""
+    """The HTLC limits of one channel direction: minimum, maximum (when set), a free HTLC
+    slot (the receiving side's ``max_accepted_htlcs``, as channeld's "Too many HTLCs"),
+    liquidity."""
     if amount_msat < htlc_min_msat:
         return Refusal(FailCode.AMOUNT_BELOW_MINIMUM, f"below htlc_minimum {htlc_min_msat}msat")
     if htlc_max_msat is not None and amount_msat > htlc_max_msat:
         return Refusal(
             FailCode.TEMPORARY_CHANNEL_FAILURE, f"above htlc_maximum {htlc_max_msat}msat"
         )
+    if free_slots <= 0:
+        return Refusal(FailCode.TEMPORARY_CHANNEL_FAILURE, "Too many HTLCs")
     if amount_msat > available_msat:
         return Refusal(FailCode.TEMPORARY_CHANNEL_FAILURE, no_liquidity)
     return None
@@ -210,6 +217,7 @@ def first_hop_refusal(hop: Hop, channel: OwnChannel | None) -> Refusal | None:
         htlc_min_msat=channel.htlc_min_msat,
         htlc_max_msat=None,
         available_msat=channel.available_msat,
+        free_slots=channel.free_slots,
         no_liquidity="Capacity exceeded",
     )
 
@@ -243,6 +251,7 @@ def forward_refusal(hop_in: Hop, hop_out: Hop, channel: ForwardChannel | None) -
         htlc_min_msat=channel.htlc_min_msat,
         htlc_max_msat=channel.htlc_max_msat,
         available_msat=channel.available_msat,
+        free_slots=channel.free_slots,
     )
 
 
