@@ -462,6 +462,47 @@ async def test_waitsendpay_malformed_raw_message_still_part_failed(sock: Path) -
 
 
 @pytest.mark.trio
+async def test_waitsendpay_202_unreadable_onion_is_a_failed_part_reason_unknown(
+    sock: Path,
+) -> None:
+    """A failed injected part: lightningd keeps its error onion, which it cannot read
+    (``wait_payment`` in ``lightningd/pay.c``): a failed part, nothing learnt of the route."""
+    error = {
+        "code": 202,
+        "message": "Malformed error reply",
+        "data": {**fail_data(), "onionreply": "ab" * 292},
+    }
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"waitsendpay": Reply(error=error)}) as (_, node):
+            with pytest.raises(PartFailed) as err:
+                await node.waitsendpay(PAYMENT_HASH, partid=3, groupid=1)
+    assert err.value.failure is None
+    assert (err.value.rpc_code, err.value.method) == (202, "waitsendpay")
+
+
+@pytest.mark.trio
+async def test_waitsendpay_202_placed_badonion_keeps_its_route_failure(sock: Path) -> None:
+    """A peer failing directly with a BADONION code: 202 with the routing-failure fields."""
+    error = {
+        "code": 202,
+        "message": "failed: WIRE_INVALID_ONION_HMAC (reply from remote)",
+        "data": fail_data(
+            erring_index=1,
+            failcode=0xC005,
+            erring_node=DEST,
+            erring_channel="118x1x0",
+            erring_direction=0,
+        ),
+    }
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"waitsendpay": Reply(error=error)}) as (_, node):
+            with pytest.raises(PartFailed) as err:
+                await node.waitsendpay(PAYMENT_HASH, partid=3, groupid=1)
+    f = err.value.failure
+    assert f is not None and (f.failcode, f.erring_index, f.erring_node) == (0xC005, 1, DEST)
+
+
+@pytest.mark.trio
 @pytest.mark.parametrize(
     "error",
     [
