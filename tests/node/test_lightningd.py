@@ -411,14 +411,24 @@ async def test_waitsendpay_204_with_channel_update(sock: Path, prefixed: bool) -
 
 
 @pytest.mark.trio
-async def test_waitsendpay_203_destination_failure(sock: Path) -> None:
+@pytest.mark.parametrize(
+    ("code", "failcode", "name"),
+    [
+        (203, 16399, "WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS"),
+        # a BADONION code lightningd could place (a peer failing directly): 202 with the fields
+        (202, 0xC005, "WIRE_INVALID_ONION_HMAC"),
+    ],
+)
+async def test_waitsendpay_placed_failure_203_or_badonion_202(
+    sock: Path, code: int, failcode: int, name: str
+) -> None:
     error = {
-        "code": 203,
-        "message": "failed: WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS (reply from remote)",
+        "code": code,
+        "message": f"failed: {name} (reply from remote)",
         "data": fail_data(
             erring_index=2,
-            failcode=16399,
-            failcodename="WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS",
+            failcode=failcode,
+            failcodename=name,
             erring_node=DEST,
             erring_channel="118x1x0",
             erring_direction=0,
@@ -431,13 +441,13 @@ async def test_waitsendpay_203_destination_failure(sock: Path) -> None:
                 await node.waitsendpay(PAYMENT_HASH, partid=3, groupid=1)
     f = err.value.failure
     assert (f.failcode, f.erring_index, f.erring_node, f.channel_update) == (
-        FailCode.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS,
+        failcode,
         2,
         DEST,
         None,
     )
-    assert f.code() is FailCode.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS
-    assert err.value.rpc_code == err.value.code == 203
+    assert f.code() is FailCode(failcode)
+    assert err.value.rpc_code == code
 
 
 @pytest.mark.trio
@@ -478,28 +488,6 @@ async def test_waitsendpay_202_unreadable_onion_is_a_failed_part_reason_unknown(
                 await node.waitsendpay(PAYMENT_HASH, partid=3, groupid=1)
     assert err.value.failure is None
     assert (err.value.rpc_code, err.value.method) == (202, "waitsendpay")
-
-
-@pytest.mark.trio
-async def test_waitsendpay_202_placed_badonion_keeps_its_route_failure(sock: Path) -> None:
-    """A peer failing directly with a BADONION code: 202 with the routing-failure fields."""
-    error = {
-        "code": 202,
-        "message": "failed: WIRE_INVALID_ONION_HMAC (reply from remote)",
-        "data": fail_data(
-            erring_index=1,
-            failcode=0xC005,
-            erring_node=DEST,
-            erring_channel="118x1x0",
-            erring_direction=0,
-        ),
-    }
-    with trio.fail_after(TIMEOUT_S):
-        async with running(sock, {"waitsendpay": Reply(error=error)}) as (_, node):
-            with pytest.raises(PartFailed) as err:
-                await node.waitsendpay(PAYMENT_HASH, partid=3, groupid=1)
-    f = err.value.failure
-    assert f is not None and (f.failcode, f.erring_index, f.erring_node) == (0xC005, 1, DEST)
 
 
 @pytest.mark.trio
