@@ -224,3 +224,65 @@ def test_restart_mid_bolt12_payment_adopts_its_parts(node_factory: Any, tmp_path
     after = l1.rpc.listsendpays(payment_hash=h)["payments"]
     assert len(after) == 1 and after[0]["status"] == "complete"
     assert paid_invoice(l3, h)["status"] == "paid"
+
+
+def test_restart_watcher_sees_an_injected_part_fail(node_factory: Any, tmp_path: Path) -> None:
+    """After a restart the watcher waits for the pending injected part; it fails (lightningd
+    answers waitsendpay with 202, the error onion it cannot read): failed, not pending."""
+    l1, _l2, l3 = node_factory.line_graph(
+        3, opts=[PAYER, {}, {"plugin": hold_plugin(tmp_path)}], wait_for_announce=True
+    )
+    wait_for(lambda: len(l1.rpc.listchannels()["channels"]) >= 4, timeout=120)
+    l3.rpc.call("holdhtlcs", {"mode": "off"})
+    offer = l3.rpc.offer(amount="25000sat", description="barq restart fail")["bolt12"]
+    inv = l1.rpc.fetchinvoice(offer)["invoice"]
+    h = l1.rpc.decode(inv)["invoice_payment_hash"]
+    l3.rpc.call("holdhtlcs", {"mode": "on"})
+    with ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(barqpay, l1, inv)
+        wait_for(lambda: l3.rpc.call("heldhtlcs")["held"] >= 1)
+        l1.rpc.plugin_stop("barq-plugin")
+        with pytest.raises(RpcError):
+            fut.result(timeout=30)
+    l1.rpc.plugin_start(PLUGIN)
+
+    def status() -> str | None:
+        views = l1.rpc.call("barqstatus", {"payment_hash": h})["payments"]
+        return str(views[0]["status"]) if views else None
+
+    wait_for(lambda: status() == "pending")  # the watcher awaits the adopted part
+    l3.rpc.call("failhtlcs")
+    wait_for(lambda: status() == "failed", timeout=30)
+    [part] = l1.rpc.listsendpays(payment_hash=h)["payments"]
+    assert part["status"] == "failed"
+    res = barqpay(l1, inv)  # a fresh group pays it
+    assert res["status"] == "complete" and paid_invoice(l3, h)["status"] == "paid"
+
+
+# --------------------------------------------------------------------------- intro = payer
+
+
+def test_introduction_node_is_the_payer(node_factory: Any) -> None:
+    """The payee's only channel is an unannounced one with the payer: CLN's offers plugin
+    (``find_best_peer``) makes the invoice's one blinded path start at the payer, whose
+    injected onion's first layer is then the path's own."""
+    l1, l2, l3 = node_factory.get_nodes(3, opts=[PAYER, {}, {}])
+    l1.fundchannel(l2, 1_000_000)  # public: l1 is announced, as find_best_peer requires
+    l1.fundchannel(l3, 1_000_000, announce_channel=False)
+    l1.bitcoin.generate_block(6)
+    sync_blocks([l1, l2, l3])
+    wait_for(lambda: l1.info["id"] in {n["nodeid"] for n in l3.rpc.listnodes()["nodes"]})
+    wait_for(lambda: any("alias" in n for n in l3.rpc.listnodes(l1.info["id"])["nodes"]))
+    offer = l3.rpc.offer(amount="40000sat", description="barq intro is us")["bolt12"]
+    inv = l1.rpc.fetchinvoice(offer)["invoice"]
+    dec = l1.rpc.decode(inv)
+    [path] = dec["invoice_paths"]
+    assert path["first_node_id"] == l1.info["id"]  # the blinded path starts at the payer
+    pay = path["payinfo"]
+    fee = pay["fee_base_msat"] + 40_000_000 * pay["fee_proportional_millionths"] // 1_000_000
+    res = barqpay(l1, inv)
+    assert res["status"] == "complete" and res["amount_msat"] == 40_000_000
+    assert paid_invoice(l3, res["payment_hash"])["status"] == "paid"
+    [part] = l1.rpc.listsendpays(payment_hash=res["payment_hash"])["payments"]
+    assert part["amount_sent_msat"] == 40_000_000 + fee  # the path's fee was paid (to us)
+    assert res["amount_sent_msat"] == 40_000_000 + fee
