@@ -11,6 +11,8 @@ l6's have l2, a direct peer of l1. Keysend goes to l3 over two hops.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -286,3 +288,81 @@ def test_introduction_node_is_the_payer(node_factory: Any) -> None:
     [part] = l1.rpc.listsendpays(payment_hash=res["payment_hash"])["payments"]
     assert part["amount_sent_msat"] == 40_000_000 + fee  # the path's fee was paid (to us)
     assert res["amount_sent_msat"] == 40_000_000 + fee
+
+
+# --------------------------------------------------------------------------- two blinded paths
+
+
+def _intro_policy(payer: Any, intro: Any, payee: Any) -> dict[str, Any]:
+    """The introduction node's channel to the payee: scid and its policy toward the payee."""
+    (ch,) = intro.rpc.listpeerchannels(payee.info["id"])["channels"]
+    scid = ch["short_channel_id"]
+    (half,) = [
+        c
+        for c in payer.rpc.listchannels(short_channel_id=scid)["channels"]
+        if c["source"] == intro.info["id"]
+    ]
+    return {"scid": scid, **half}
+
+
+def test_mpp_across_two_blinded_paths(node_factory: Any) -> None:
+    """CLN issues one blinded path per invoice, so the payee's invoice is rewritten with two
+    paths built here ([A -> P] and [B -> P], BOLT 4 route blinding, the path_id lightningd
+    expects) and signed by the payee (``createinvoice``); each path alone is too small."""
+    from route_blinding import Payinfo, blind_path, final_tlvs, intro_tlvs, rewrite_invoice
+
+    l1, a, b, p = node_factory.get_nodes(4, opts=[PAYER, {}, {}, {}])
+    for x, y in ((l1, a), (l1, b), (a, p), (b, p)):
+        x.fundchannel(y, 1_000_000)
+    l1.bitcoin.generate_block(6)
+    sync_blocks([l1, a, b, p])
+    wait_for(lambda: len(l1.rpc.listchannels()["channels"]) >= 8, timeout=120)
+
+    amount = 1_200_000_000  # msat: more than either path carries (htlc_maximum_msat below)
+    offer = p.rpc.offer(amount=f"{amount}msat", description="barq two paths")["bolt12"]
+    fetched = l1.rpc.fetchinvoice(offer)["invoice"]
+    preimage = os.urandom(32)
+    payment_hash = hashlib.sha256(preimage).digest()
+    base = bytes.fromhex(p.rpc.makesecret(string="bolt12-invoice-base")["secret"])
+    path_id = hashlib.sha256(base + payment_hash).digest()  # common/bolt12_id.c
+    cltv_final = p.rpc.listconfigs("cltv-final")["configs"]["cltv-final"]["value_int"]
+    height = l1.rpc.getinfo()["blockheight"]
+    paths, infos = [], []
+    for intro in (a, b):
+        pol = _intro_policy(l1, intro, p)
+        tlvs = intro_tlvs(
+            scid=pol["scid"],
+            cltv_expiry_delta=pol["delay"],
+            fee_base_msat=pol["base_fee_millisatoshi"],
+            fee_proportional_millionths=pol["fee_per_millionth"],
+            max_cltv_expiry=height + 2016,
+            htlc_minimum_msat=0,
+        )
+        nodes = [bytes.fromhex(intro.info["id"]), bytes.fromhex(p.info["id"])]
+        paths.append(blind_path(os.urandom(32), nodes, [tlvs, final_tlvs(path_id)]))
+        infos.append(
+            Payinfo(
+                fee_base_msat=pol["base_fee_millisatoshi"],
+                fee_proportional_millionths=pol["fee_per_millionth"],
+                cltv_expiry_delta=pol["delay"] + cltv_final,
+                htlc_minimum_msat=0,
+                htlc_maximum_msat=800_000_000,
+            )
+        )
+    unsigned = rewrite_invoice(fetched, paths, infos, payment_hash)
+    inv = p.rpc.createinvoice(unsigned, "barq-two-paths", preimage.hex())["bolt12"]
+    dec = l1.rpc.decode(inv)
+    assert dec["valid"] and len(dec["invoice_paths"]) == 2
+    assert [x["first_node_id"] for x in dec["invoice_paths"]] == [a.info["id"], b.info["id"]]
+
+    res = barqpay(l1, inv, maxparts=4, retry_for=90)
+    assert res["status"] == "complete" and res["payment_hash"] == payment_hash.hex()
+    assert res["payment_preimage"] == preimage.hex()
+    received = paid_invoice(p, payment_hash.hex())
+    assert received["status"] == "paid" and received["amount_received_msat"] >= amount
+    ok = succeeded(res)
+    assert len({hops_of(x)[-1]["channel"] for x in ok}) == 2  # both paths carried parts
+    for intro in (a, b):  # and both introduction nodes forwarded to the payee
+        assert intro.rpc.listforwards(status="settled")["forwards"]
+    parts = l1.rpc.listsendpays(payment_hash=payment_hash.hex())["payments"]
+    assert sum(x["status"] == "complete" for x in parts) >= 2
