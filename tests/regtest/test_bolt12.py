@@ -286,8 +286,11 @@ def test_introduction_node_is_the_payer(node_factory: Any) -> None:
     assert res["status"] == "complete" and res["amount_msat"] == 40_000_000
     assert paid_invoice(l3, res["payment_hash"])["status"] == "paid"
     [part] = l1.rpc.listsendpays(payment_hash=res["payment_hash"])["payments"]
-    assert part["amount_sent_msat"] == 40_000_000 + fee  # the path's fee was paid (to us)
-    assert res["amount_sent_msat"] == 40_000_000 + fee
+    # lightningd counts what left our channel: the path's fee is our own relay fee, kept by
+    # us; Barq counts it as xpay does (the injected amount), against maxfee
+    assert part["status"] == "complete" and part["amount_sent_msat"] == 40_000_000
+    assert res["amount_sent_msat"] == 40_000_000 + fee and res["fee_msat"] == fee
+    assert [h["channel"] for h in hops_of(succeeded(res)[0])][-1].startswith("0x")
 
 
 # --------------------------------------------------------------------------- two blinded paths
@@ -312,8 +315,9 @@ def test_mpp_across_two_blinded_paths(node_factory: Any) -> None:
     from route_blinding import Payinfo, blind_path, final_tlvs, intro_tlvs, rewrite_invoice
 
     l1, a, b, p = node_factory.get_nodes(4, opts=[PAYER, {}, {}, {}])
-    for x, y in ((l1, a), (l1, b), (a, p), (b, p)):
-        x.fundchannel(y, 1_000_000)
+    # our channels have room for a whole path's part and more: what limits is the paths
+    for x, y, sat in ((l1, a, 2_000_000), (l1, b, 2_000_000), (a, p, 1_000_000), (b, p, 1_000_000)):
+        x.fundchannel(y, sat)
     l1.bitcoin.generate_block(6)
     sync_blocks([l1, a, b, p])
     wait_for(lambda: len(l1.rpc.listchannels()["channels"]) >= 8, timeout=120)
