@@ -201,7 +201,9 @@ def test_keysend(node_factory: Any) -> None:
 # --------------------------------------------------------------------------- restart
 
 
-def test_restart_mid_bolt12_payment_adopts_its_parts(node_factory: Any, tmp_path: Path) -> None:
+def _stopped_mid_payment(node_factory: Any, tmp_path: Path) -> tuple[Any, Any, str, str]:
+    """l1 -> l2 -> l3 (holding HTLCs): l1 pays l3's BOLT 12 invoice and Barq is stopped while
+    the injected part is held; returns (l1, l3, the invoice, its payment hash)."""
     l1, _l2, l3 = node_factory.line_graph(
         3, opts=[PAYER, {}, {"plugin": hold_plugin(tmp_path)}], wait_for_announce=True
     )
@@ -217,6 +219,11 @@ def test_restart_mid_bolt12_payment_adopts_its_parts(node_factory: Any, tmp_path
         l1.rpc.plugin_stop("barq-plugin")
         with pytest.raises(RpcError):
             fut.result(timeout=30)
+    return l1, l3, inv, h
+
+
+def test_restart_mid_bolt12_payment_adopts_its_parts(node_factory: Any, tmp_path: Path) -> None:
+    l1, l3, inv, h = _stopped_mid_payment(node_factory, tmp_path)
     before = l1.rpc.listsendpays(payment_hash=h)["payments"]
     assert [p["status"] for p in before] == ["pending"]
     l1.rpc.plugin_start(PLUGIN)
@@ -231,21 +238,7 @@ def test_restart_mid_bolt12_payment_adopts_its_parts(node_factory: Any, tmp_path
 def test_restart_watcher_sees_an_injected_part_fail(node_factory: Any, tmp_path: Path) -> None:
     """After a restart the watcher waits for the pending injected part; it fails (lightningd
     answers waitsendpay with 202, the error onion it cannot read): failed, not pending."""
-    l1, _l2, l3 = node_factory.line_graph(
-        3, opts=[PAYER, {}, {"plugin": hold_plugin(tmp_path)}], wait_for_announce=True
-    )
-    wait_for(lambda: len(l1.rpc.listchannels()["channels"]) >= 4, timeout=120)
-    l3.rpc.call("holdhtlcs", {"mode": "off"})
-    offer = l3.rpc.offer(amount="25000sat", description="barq restart fail")["bolt12"]
-    inv = l1.rpc.fetchinvoice(offer)["invoice"]
-    h = l1.rpc.decode(inv)["invoice_payment_hash"]
-    l3.rpc.call("holdhtlcs", {"mode": "on"})
-    with ThreadPoolExecutor(1) as ex:
-        fut = ex.submit(barqpay, l1, inv)
-        wait_for(lambda: l3.rpc.call("heldhtlcs")["held"] >= 1)
-        l1.rpc.plugin_stop("barq-plugin")
-        with pytest.raises(RpcError):
-            fut.result(timeout=30)
+    l1, l3, inv, h = _stopped_mid_payment(node_factory, tmp_path)
     l1.rpc.plugin_start(PLUGIN)
 
     def status() -> str | None:
