@@ -18,7 +18,7 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 #: distribution -> the module Barq imports it as
 MODULE = {"pyln-client": "pyln.client"}
 #: dependencies that only tests use: never in the runtime list
-TEST_ONLY = {"pytest", "pytest-trio", "hypothesis", "pyln-testing"}
+TEST_ONLY = {"pytest", "pytest-trio", "hypothesis", "pyln-testing", "cryptography"}
 
 
 def requirement(name: str) -> Requirement:

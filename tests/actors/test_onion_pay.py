@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from barq.actors._onion_pay import (
+    OnionPayment,
     bolt12_payment,
     fetch_error,
     fetchinvoice_params,
@@ -21,6 +22,8 @@ from barq.actors._onion_pay import (
     keysend_payment,
 )
 from barq.actors._onion_send import _Part, _translate
+from barq.actors._router_book import RouterBook
+from barq.actors.messages import KnowledgeSnapshot
 from barq.errors import (
     InvalidInvoice,
     InvalidParams,
@@ -29,7 +32,18 @@ from barq.errors import (
     RouteNotFound,
     RpcError,
 )
-from barq.model import Hop, NodeId, NodeInfo, PartStatus, Route, Scid
+from barq.graph import Graph
+from barq.model import (
+    HalfChannel,
+    Hop,
+    NodeId,
+    NodeInfo,
+    PartStatus,
+    Route,
+    RouteInput,
+    Scid,
+    direction_of,
+)
 from barq.model.payment import PayParams
 from barq.onion import (
     BLINDED_DESTINATION,
@@ -40,8 +54,10 @@ from barq.onion import (
     blinded_edge,
     build_onion,
     paths_from_decode,
+    payer_introduction,
 )
 from barq.onion.route import OnionPlan
+from barq.strategies.dijkstra import DijkstraStrategy
 
 FIXTURE = Path(__file__).parents[1] / "onion" / "fixtures" / "bolt12_regtest.json"
 US = NodeId("02" + "aa" * 32)
@@ -320,9 +336,67 @@ def test_219_is_the_earlier_success_and_other_refusals_fail_the_part() -> None:
     assert "injectpaymentonion refused: Unknown scid" in out.message
 
 
-def test_a_path_starting_at_the_payer_is_refused_clearly() -> None:
+def _path_at_the_payer() -> tuple[OnionPayment, NodeInfo]:
+    """CLN's invoice (fixture) as seen by its introduction node: the payer is the introduction
+    node (CLN's ``find_best_peer`` picks us when the payee's only channel is with us)."""
     d = _invoice_json()
     me = NodeInfo(id=d["invoice_paths"][0]["first_node_id"], network="regtest", blockheight=1)
-    with pytest.raises(RouteNotFound, match="starting at this node") as e:
-        bolt12_payment(PayParams(invstring="lni1x"), d, me)
-    assert e.value.code == 205
+    return bolt12_payment(PayParams(invstring="lni1x"), d, me), me
+
+
+def test_a_path_starting_at_the_payer_is_a_free_lead_then_the_path() -> None:
+    p, me = _path_at_the_payer()
+    (edge,) = p.target.blinded
+    assert edge.via_payer and edge.introduction == me.id
+    assert edge.source == payer_introduction(0) != me.id
+    ((lead, path),) = p.invoice.route_hints
+    assert (lead.node_id, lead.scid) == (me.id, edge.lead_scid)
+    assert (lead.fee_base_msat, lead.fee_ppm, lead.cltv_delta) == (0, 0, 0)
+    assert (path.node_id, path.scid) == (edge.source, edge.scid)
+    assert (path.fee_base_msat, path.fee_ppm, path.cltv_delta) == (1, 10, 11)  # the payinfo's
+    assert edge.lead_scid.startswith("0x") and edge.lead_scid != edge.scid
+
+
+def test_a_route_over_a_path_at_the_payer_pays_its_fee_and_cltv() -> None:
+    """The strategy routes [lead, path] on the router's graph with the invoice's hints: the
+    path's fee and CLTV are the route's (our own lead edge is free, like any first hop)."""
+    p, me = _path_at_the_payer()
+    (edge,) = p.target.blinded
+    peer = NodeId("03" + "dd" * 32)
+    gossip = Graph.from_half_channels(
+        [
+            HalfChannel(
+                scid=Scid("103x1x0"),
+                direction=direction_of(me.id, peer),
+                source=me.id,
+                destination=peer,
+                capacity_msat=10**9,
+                fee_base_msat=0,
+                fee_ppm=0,
+                cltv_delta=6,
+                htlc_min_msat=0,
+                htlc_max_msat=10**9,
+                enabled=True,
+                private=False,
+            )
+        ]
+    )
+    book = RouterBook(our_id=me.id, gossip=gossip, channels=())
+    graph = book.payment_graph(BLINDED_DESTINATION, p.invoice.route_hints)
+    ctx = book.context(graph, KnowledgeSnapshot(taken_at=0.0), BLINDED_DESTINATION)
+    request = RouteInput(
+        source=me.id,
+        destination=BLINDED_DESTINATION,
+        amount_msat=1_000_000,
+        final_cltv=0,
+        route_hints=p.invoice.route_hints,
+    )
+    (route,) = DijkstraStrategy().find_routes(request, ctx)
+    assert [h.channel for h in route.hops] == [edge.lead_scid, edge.scid]
+    assert route.amount_msat == 1_000_000
+    assert route.fee_msat == edge.fee_msat(1_000_000) == 1 + 10  # base 1, 10 ppm
+    assert route.delay == 11  # the payinfo's cltv_expiry_delta
+    plan = build_onion(
+        route, p.target.final(route, 1_000_000), blockheight=100, payer=p.target.payer
+    )
+    assert plan.first_amount_msat == route.sent_msat and plan.first_cltv_expiry == 111

@@ -212,6 +212,11 @@ def test_hints_skipped_from_us_or_conflicting_with_gossip() -> None:
     g = overlay_route_hints(g0, DEST, [[_hop(ME, "50x1x0"), _hop(P3, "51x1x0")]], our_id=ME)
     assert g.edge("50x1x0", 0) is None and g.edge("50x1x0", 1) is None
     _h(g, "51x1x0", P3, DEST)
+    # but a synthetic channel of block 0 from us is no channel of ours: the lead edge of a
+    # blinded path that starts at us (barq.onion.blinded) is kept
+    g = overlay_route_hints(g0, DEST, [[_hop(ME, "0x7x32768"), _hop(P3, "0x7x0")]], our_id=ME)
+    _h(g, "0x7x32768", ME, P3)
+    _h(g, "0x7x0", P3, DEST)
     # empty hints and hops to themselves change nothing
     assert overlay_route_hints(g0, DEST, [[], [_hop(DEST, "52x1x0")]]).num_edges == g0.num_edges
 

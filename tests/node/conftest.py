@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# the engine's test helpers (StoreJournal...) for the tests that run it over lightningd's answers
+_ACTORS = str(Path(__file__).resolve().parents[1] / "actors")
+if _ACTORS not in sys.path:
+    sys.path.append(_ACTORS)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ DEST = "03cecbfdc68544cc596223b68ce0710c9e5d2c9cb317ee07822d95079acc703d31"
 PAYMENT_HASH = "7279b503a14344267e464829da26fcafa4e5a89c6d625a22b9345a874bdfbbf9"
 SECRET = "21f8a38be36697218d2db22cbbca621d96ffc0a63f3585860351b1d905f72cc2"
 TIMEOUT_S = 5
+BOLT12_FIXTURE = Path(__file__).parents[1] / "onion" / "fixtures" / "bolt12_regtest.json"
 
 
 def route() -> Route:
@@ -411,14 +413,24 @@ async def test_waitsendpay_204_with_channel_update(sock: Path, prefixed: bool) -
 
 
 @pytest.mark.trio
-async def test_waitsendpay_203_destination_failure(sock: Path) -> None:
+@pytest.mark.parametrize(
+    ("code", "failcode", "name"),
+    [
+        (203, 16399, "WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS"),
+        # a BADONION code lightningd could place (a peer failing directly): 202 with the fields
+        (202, 0xC005, "WIRE_INVALID_ONION_HMAC"),
+    ],
+)
+async def test_waitsendpay_placed_failure_203_or_badonion_202(
+    sock: Path, code: int, failcode: int, name: str
+) -> None:
     error = {
-        "code": 203,
-        "message": "failed: WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS (reply from remote)",
+        "code": code,
+        "message": f"failed: {name} (reply from remote)",
         "data": fail_data(
             erring_index=2,
-            failcode=16399,
-            failcodename="WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS",
+            failcode=failcode,
+            failcodename=name,
             erring_node=DEST,
             erring_channel="118x1x0",
             erring_direction=0,
@@ -431,13 +443,13 @@ async def test_waitsendpay_203_destination_failure(sock: Path) -> None:
                 await node.waitsendpay(PAYMENT_HASH, partid=3, groupid=1)
     f = err.value.failure
     assert (f.failcode, f.erring_index, f.erring_node, f.channel_update) == (
-        FailCode.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS,
+        failcode,
         2,
         DEST,
         None,
     )
-    assert f.code() is FailCode.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS
-    assert err.value.rpc_code == err.value.code == 203
+    assert f.code() is FailCode(failcode)
+    assert err.value.rpc_code == code
 
 
 @pytest.mark.trio
@@ -459,6 +471,23 @@ async def test_waitsendpay_malformed_raw_message_still_part_failed(sock: Path) -
             with pytest.raises(PartFailed) as err:
                 await node.waitsendpay(PAYMENT_HASH, partid=3, groupid=1)
     assert err.value.failure.failcode == 4103 and err.value.failure.channel_update is None
+
+
+@pytest.mark.trio
+async def test_waitsendpay_202_unreadable_onion_is_a_failed_part_reason_unknown(
+    sock: Path,
+) -> None:
+    """A failed injected part: lightningd keeps its error onion, which it cannot read
+    (``wait_payment`` in ``lightningd/pay.c``): a failed part, nothing learnt of the route.
+    The answer is lightningd v26.06's own (captured by ``tests/onion/test_regtest_onion.py``)."""
+    error = json.loads(BOLT12_FIXTURE.read_text())["waitsendpay_error_for_failed_injected_part"]
+    assert error["code"] == 202 and "onionreply" in error["data"]
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"waitsendpay": Reply(error=error)}) as (_, node):
+            with pytest.raises(PartFailed) as err:
+                await node.waitsendpay(PAYMENT_HASH, partid=3, groupid=1)
+    assert err.value.failure is None
+    assert (err.value.rpc_code, err.value.method) == (202, "waitsendpay")
 
 
 @pytest.mark.trio

@@ -106,7 +106,7 @@ def test_edge_minimum_applies_to_the_delivered_amount() -> None:
 
 
 def test_edge_refusals() -> None:
-    with pytest.raises(ValueError, match="negative path index"):
+    with pytest.raises(ValueError, match="path index -1 outside"):
         blinded_edge(-1, path(), payinfo(0, 0))
     with pytest.raises(ValueError, match="introduction node not resolved"):
         blinded_edge(0, path(None), payinfo(0, 0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from onion_data import blinded_vector, vector_plan
 
@@ -13,6 +14,7 @@ from barq.onion import (
     BlindedPath,
     BlindedPayinfo,
     ClearFinal,
+    OnionFailure,
     OnionTooLarge,
     blinded_edge,
     build_onion,
@@ -20,6 +22,7 @@ from barq.onion import (
     decode_payload,
     injectpaymentonion_params,
     keysend_final,
+    payer_introduction,
 )
 from barq.onion.payload import KEYSEND_PREIMAGE
 
@@ -232,6 +235,44 @@ def test_payer_is_the_introduction_node() -> None:
     assert (plan.first_delay, plan.first_cltv_expiry) == (15, 715)
     with pytest.raises(ValueError, match="pass payer= that node"):
         build_onion(route, BlindedFinal(edge=edge, total_msat=2_000_000), blockheight=700)
+
+
+def test_payer_is_the_introduction_node_reached_over_its_lead() -> None:
+    """The router's shape of such a path: [lead, path] (see barq.onion.blinded); the lead
+    hop is the payer itself and leaves no payload, the route's fee and delay are the path's."""
+    plain = edge_at(ME, hops=1, cltv=12)
+    edge = blinded_edge(0, plain.path, plain.payinfo, payer=ME)
+    assert edge.via_payer and edge.source == payer_introduction(0) and edge.introduction == ME
+    lead = Hop(
+        id=edge.source,
+        channel=edge.lead_scid,
+        direction=edge.lead_direction,
+        amount_msat=2_001_200,
+        delay=15,
+    )
+    route = Route(hops=(lead, edge.hop(2_000_000, delay=3)))
+    assert route.fee_msat == 1200 and route.delay == 15
+    final = BlindedFinal(edge=edge, total_msat=2_000_000)
+    plan = build_onion(route, final, blockheight=700, payer=ME)
+    (only,) = plan.hops
+    assert only.pubkey == ME  # the path's first layer, keyed to our real id
+    p = decode_payload(only.payload)
+    assert p.current_path_key == edge.path.first_path_key and p.short_channel_id is None
+    assert (p.amt_to_forward, p.outgoing_cltv_value) == (2_000_000, 703)
+    assert plan.first_peer is None and plan.introduction_index == 0
+    assert (plan.first_amount_msat, plan.first_cltv_expiry) == (2_001_200, 715)
+    # whatever our node says about the path is charged to the path's edge, not to a hop of ours
+    site = OnionFailure(onion_index=0, message=b"\xc0\x18").locate(route, plan)
+    assert (site.erring_index, site.erring_node, site.erring_channel) == (1, edge.source, edge.scid)
+    assert site.in_blinded_path
+    with pytest.raises(ValueError, match="reached over its lead"):
+        build_onion(Route(hops=(edge.hop(2_000_000),)), final, blockheight=700, payer=ME)
+    with pytest.raises(ValueError, match="needs payer= that node"):
+        build_onion(route, final, blockheight=700, payer=B)
+    with pytest.raises(ValueError, match="the path needs 2001200 msat/15 blocks"):
+        short = msgspec.structs.replace(lead, amount_msat=2_001_199)
+        tail = edge.hop(2_000_000, delay=3)
+        build_onion(Route(hops=(short, tail)), final, blockheight=700, payer=ME)
 
 
 def test_blinded_refusals() -> None:

@@ -13,11 +13,17 @@ lightningd may pick on a short regtest chain: Knots is started with
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from regtest_env import MISSING
+
+# the tests' route blinding (tests/onion/route_blinding.py) for test_bolt12.py's two paths
+_ONION = str(Path(__file__).resolve().parents[1] / "onion")
+if _ONION not in sys.path:
+    sys.path.append(_ONION)
 
 if not MISSING:
     from pyln.testing import fixtures as _pyln_fixtures

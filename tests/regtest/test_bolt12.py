@@ -11,6 +11,8 @@ l6's have l2, a direct peer of l1. Keysend goes to l3 over two hops.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -199,7 +201,9 @@ def test_keysend(node_factory: Any) -> None:
 # --------------------------------------------------------------------------- restart
 
 
-def test_restart_mid_bolt12_payment_adopts_its_parts(node_factory: Any, tmp_path: Path) -> None:
+def _stopped_mid_payment(node_factory: Any, tmp_path: Path) -> tuple[Any, Any, str, str]:
+    """l1 -> l2 -> l3 (holding HTLCs): l1 pays l3's BOLT 12 invoice and Barq is stopped while
+    the injected part is held; returns (l1, l3, the invoice, its payment hash)."""
     l1, _l2, l3 = node_factory.line_graph(
         3, opts=[PAYER, {}, {"plugin": hold_plugin(tmp_path)}], wait_for_announce=True
     )
@@ -215,6 +219,11 @@ def test_restart_mid_bolt12_payment_adopts_its_parts(node_factory: Any, tmp_path
         l1.rpc.plugin_stop("barq-plugin")
         with pytest.raises(RpcError):
             fut.result(timeout=30)
+    return l1, l3, inv, h
+
+
+def test_restart_mid_bolt12_payment_adopts_its_parts(node_factory: Any, tmp_path: Path) -> None:
+    l1, l3, inv, h = _stopped_mid_payment(node_factory, tmp_path)
     before = l1.rpc.listsendpays(payment_hash=h)["payments"]
     assert [p["status"] for p in before] == ["pending"]
     l1.rpc.plugin_start(PLUGIN)
@@ -224,3 +233,133 @@ def test_restart_mid_bolt12_payment_adopts_its_parts(node_factory: Any, tmp_path
     after = l1.rpc.listsendpays(payment_hash=h)["payments"]
     assert len(after) == 1 and after[0]["status"] == "complete"
     assert paid_invoice(l3, h)["status"] == "paid"
+
+
+def test_restart_watcher_sees_an_injected_part_fail(node_factory: Any, tmp_path: Path) -> None:
+    """After a restart the watcher waits for the pending injected part; it fails (lightningd
+    answers waitsendpay with 202, the error onion it cannot read): failed, not pending."""
+    l1, l3, inv, h = _stopped_mid_payment(node_factory, tmp_path)
+    l1.rpc.plugin_start(PLUGIN)
+
+    def status() -> str | None:
+        views = l1.rpc.call("barqstatus", {"payment_hash": h})["payments"]
+        return str(views[0]["status"]) if views else None
+
+    wait_for(lambda: status() == "pending")  # the watcher awaits the adopted part
+    l3.rpc.call("failhtlcs")
+    wait_for(lambda: status() == "failed", timeout=30)
+    [part] = l1.rpc.listsendpays(payment_hash=h)["payments"]
+    assert part["status"] == "failed"
+    res = barqpay(l1, inv)  # a fresh group pays it
+    assert res["status"] == "complete" and paid_invoice(l3, h)["status"] == "paid"
+
+
+# --------------------------------------------------------------------------- intro = payer
+
+
+def test_introduction_node_is_the_payer(node_factory: Any) -> None:
+    """The payee's only channel is an unannounced one with the payer: CLN's offers plugin
+    (``find_best_peer``) makes the invoice's one blinded path start at the payer, whose
+    injected onion's first layer is then the path's own."""
+    l1, l2, l3 = node_factory.get_nodes(3, opts=[PAYER, {}, {}])
+    l1.fundchannel(l2, 1_000_000)  # public: l1 is announced, as find_best_peer requires
+    l1.fundchannel(l3, 1_000_000, announce_channel=False)
+    l1.bitcoin.generate_block(6)
+    sync_blocks([l1, l2, l3])
+    wait_for(lambda: l1.info["id"] in {n["nodeid"] for n in l3.rpc.listnodes()["nodes"]})
+    wait_for(lambda: any("alias" in n for n in l3.rpc.listnodes(l1.info["id"])["nodes"]))
+    offer = l3.rpc.offer(amount="40000sat", description="barq intro is us")["bolt12"]
+    inv = l1.rpc.fetchinvoice(offer)["invoice"]
+    dec = l1.rpc.decode(inv)
+    [path] = dec["invoice_paths"]
+    assert path["first_node_id"] == l1.info["id"]  # the blinded path starts at the payer
+    pay = path["payinfo"]
+    fee = pay["fee_base_msat"] + 40_000_000 * pay["fee_proportional_millionths"] // 1_000_000
+    res = barqpay(l1, inv)
+    assert res["status"] == "complete" and res["amount_msat"] == 40_000_000
+    assert paid_invoice(l3, res["payment_hash"])["status"] == "paid"
+    [part] = l1.rpc.listsendpays(payment_hash=res["payment_hash"])["payments"]
+    # lightningd counts what left our channel: the path's fee is our own relay fee, kept by
+    # us; Barq counts it as xpay does (the injected amount), against maxfee
+    assert part["status"] == "complete" and part["amount_sent_msat"] == 40_000_000
+    assert res["amount_sent_msat"] == 40_000_000 + fee and res["fee_msat"] == fee
+    assert [h["channel"] for h in hops_of(succeeded(res)[0])][-1].startswith("0x")
+
+
+# --------------------------------------------------------------------------- two blinded paths
+
+
+def _intro_policy(payer: Any, intro: Any, payee: Any) -> dict[str, Any]:
+    """The introduction node's channel to the payee: scid and its policy toward the payee."""
+    (ch,) = intro.rpc.listpeerchannels(payee.info["id"])["channels"]
+    scid = ch["short_channel_id"]
+    (half,) = [
+        c
+        for c in payer.rpc.listchannels(short_channel_id=scid)["channels"]
+        if c["source"] == intro.info["id"]
+    ]
+    return {"scid": scid, **half}
+
+
+def test_mpp_across_two_blinded_paths(node_factory: Any) -> None:
+    """CLN issues one blinded path per invoice, so the payee's invoice is rewritten with two
+    paths built here ([A -> P] and [B -> P], BOLT 4 route blinding, the path_id lightningd
+    expects) and signed by the payee (``createinvoice``); each path alone is too small."""
+    from route_blinding import Payinfo, blind_path, final_tlvs, intro_tlvs, rewrite_invoice
+
+    l1, a, b, p = node_factory.get_nodes(4, opts=[PAYER, {}, {}, {}])
+    # our channels have room for a whole path's part and more: what limits is the paths
+    for x, y, sat in ((l1, a, 2_000_000), (l1, b, 2_000_000), (a, p, 1_000_000), (b, p, 1_000_000)):
+        x.fundchannel(y, sat)
+    l1.bitcoin.generate_block(6)
+    sync_blocks([l1, a, b, p])
+    wait_for(lambda: len(l1.rpc.listchannels()["channels"]) >= 8, timeout=120)
+
+    amount = 1_200_000_000  # msat: more than either path carries (htlc_maximum_msat below)
+    offer = p.rpc.offer(amount=f"{amount}msat", description="barq two paths")["bolt12"]
+    fetched = l1.rpc.fetchinvoice(offer)["invoice"]
+    preimage = os.urandom(32)
+    payment_hash = hashlib.sha256(preimage).digest()
+    base = bytes.fromhex(p.rpc.makesecret(string="bolt12-invoice-base")["secret"])
+    path_id = hashlib.sha256(base + payment_hash).digest()  # common/bolt12_id.c
+    cltv_final = p.rpc.listconfigs("cltv-final")["configs"]["cltv-final"]["value_int"]
+    height = l1.rpc.getinfo()["blockheight"]
+    paths, infos = [], []
+    for intro in (a, b):
+        pol = _intro_policy(l1, intro, p)
+        tlvs = intro_tlvs(
+            scid=pol["scid"],
+            cltv_expiry_delta=pol["delay"],
+            fee_base_msat=pol["base_fee_millisatoshi"],
+            fee_proportional_millionths=pol["fee_per_millionth"],
+            max_cltv_expiry=height + 2016,
+            htlc_minimum_msat=0,
+        )
+        nodes = [bytes.fromhex(intro.info["id"]), bytes.fromhex(p.info["id"])]
+        paths.append(blind_path(os.urandom(32), nodes, [tlvs, final_tlvs(path_id)]))
+        infos.append(
+            Payinfo(
+                fee_base_msat=pol["base_fee_millisatoshi"],
+                fee_proportional_millionths=pol["fee_per_millionth"],
+                cltv_expiry_delta=pol["delay"] + cltv_final,
+                htlc_minimum_msat=0,
+                htlc_maximum_msat=800_000_000,
+            )
+        )
+    unsigned = rewrite_invoice(fetched, paths, infos, payment_hash)
+    inv = p.rpc.createinvoice(unsigned, "barq-two-paths", preimage.hex())["bolt12"]
+    dec = l1.rpc.decode(inv)
+    assert dec["valid"] and len(dec["invoice_paths"]) == 2
+    assert [x["first_node_id"] for x in dec["invoice_paths"]] == [a.info["id"], b.info["id"]]
+
+    res = barqpay(l1, inv, maxparts=4, retry_for=90)
+    assert res["status"] == "complete" and res["payment_hash"] == payment_hash.hex()
+    assert res["payment_preimage"] == preimage.hex()
+    received = paid_invoice(p, payment_hash.hex())
+    assert received["status"] == "paid" and received["amount_received_msat"] >= amount
+    ok = succeeded(res)
+    assert len({hops_of(x)[-1]["channel"] for x in ok}) == 2  # both paths carried parts
+    for intro in (a, b):  # and both introduction nodes forwarded to the payee
+        assert intro.rpc.listforwards(status="settled")["forwards"]
+    parts = l1.rpc.listsendpays(payment_hash=payment_hash.hex())["payments"]
+    assert sum(x["status"] == "complete" for x in parts) >= 2

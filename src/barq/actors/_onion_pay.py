@@ -13,13 +13,14 @@ I/O (the runtime asks the node and passes the answers in):
   introduction node to :data:`~barq.onion.BLINDED_DESTINATION`, given to
   the router as a one-hop route hint (fee and CLTV of the path's payinfo;
   the HTLC limits are checked when the onion is built), so a strategy can
-  split a payment across paths;
+  split a payment across paths; a path whose introduction node is the payer
+  itself is a two-hop hint, the free lead edge from us to its pseudo node
+  then the path (:mod:`barq.onion.blinded`), so its fee and CLTV count;
 * an offer (``lno1…``): xpay's ``check_offer_payable`` rules decide what
   ``fetchinvoice`` is asked; its errors become pay's codes.
 
-Not supported yet: a blinded path whose introduction node is the payer itself
-(the router plans no hop out of our node over a path; xpay's askrene does) and
-paths named by ``first_scid`` (they are skipped; none left -> 205).
+Not supported yet: paths named by ``first_scid`` (they are skipped; none
+left -> 205).
 
 MPP only when the payee says so: keysend needs ``basic_mpp`` in the node's
 gossiped features, a BOLT 12 invoice in ``invoice_features``; else one part.
@@ -194,16 +195,31 @@ def _usable_edges(
     for i, (path, payinfo) in enumerate(paths):
         if path.first_node_id is None:  # named by a channel end: not resolved (xpay drops
             continue  # those gossip cannot resolve; Barq does not resolve them yet)
-        if path.first_node_id == payer:  # the router plans no hop out of us over a path
-            continue  # (not supported yet: see the module doc)
         if payinfo.unknown_even_feature() is not None:
             continue  # BOLT 12: MUST NOT use a path with unknown even features
         try:
-            edge = blinded_edge(i, path, payinfo)
+            edge = blinded_edge(i, path, payinfo, payer=payer)
         except ValueError:
             continue  # limits leave nothing deliverable
         edges.append(_invoice_scid(edge, payment_hash))
     return edges
+
+
+def _hint(edge: BlindedEdge) -> tuple[RouteHintHop, ...]:
+    """The route hint of one path: its edge, after the free lead edge when it starts at us."""
+    path = RouteHintHop(
+        node_id=edge.source,
+        scid=edge.scid,
+        fee_base_msat=edge.fee_base_msat,
+        fee_ppm=edge.fee_ppm,
+        cltv_delta=edge.cltv_delta,
+    )
+    if not edge.via_payer:
+        return (path,)
+    lead = RouteHintHop(
+        node_id=edge.introduction, scid=edge.lead_scid, fee_base_msat=0, fee_ppm=0, cltv_delta=0
+    )
+    return (lead, path)
 
 
 def bolt12_payment(params: PayParams, decoded: Mapping[str, Any], info: NodeInfo) -> OnionPayment:
@@ -232,22 +248,11 @@ def bolt12_payment(params: PayParams, decoded: Mapping[str, Any], info: NodeInfo
     if not edges:
         n = len(decoded["invoice_paths"])
         raise RouteNotFound(
-            "No usable blinded paths (unknown even features, named by a channel, or starting "
-            "at this node, which barq cannot route from yet)",
+            "No usable blinded paths (unknown even features, named by a channel, or limits "
+            "that leave nothing deliverable)",
             data={"paths": n},
         )
-    hints = tuple(
-        (
-            RouteHintHop(
-                node_id=e.source,
-                scid=e.scid,
-                fee_base_msat=e.fee_base_msat,
-                fee_ppm=e.fee_ppm,
-                cltv_delta=e.cltv_delta,
-            ),
-        )
-        for e in edges
-    )
+    hints = tuple(_hint(e) for e in edges)
     invoice = Invoice(
         bolt11=params.invstring,
         payee=BLINDED_DESTINATION,

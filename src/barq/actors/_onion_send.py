@@ -23,8 +23,9 @@ failures and adoption after a restart work as for ``sendpay`` parts:
 * a part this sender did not start (adopted from an earlier run) is
   awaited with the node's ``waitsendpay``, which lightningd answers for
   injected parts too; their failure comes back as 202 with the error
-  onion, and without the shared secrets of the lost run it is a failed
-  part "reason unknown" (safe for the accounting).
+  onion, which the node's ``waitsendpay`` reads as a failed part "reason
+  unknown" (without the lost run's shared secrets; safe for the
+  accounting), as the restart watcher does.
 
 One payment uses one mechanism: every part of an onion payment is injected
 (lightningd refuses a group mixing ``sendpay`` and injected parts).
@@ -82,7 +83,6 @@ if TYPE_CHECKING:
 __all__ = [
     "PAY_INJECTPAYMENTONION_ALREADY_PAID",
     "PAY_INJECTPAYMENTONION_FAILED",
-    "PAY_UNPARSEABLE_ONION",
     "OnionSender",
     "OnionTarget",
     "onion_sender",
@@ -91,7 +91,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: lightningd's codes for injected parts (``common/jsonrpc_errors.h``)
-PAY_UNPARSEABLE_ONION = 202
 PAY_INJECTPAYMENTONION_FAILED = 218
 PAY_INJECTPAYMENTONION_ALREADY_PAID = 219
 
@@ -303,22 +302,11 @@ class OnionSender:
     async def _wait_adopted(
         self, payment_hash: PaymentHash, partid: PartId, groupid: int, timeout_s: float | None
     ) -> PartStatus:
-        try:
-            return await self._node.waitsendpay(
-                payment_hash, partid=partid, groupid=groupid, timeout_s=timeout_s
-            )
-        except PartFailed:
-            raise
-        except RpcError as exc:
-            if exc.rpc_code != PAY_UNPARSEABLE_ONION:
-                raise
-            raise PartFailed(
-                f"injected part failed (reason unknown after a restart): {exc.message}",
-                failure=None,
-                method="waitsendpay",
-                rpc_code=exc.rpc_code,
-                rpc_data=exc.rpc_data,
-            ) from exc
+        # the node's waitsendpay reads a failed injected part (202, its error onion
+        # unreadable without the lost run's secrets) as a failed part, reason unknown
+        return await self._node.waitsendpay(
+            payment_hash, partid=partid, groupid=groupid, timeout_s=timeout_s
+        )
 
 
 def _not_an_onion(exc: ValueError) -> RpcError:

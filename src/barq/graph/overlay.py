@@ -21,6 +21,7 @@ from barq.model import (
     RouteHintHop,
     Scid,
     direction_of,
+    scid_to_u64,
 )
 
 __all__ = [
@@ -47,6 +48,14 @@ def hint_capacity_msat(amount_msat: int, maxfee_msat: int = 0) -> int:
     for the whole payment, and a failure will correct it quickly.
     """
     return max(1, 100 * (amount_msat + maxfee_msat))
+
+
+def _synthetic(scid: Scid) -> bool:
+    """A channel of block 0: none was ever mined there (Barq's and xpay's synthetic scids)."""
+    try:
+        return scid_to_u64(scid) >> 40 == 0
+    except ValueError:
+        return False
 
 
 def local_edges(graph: Graph, our_id: NodeId) -> npt.NDArray[np.int64]:
@@ -207,7 +216,10 @@ def overlay_route_hints(
       an underpaid HTLC, and the hint may be newer than gossip).
     * A hop whose ``(scid, direction)`` exists between *other* nodes is
       ignored (gossip wins), as are hops from ``our_id`` (we know our own
-      channels better; xpay does the same) and hops to themselves.
+      channels better; xpay does the same) and hops to themselves. A hop from
+      ``our_id`` over a synthetic channel of block 0 (no real channel was
+      mined there) is kept: it is no channel of ours but the lead edge of a
+      blinded path that starts at us (:mod:`barq.onion.blinded`).
     * When two hints give the same hop, the later one wins.
     """
     extra: dict[tuple[Scid, int], HalfChannel] = {}
@@ -215,7 +227,7 @@ def overlay_route_hints(
         for i, hop in enumerate(hint):
             nxt = hint[i + 1].node_id if i + 1 < len(hint) else destination
             src = hop.node_id
-            if src == nxt or (our_id is not None and src == our_id):
+            if src == nxt or (src == our_id and not _synthetic(hop.scid)):
                 continue
             d = direction_of(src, nxt)
             e = graph.edge(hop.scid, d)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from barq.errors import InvalidInvoice, PartFailed, RpcError
+from barq.errors import PAY_UNPARSEABLE_ONION, InvalidInvoice, PartFailed, RpcError
 from barq.model import (
     ChannelUpdate,
     Invoice,
@@ -211,9 +211,20 @@ def route_failure(exc: RpcError) -> RouteFailure:
 
 
 def part_failed(exc: RpcError) -> PartFailed:
+    """A 202/203/204 part failure as :class:`PartFailed`.
+
+    A 202 (``PAY_UNPARSEABLE_ONION``) without the routing-failure fields is a
+    part whose error onion lightningd could not read: always so for an
+    injected part (lightningd has no shared secrets for it), also a garbled
+    reply to a ``sendpay`` part. Its ``failure`` is ``None`` (reason unknown:
+    the part failed, nothing is learnt about the route).
+    """
+    unreadable = exc.rpc_code == PAY_UNPARSEABLE_ONION and not (
+        "failcode" in exc.rpc_data or "erring_node" in exc.rpc_data
+    )
     return PartFailed(
         exc.message,
-        failure=route_failure(exc),
+        failure=None if unreadable else route_failure(exc),
         method=exc.method,
         rpc_code=exc.rpc_code,
         rpc_data=exc.rpc_data,

@@ -11,9 +11,10 @@ Amounts are accepted both as modern integer msat and as the legacy
 Error translation (nothing foreign escapes):
 
 * JSON-RPC error objects -> :class:`~barq.errors.RpcError` (``rpc_code``, ``rpc_data``);
-* ``sendpay`` 204 and ``waitsendpay`` 204/203 -> :class:`~barq.errors.PartFailed`
+* ``sendpay`` 204 and ``waitsendpay`` 204/203/202 -> :class:`~barq.errors.PartFailed`
   with a :class:`~barq.model.RouteFailure` (the ``channel_update`` parsed from
-  ``raw_message`` when the node sent one);
+  ``raw_message`` when the node sent one; none for a 202 whose error onion
+  lightningd could not read, e.g. any injected part's);
 * ``decode`` refusing the string (-32602), ``valid: false``, or a
   non-bolt11 object -> :class:`~barq.errors.InvalidInvoice`;
 * socket problems -> :class:`~barq.errors.RpcConnectionError`;
@@ -37,6 +38,7 @@ from barq.errors import (
     JSONRPC2_INVALID_PARAMS,
     PAY_DESTINATION_PERM_FAIL,
     PAY_TRY_OTHER_ROUTE,
+    PAY_UNPARSEABLE_ONION,
     GraphLoadError,
     InvalidInvoice,
     RpcError,
@@ -76,6 +78,9 @@ if TYPE_CHECKING:
 __all__ = ["CURRENCY_NETWORKS", "LightningdNode"]
 
 T = TypeVar("T")
+
+#: ``waitsendpay`` codes that mean the part failed (``lightningd/pay.c``, ``wait_payment``)
+_PART_FAILED_CODES = (PAY_TRY_OTHER_ROUTE, PAY_DESTINATION_PERM_FAIL, PAY_UNPARSEABLE_ONION)
 
 
 class LightningdNode:
@@ -267,8 +272,10 @@ class LightningdNode:
         ``timeout_s`` is rounded up to whole seconds (lightningd's unit).
 
         Raises:
-            barq.errors.PartFailed: 204 (try another route) or 203 (destination
-                refused for good); ``rpc_code`` tells which.
+            barq.errors.PartFailed: 204 (try another route), 203 (destination
+                refused for good) or 202 (an error onion lightningd could not read,
+                as for every failed injected part: ``failure`` ``None`` unless
+                lightningd placed it); ``rpc_code`` tells which.
             barq.errors.RpcError: 200 timed out with the part still pending, or
                 any other code (208 no such part...).
         """
@@ -282,7 +289,7 @@ class LightningdNode:
         try:
             p = await self._call_as("waitsendpay", params, Payment)
         except RpcError as exc:
-            if exc.rpc_code in (PAY_TRY_OTHER_ROUTE, PAY_DESTINATION_PERM_FAIL):
+            if exc.rpc_code in _PART_FAILED_CODES:
                 raise part_failed(exc) from exc
             raise
         return status_of("waitsendpay", p, partid=partid, groupid=groupid)

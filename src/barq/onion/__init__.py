@@ -24,6 +24,7 @@ from barq.onion.blinded import (
     BlindedPayinfo,
     blinded_edge,
     paths_from_decode,
+    payer_introduction,
 )
 from barq.onion.failure import FailureSite, OnionFailure, unwrap_onion_error
 from barq.onion.keysend import (
@@ -84,6 +85,7 @@ __all__ = [
     "new_preimage",
     "parse_extratlvs",
     "paths_from_decode",
+    "payer_introduction",
     "payment_hash_of",
     "unwrap_onion_error",
 ]

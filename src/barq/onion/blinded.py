@@ -16,6 +16,17 @@ sees one path as one channel from the *introduction node* to the payee:
 * CLTV: ``cltv_expiry_delta`` on top of the final blinded hop's
   ``outgoing_cltv_value``, which BOLT 4 pins to the current block height
   (plus any shadow offset): the payee's final delta is inside the aggregate.
+* the payer as introduction node (CLN builds such a path when the payee's
+  only channel is with us, ``find_best_peer`` in
+  ``plugins/offers_invreq_hook.c``): ``injectpaymentonion`` peels the
+  onion's first layer as if we had received it, so the route to the
+  introduction node is empty and that first layer is the path's own
+  (``encrypted_recipient_data`` + ``current_path_key``), as in xpay. A
+  strategy charges no fee on the payer's own edges, so the path's edge then
+  leaves a pseudo node (:func:`payer_introduction`) reached from the payer
+  by a free, zero-delay *lead* edge: the route is ``[lead, path]``, its
+  fee and CLTV are the payinfo's, and :func:`barq.onion.build_onion` drops
+  the lead hop (it is the payer itself);
 * limits: ``htlc_minimum_msat`` is checked on the delivered amount and
   ``htlc_maximum_msat`` on the amount entering the path (fees included):
   the tighter reading of each, so both interpretations in the wild (CLN
@@ -52,7 +63,9 @@ __all__ = [
     "BlindedPath",
     "BlindedPayinfo",
     "blinded_edge",
+    "lead_scid",
     "paths_from_decode",
+    "payer_introduction",
 ]
 
 BLINDED_SCID_BLOCK = 0
@@ -66,6 +79,27 @@ BLINDED_DESTINATION = NodeId("02" + "00" * 31 + "01")
 nobody holds the key of). Routing to it, rather than to ``invoice_node_id``,
 keeps a path whose introduction node *is* the payee an ordinary edge, and
 forbids reaching the payee any other way than through one of its paths."""
+
+
+#: the output index bit that names the lead edge of path ``i`` (``0x{tx}x{LEAD_BIT | i}``)
+_LEAD_BIT = 0x8000
+
+
+def payer_introduction(index: int) -> NodeId:
+    """The pseudo node standing for the payer as introduction node of path ``index``.
+
+    Like :data:`BLINDED_DESTINATION` a point nobody holds the key of; it only
+    exists in the routing graph of the payment (the onion is keyed with the
+    payer's real id).
+    """
+    return NodeId("02" + "00" * 30 + f"{index + 2:04x}")
+
+
+def lead_scid(scid: Scid) -> Scid:
+    """The synthetic channel of the lead edge of the path named ``scid`` (same block 0 and
+    transaction, output ``0x8000 | index``)."""
+    block, tx, out = scid.split("x")
+    return Scid(f"{block}x{tx}x{_LEAD_BIT | int(out)}")
 
 
 class BlindedHop(msgspec.Struct, frozen=True, kw_only=True):
@@ -152,9 +186,12 @@ class BlindedPayinfo(msgspec.Struct, frozen=True, kw_only=True):
 class BlindedEdge(msgspec.Struct, frozen=True, kw_only=True):
     """One blinded path seen as a channel ``source -> destination`` (delivered amounts).
 
-    ``source`` is the introduction node, ``destination`` is
-    :data:`BLINDED_DESTINATION` (the same for every path of every invoice);
-    ``scid`` is synthetic (``0x0x{index}``, see :data:`BLINDED_SCID_BLOCK`).
+    ``source`` is the introduction node (or, when the payer is the
+    introduction node, ``via_payer``, the pseudo node
+    :func:`payer_introduction` that the lead edge :attr:`lead_scid` reaches
+    from the payer), ``destination`` is :data:`BLINDED_DESTINATION` (the same
+    for every path of every invoice); ``scid`` is synthetic (``0x0x{index}``,
+    see :data:`BLINDED_SCID_BLOCK`).
     A strategy can route over it as over a half-channel with fee
     ``fee_base_msat``/``fee_ppm``, ``cltv_delta``, and
     ``htlc_min_msat <= delivered <= htlc_max_msat``; a route to
@@ -174,10 +211,27 @@ class BlindedEdge(msgspec.Struct, frozen=True, kw_only=True):
     htlc_max_msat: int
     path: BlindedPath
     payinfo: BlindedPayinfo
+    via_payer: bool = False
 
     @property
     def scid_dir(self) -> ScidDir:
         return scid_dir(self.scid, self.direction)
+
+    @property
+    def introduction(self) -> NodeId:
+        """The real introduction node (the onion's key for the path's first layer)."""
+        node = self.path.first_node_id
+        assert node is not None  # blinded_edge() refuses an unresolved path
+        return node
+
+    @property
+    def lead_scid(self) -> Scid:
+        """The lead edge's channel (payer -> :attr:`source`), meaningful when ``via_payer``."""
+        return lead_scid(self.scid)
+
+    @property
+    def lead_direction(self) -> int:
+        return direction_of(self.introduction, self.source)
 
     def fee_msat(self, deliver_msat: int) -> int:
         """Fee for delivering ``deliver_msat`` over this path."""
@@ -208,7 +262,9 @@ class BlindedEdge(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-def blinded_edge(index: int, path: BlindedPath, payinfo: BlindedPayinfo) -> BlindedEdge:
+def blinded_edge(
+    index: int, path: BlindedPath, payinfo: BlindedPayinfo, *, payer: NodeId | None = None
+) -> BlindedEdge:
     """The edge a strategy routes across for path ``index`` of an invoice.
 
     Args:
@@ -216,6 +272,8 @@ def blinded_edge(index: int, path: BlindedPath, payinfo: BlindedPayinfo) -> Blin
         path: the path, with ``first_node_id`` resolved (it may be the payer
             itself, a direct peer, or the payee).
         payinfo: its ``blinded_payinfo``.
+        payer: our node id: a path whose introduction node it is leaves
+            :func:`payer_introduction` (``via_payer``; see the module doc).
 
     Returns:
         The edge to :data:`BLINDED_DESTINATION`; ``htlc_max_msat`` is the
@@ -223,11 +281,11 @@ def blinded_edge(index: int, path: BlindedPath, payinfo: BlindedPayinfo) -> Blin
         within ``htlc_maximum_msat``, ``htlc_min_msat`` at least 1.
 
     Raises:
-        ValueError: a negative index, the introduction node unresolved, or a
+        ValueError: an index outside 0..32767, the introduction node unresolved, or a
             payinfo whose limits leave no deliverable amount.
     """
-    if index < 0:
-        raise ValueError(f"negative path index {index}")
+    if not 0 <= index < _LEAD_BIT:
+        raise ValueError(f"path index {index} outside 0..{_LEAD_BIT - 1}")
     source = path.first_node_id
     if source is None:
         raise ValueError(f"blinded path {index}: introduction node not resolved")
@@ -238,6 +296,9 @@ def blinded_edge(index: int, path: BlindedPath, payinfo: BlindedPayinfo) -> Blin
             f"blinded path {index}: htlc_maximum_msat {payinfo.htlc_maximum_msat} leaves "
             f"nothing above htlc_minimum_msat {payinfo.htlc_minimum_msat} after fees"
         )
+    via_payer = payer is not None and source == payer
+    if via_payer:
+        source = payer_introduction(index)
     return BlindedEdge(
         index=index,
         scid=Scid(f"{BLINDED_SCID_BLOCK}x0x{index}"),
@@ -251,6 +312,7 @@ def blinded_edge(index: int, path: BlindedPath, payinfo: BlindedPayinfo) -> Blin
         htlc_max_msat=hi,
         path=path,
         payinfo=payinfo,
+        via_payer=via_payer,
     )
 
 

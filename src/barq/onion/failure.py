@@ -146,9 +146,14 @@ class OnionFailure(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"onion index {self.onion_index} beyond {len(plan.hops)} hops")
         intro = plan.introduction_index
         blinded = intro is not None and self.onion_index >= intro
-        onion_index = intro if blinded and intro is not None else self.onion_index
-        k = onion_index if plan.payer_included else onion_index + 1  # Barq's erring_index
         hops = route.hops
+        if blinded:
+            # the introduction node, charged for the path's edge (the route's last hop; the
+            # node before it is the introduction node, or the payer's pseudo node when the
+            # payer is the introduction node and the route is [lead, path])
+            k = len(hops) - 1
+        else:
+            k = self.onion_index if plan.payer_included else self.onion_index + 1
         node = hops[k - 1].id if k > 0 else plan.hops[0].pubkey  # k == 0: the payer itself
         if k >= len(hops):
             return FailureSite(

@@ -8,6 +8,9 @@
   the onion starts at the first peer;
 * each forwarding node outside a blinded path gets ``short_channel_id``,
   ``amt_to_forward`` and ``outgoing_cltv_value`` of the next hop;
+* a route ``[lead, path]`` (the payer is the path's introduction node, see
+  :mod:`barq.onion.blinded`) has no forwarding payload: the onion starts
+  with the path's first layer, for the payer itself;
 * the recipient gets a :class:`ClearFinal` payload (bolt11 ``payment_data``,
   ``payment_metadata``, keysend/custom records), or, for a route ending
   with a :class:`~barq.onion.blinded.BlindedEdge`, the blinded tail: the
@@ -182,12 +185,27 @@ def _blinded_tail(
 def _split_blinded(
     route: Route, final: BlindedFinal, payer: NodeId | None
 ) -> tuple[tuple[Hop, ...], Hop, int, int]:
-    """(clear hops up to the introduction node, the edge hop, amount in, delay in)."""
+    """(clear hops up to the introduction node, the edge hop, amount in, delay in).
+
+    For a path starting at the payer the route is ``[lead, edge]``: no clear
+    hop, and what enters the path is the lead hop's amount and delay (the
+    route's own ``sent_msat`` and ``delay``, at least the payinfo's).
+    """
     edge = final.edge
     hops = route.hops
     if not hops or hops[-1].channel != edge.scid or hops[-1].id != edge.destination:
         raise ValueError(f"route must end with the blinded edge {edge.scid} to its destination")
     virtual, clear = hops[-1], hops[:-1]
+    if edge.via_payer:
+        # [lead, path]: the lead hop is the payer itself (see barq.onion.blinded)
+        if len(clear) != 1 or clear[0].channel != edge.lead_scid or clear[0].id != edge.source:
+            raise ValueError(
+                f"a path starting at the payer is reached over its lead {edge.lead_scid} only"
+            )
+        if payer != edge.introduction:
+            raise ValueError(
+                "a path starting at the payer needs payer= that node (injectpaymentonion)"
+            )
     if not edge.accepts(virtual.amount_msat):
         raise ValueError(
             f"blinded path {edge.scid} carries {edge.htlc_min_msat}..{edge.htlc_max_msat} msat, "
@@ -209,6 +227,8 @@ def _split_blinded(
             "a route of only the blinded edge starts at its introduction node: "
             "pass payer= that node (injectpaymentonion)"
         )
+    if edge.via_payer:
+        return (), virtual, clear[0].amount_msat, clear[0].delay
     return clear, virtual, amount_in, delay_in
 
 
@@ -246,7 +266,7 @@ def build_onion(
         clear, virtual, amount_in, delay_in = _split_blinded(route, final, payer)
         hops = _forwards(payer, clear, blockheight)
         intro_index = len(hops)
-        hops += _blinded_tail(final, virtual, blockheight, final.edge.source)
+        hops += _blinded_tail(final, virtual, blockheight, final.edge.introduction)
         delivered = virtual.amount_msat
         first_amount, first_delay = (
             (clear[0].amount_msat, clear[0].delay) if clear else (amount_in, delay_in)

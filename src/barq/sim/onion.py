@@ -24,6 +24,7 @@ import msgspec
 
 from barq.model import Route
 from barq.onion import KEYSEND_PREIMAGE, HopPayload, decode_payload
+from barq.onion.blinded import BLINDED_SCID_BLOCK
 
 __all__ = [
     "FinalPayload",
@@ -84,6 +85,7 @@ def cleartext_route(route: Route, final: FinalPayload) -> Route:
     if not final.blinded:
         return route
     clear = route.hops[:-1]
-    if not clear:
+    if not clear or clear[0].channel.startswith(f"{BLINDED_SCID_BLOCK}x"):
+        # nothing before the edge, or only the lead edge of barq.onion.blinded
         raise ValueError("simulator: a blinded path starting at the payer is not modelled")
     return Route(hops=clear, probability=route.probability)
