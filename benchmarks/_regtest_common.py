@@ -4,8 +4,6 @@ the methods, the records and the table."""
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -17,33 +15,10 @@ import msgspec
 
 # --------------------------------------------------------------------------- environment
 
-_extra = os.environ.get("BARQ_REGTEST_PATH")
-if _extra:
-    os.environ["PATH"] = _extra + os.pathsep + os.environ.get("PATH", "")
-for _k, _v in {
-    "VALGRIND": "0",
-    "TEST_NETWORK": "regtest",
-    "SLOW_MACHINE": "1",
-    "TEST_DEBUG": "0",
-}.items():
-    os.environ.setdefault(_k, _v)
-
-MISSING = [b for b in ("lightningd", "bitcoind", "bitcoin-cli") if shutil.which(b) is None]
-#: the Barq plugin executable (``--plugin`` overrides it)
-PLUGIN = str(Path(sys.executable).parent / "barq-plugin")
-
-
-def _lightningd_has_rust_plugins() -> bool:
-    exe = shutil.which("lightningd")
-    if exe is None:
-        return False
-    libexec = Path(exe).resolve().parent.parent / "libexec" / "c-lightning" / "plugins"
-    return (libexec / "cln-grpc").exists()
-
-
-if not MISSING:
-    # pyln-testing checks RUST == "0" literally; a build without Rust plugins rejects --grpc-port.
-    os.environ.setdefault("RUST", "1" if _lightningd_has_rust_plugins() else "0")
+# the regtest suite's environment (PATH, pyln-testing's variables, RUST): one definition
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "regtest"))
+from regtest_env import MISSING as MISSING  # re-exported for regtest_bench and soak
+from regtest_env import PLUGIN as PLUGIN
 
 # --------------------------------------------------------------------------- topology
 

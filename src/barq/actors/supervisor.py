@@ -87,6 +87,7 @@ from barq.payment import (
     MAX_ATTEMPTS,
     PartOrder,
     PaymentBook,
+    PaymentPlan,
     Publish,
     Resume,
     StrategyTraits,
@@ -163,15 +164,7 @@ async def payment_supervisor(
 
     # 2. open at the router
     with phase("graph_refresh"):
-        opened: PaymentOpened = await ask(
-            router,
-            lambda r: OpenPayment(
-                payment_hash=plan.payment_hash,
-                destination=plan.destination,
-                route_hints=invoice.route_hints,
-                reply=r,
-            ),
-        )
+        opened = await _open_at_router(plan, router)
     if not opened.destination_known and not resume.adopted:
         await router.send(ClosePayment(payment_hash=plan.payment_hash))
         raise RouteNotFound(
@@ -373,17 +366,24 @@ async def _refresh_balances(book: PaymentBook, router: MemoryObjectSendStream[Ro
     """An adopted part failed: its HTLC no longer holds our channel, which the router cannot
     know (it never reserved the part). Opening the payment again makes it re-read our
     channels (``listpeerchannels``) before the next plan."""
-    inv = book.plan.invoice
-    _: PaymentOpened = await ask(
+    await _open_at_router(book.plan, router)
+    book.balances_stale = False
+
+
+async def _open_at_router(
+    plan: PaymentPlan, router: MemoryObjectSendStream[RouterMsg]
+) -> PaymentOpened:
+    """Open (or open again) the payment at the router: it refreshes the graph and re-reads
+    our channels before it answers."""
+    return await ask(
         router,
         lambda r: OpenPayment(
-            payment_hash=inv.payment_hash,
-            destination=inv.payee,
-            route_hints=inv.route_hints,
+            payment_hash=plan.payment_hash,
+            destination=plan.destination,
+            route_hints=plan.invoice.route_hints,
             reply=r,
         ),
     )
-    book.balances_stale = False
 
 
 async def _plan_and_send(
