@@ -515,3 +515,25 @@ async def test_a_solve_past_its_deadline_is_answered_no_route_in_time() -> None:
                 assert [h.channel for h in again.routes[0].route.hops] == ["101x1x0", "103x1x0"]
     finally:
         gate.set()
+
+
+def test_second_part_on_our_channel_counts_the_commitment_fee_of_its_htlc() -> None:
+    # listpeerchannels' spendable leaves room for one more HTLC's commitment fee (channels we
+    # opened); every part reserved also holds its own HTLC's fee, as askrene reserves it
+    d = diamond()
+    fee = 1_247_000
+    chans = [
+        msgspec.structs.replace(c, htlc_fee_msat=fee)
+        for c in local_channels(d.graph, d.us, spendable_msat=400_000_000)
+    ]
+    b = RouterBook(our_id=d.us, gossip=d.graph, channels=chans)
+    ours = d.sd("101x1x0", d.us)
+    p = b.reserve("h", b.graph, route_via(d, d.a, "103x1x0", "101x1x0", 1_000_000))
+    assert b.local_available(ours) == 400_000_000 - 1_001_000 - fee
+    first = b.graph.edge_by_scid_dir(ours)
+    assert b.context(b.graph, EMPTY).max_msat[first] == 400_000_000 - 1_001_000 - fee
+    b.release(p.reservation, FAILED)
+    assert b.local_available(ours) == 400_000_000
+    p = b.reserve("h", b.graph, route_via(d, d.a, "103x1x0", "101x1x0", 1_000_000))
+    b.release(p.reservation, SUCCEEDED)  # the amount left, the HTLC (and its fee) is gone
+    assert b.local_available(ours) == 400_000_000 - 1_001_000

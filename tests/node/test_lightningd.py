@@ -27,6 +27,7 @@ from barq.model import (
     RouteHintHop,
     SendpayStatus,
 )
+from barq.node._answers import htlc_commit_fee_msat, marginal_feerate
 from barq.node.base import NodeInterface
 from barq.node.lightningd import CURRENCY_NETWORKS, LightningdNode
 
@@ -206,6 +207,31 @@ async def test_list_peer_channels(sock: Path) -> None:
     assert first.max_accepted_htlcs == 483 and not first.private
     assert [c.usable for c in chans] == [True, True, False, True]
     assert chans[2].direction == 1
+
+
+@pytest.mark.trio
+async def test_list_peer_channels_htlc_commitment_fee(sock: Path) -> None:
+    # channels we opened: each further HTLC adds 172 weight at lightningd's fee-spike
+    # feerate (marginal_feerate(3755) = 7245 perkw: 1246.14 sat, rounded up)
+    answer = copy.deepcopy(EXAMPLES["listpeerchannels"])
+    ours, theirs, unconfirmed = (copy.deepcopy(answer["channels"][0]) for _ in range(3))
+    ours["opener"] = "local"
+    unconfirmed["opener"] = "local"
+    del unconfirmed["feerate"]
+    assert theirs["opener"] == "remote" and theirs["feerate"]["perkw"] == 3755
+    answer["channels"] = [ours, theirs, unconfirmed]
+    with trio.fail_after(TIMEOUT_S):
+        async with running(sock, {"listpeerchannels": Reply(result=answer)}) as (_, node):
+            chans = await node.list_peer_channels()
+    assert [c.htlc_fee_msat for c in chans] == [1_247_000, 0, 0]
+
+
+def test_htlc_commitment_fee_follows_lightningd() -> None:
+    assert marginal_feerate(253) == 506 and marginal_feerate(45000) == 49500
+    assert marginal_feerate(100) == 506  # below the floor: counted at 253
+    assert marginal_feerate(50000) == 55000
+    assert htlc_commit_fee_msat(253) == 88_000  # 506 * 172 / 1000 = 87.03 sat
+    assert htlc_commit_fee_msat(0) == 0
 
 
 @pytest.mark.trio

@@ -114,6 +114,8 @@ class RouterBook:
         self._channels_key: tuple[object, ...] | None = None
         self._spendable: dict[ScidDir, int] = {}
         self._delta: dict[ScidDir, int] = {}
+        #: our channels' commitment fee per further HTLC (``LocalChannel.htlc_fee_msat``)
+        self._htlc_fee: dict[ScidDir, int] = {}
         self._updates: dict[tuple[Scid, int], ChannelUpdate] = {}
         self._base: Graph | None = None
         self._hint_graphs: dict[tuple[NodeId, Hints], Graph] = {}
@@ -181,12 +183,15 @@ class RouterBook:
     def set_channels(self, channels: Sequence[LocalChannel]) -> None:
         """Fresh ``listpeerchannels``: exact balances; the graph changes only if channels did."""
         spendable: dict[ScidDir, int] = {}
+        self._htlc_fee = {}
         for ch in channels:
             if ch.scid is None:
                 continue
             d = ch.direction if ch.direction is not None else direction_of(self.our_id, ch.peer_id)
             sd = scid_dir(ch.scid, d)
             spendable[sd] = ch.spendable_msat if ch.usable else 0
+            if ch.htlc_fee_msat > 0:
+                self._htlc_fee[sd] = ch.htlc_fee_msat
         self._spendable = spendable
         self.slots.set_local(self.our_id, channels)
         self._delta = {}
@@ -365,7 +370,10 @@ class RouterBook:
         for hop in route.hops:
             sd = scid_dir(hop.channel, hop.direction)
             if sd == local:
-                self._delta[sd] = self._delta.get(sd, 0) - hop.amount_msat
+                # lightningd's spendable covers one more HTLC's commitment fee, a second
+                # part of ours needs its fee on top (askrene reserves it likewise)
+                taken = hop.amount_msat + self._htlc_fee.get(sd, 0)
+                self._delta[sd] = self._delta.get(sd, 0) - taken
             else:
                 self._inflight[sd] = self._inflight.get(sd, 0) + hop.amount_msat
         caps: list[int] = []
@@ -412,8 +420,9 @@ class RouterBook:
         for hop in r.route.hops:
             sd = scid_dir(hop.channel, hop.direction)
             if sd == r.local:
-                if returned:
-                    self._delta[sd] = self._delta.get(sd, 0) + hop.amount_msat
+                # the HTLC is gone either way: its commitment fee is free again
+                back = self._htlc_fee.get(sd, 0) + (hop.amount_msat if returned else 0)
+                self._delta[sd] = self._delta.get(sd, 0) + back
                 continue
             left = self._inflight.get(sd, 0) - hop.amount_msat
             if left > 0:

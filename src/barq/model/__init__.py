@@ -361,6 +361,9 @@ class LocalChannel(msgspec.Struct, frozen=True, kw_only=True):
     htlc_max_msat: int | None = None
     max_accepted_htlcs: int | None = None
     htlcs_out: int = 0  # HTLCs we offered on it that are still in flight (``htlcs``, "out")
+    #: commitment fee each further HTLC of ours adds (channels we opened; 0 otherwise):
+    #: ``spendable_msat`` leaves room for one more HTLC's fee, a second part needs this more
+    htlc_fee_msat: int = 0
 
     @property
     def usable(self) -> bool:

@@ -99,6 +99,10 @@ class PeerHtlc(msgspec.Struct):
     direction: str = ""  # "out": offered by us
 
 
+class Feerate(msgspec.Struct):
+    perkw: int = 0
+
+
 class PeerChannel(msgspec.Struct):
     peer_id: NodeId
     state: str
@@ -114,6 +118,8 @@ class PeerChannel(msgspec.Struct):
     maximum_htlc_out_msat: Msat | None = None
     max_accepted_htlcs: int | None = None
     htlcs: list[PeerHtlc] = []
+    opener: str = ""
+    feerate: Feerate | None = None
 
 
 class PeerChannels(msgspec.Struct):
@@ -284,6 +290,31 @@ def invoice_of(b: Bolt11, invstring: str) -> Invoice:
         raise RpcError(f"decode: unexpected answer ({exc})", method="decode") from exc
 
 
+#: weight one untrimmed HTLC output adds to a commitment transaction (BOLT #3)
+HTLC_OUTPUT_WEIGHT = 172
+
+
+def marginal_feerate(perkw: int) -> int:
+    """lightningd's fee-spike buffer feerate (``common/fee_states.c``, v26.06): what it
+    charges a further HTLC at when it computes ``spendable_msat``."""
+    lo, hi = 253, 45000
+    perkw = max(perkw, lo)
+    if perkw > hi:
+        return int(perkw * 1.1)
+    proportion = 1.0 - (perkw - lo) / (hi - lo) * 0.9
+    return int(perkw + proportion * perkw)
+
+
+def htlc_commit_fee_msat(perkw: int) -> int:
+    """The commitment fee (msat) one more untrimmed HTLC adds on a channel we opened, at
+    the channel's ``feerate.perkw``; whole sat rounded up (lightningd rounds the whole
+    commitment's fee down, so one HTLC's share may be a sat more than its own floor).
+    0 for feerate 0 (an unconfirmed channel shows none)."""
+    if perkw <= 0:
+        return 0
+    return -(-marginal_feerate(perkw) * HTLC_OUTPUT_WEIGHT // 1000) * 1000
+
+
 def local_channels_of(r: PeerChannels) -> list[LocalChannel]:
     """``listpeerchannels``' channels as :class:`~barq.model.LocalChannel` (see the node's doc).
 
@@ -308,6 +339,11 @@ def local_channels_of(r: PeerChannels) -> list[LocalChannel]:
                 ),
                 max_accepted_htlcs=c.max_accepted_htlcs,
                 htlcs_out=sum(1 for h in c.htlcs if h.direction == "out"),
+                htlc_fee_msat=(
+                    htlc_commit_fee_msat(c.feerate.perkw)
+                    if c.opener == "local" and c.feerate is not None
+                    else 0
+                ),
             )
             for c in r.channels
         ]
