@@ -107,6 +107,8 @@ class PaymentRecord(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
     restored: bool = True
     timings_ms: dict[str, float] | None = None  # barqpay's phases (its result's timings_ms)
+    rounds: int | None = None  # rounds of sends (the payer's log, ``_regtest_log``)
+    first_send_ms: float | None = None  # from the call to lightningd starting the first part
 
 
 class MethodSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -125,6 +127,8 @@ class MethodSummary(msgspec.Struct, frozen=True, kw_only=True):
     build_s: float
     max_drift_msat: int
     unavailable: str | None = None
+    rounds_per_payment: float | None = None
+    first_send_ms_median: float | None = None
 
 
 class Report(msgspec.Struct, frozen=True, kw_only=True):
@@ -186,6 +190,8 @@ def summarize(
     walls = [r.wall_s for r in records]
     oks = [r for r in records if r.ok]
     fees = [r.fee_msat for r in oks if r.fee_msat is not None]
+    rounds = [r.rounds for r in records if r.rounds is not None]
+    firsts = [r.first_send_ms for r in records if r.first_send_ms is not None]
     return MethodSummary(
         method=method,
         ok=len(oks),
@@ -200,6 +206,8 @@ def summarize(
         build_s=round(build_s, 1),
         max_drift_msat=drift,
         unavailable=unavailable,
+        rounds_per_payment=statistics.fmean(rounds) if rounds else None,
+        first_send_ms_median=statistics.median(firsts) if firsts else None,
     )
 
 
@@ -212,7 +220,8 @@ def render(
 ) -> str:
     head = (
         f"{'method':<20} {'ok':>7} {'med s':>7} {'p90 s':>7} {'med ok s':>8} "
-        f"{'parts':>6} {'attempts':>8} {'fee sum sat':>12} {'fee med msat':>12}"
+        f"{'parts':>6} {'attempts':>8} {'rounds':>6} {'1st send ms':>11} "
+        f"{'fee sum sat':>12} {'fee med msat':>12}"
     )
     lines = [head, "-" * len(head)]
     for s in summaries:
@@ -223,12 +232,13 @@ def render(
             f"{s.method:<20} {f'{s.ok}/{s.total}':>7} {_f(s.median_s, '.3f'):>7} "
             f"{_f(s.p90_s, '.3f'):>7} {_f(s.median_ok_s, '.3f'):>8} "
             f"{_f(s.parts_per_ok, '.2f'):>6} {_f(s.attempts_per_payment, '.2f'):>8} "
+            f"{_f(s.rounds_per_payment, '.2f'):>6} {_f(s.first_send_ms_median, '.1f'):>11} "
             f"{s.fee_sum_msat / 1000:>12.3f} {_f(s.fee_median_msat, '.0f'):>12}"
         )
     # per size: ok count and median wall time
     lines.append("")
     cols = "".join(f"{f'{sz:,} sat':>20}" for sz in sizes_sat)
-    lines.append(f"{'per size (ok, med s)':<20}{cols}")
+    lines.append(f"{'per size (ok, med s, rounds)':<28}{cols}")
     for s in summaries:
         if s.total == 0:
             continue
@@ -237,9 +247,11 @@ def render(
             rs = [r for r in records if r.method == s.method and r.amount_msat == sz * 1000]
             ok = sum(r.ok for r in rs)
             med = statistics.median([r.wall_s for r in rs]) if rs else None
-            cell = f"{ok}/{len(rs)} {_f(med, '.2f')}s"
+            rounds = [r.rounds for r in rs if r.rounds is not None]
+            mean_rounds = statistics.fmean(rounds) if rounds else None
+            cell = f"{ok}/{len(rs)} {_f(med, '.2f')}s {_f(mean_rounds, '.1f')}r"
             cells.append(f"{cell:>20}")
-        lines.append(f"{s.method:<20}" + "".join(cells))
+        lines.append(f"{s.method:<28}" + "".join(cells))
     lines += _timing_lines(summaries, records)
     errs = [r for r in records if r.error]
     if errs:

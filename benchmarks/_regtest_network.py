@@ -18,6 +18,7 @@ from _regtest_common import (
     PaymentRecord,
     maxfee_msat,
 )
+from _regtest_log import send_rounds, send_times
 
 if TYPE_CHECKING:
     from regtest_bench import Harness
@@ -180,6 +181,9 @@ class Network:
         self.wait_quiescent()
         # a plain client: pyln-testing's would first send a `check` request for every call
         rpc = LightningRpc(payer.rpc.socket_path)
+        log = Path(payer.daemon.lightning_dir) / "log"
+        log_from = log.stat().st_size if log.exists() else 0
+        called_at = time.time()  # the log's clock (UNIX time), for the first send
         fut = self.h.executor.submit(rpc.call, method.command, params)
         t0 = time.monotonic()
         error: str | None = None
@@ -206,6 +210,7 @@ class Network:
             ),
             timeout=60,
         )
+        sends = _sends_since(log, log_from)
         paid = payee.rpc.listinvoices(label)["invoices"][0]["status"] == "paid"
         ok = error is None and paid
         if error is None and not paid:
@@ -244,6 +249,8 @@ class Network:
             error=error,
             restored=restored,
             timings_ms=result.get("timings_ms") if isinstance(result, dict) else None,
+            rounds=send_rounds(sends),
+            first_send_ms=round((sends[0] - called_at) * 1000, 1) if sends else None,
         )
 
     # ---------------------------------------------------------------- restoring
@@ -325,3 +332,13 @@ class Network:
         for partid in range(1, len(parts) + 1):
             payee.rpc.waitsendpay(inv["payment_hash"], timeout=60, partid=partid, groupid=1)
         self.wait_quiescent()
+
+
+def _sends_since(log: Path, offset: int) -> list[float]:
+    """The payer's sends (:func:`_regtest_log.send_times`) logged after byte ``offset``."""
+    if not log.exists():
+        return []
+    with log.open("rb") as f:
+        f.seek(offset)
+        text = f.read().decode("utf-8", errors="replace")
+    return send_times(text.splitlines())

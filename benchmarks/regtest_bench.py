@@ -67,7 +67,10 @@ Fairness (every method faces the same state):
 Columns: ``ok`` successful payments / payments; ``med s``/``p90 s`` wall time over all payments
 (time to a final answer, success or failure), ``med ok s`` over successful ones; ``parts`` the mean
 number of successful parts per successful payment and ``attempts`` the mean number of ``sendpay``
-parts per payment (both from the payer's ``listsendpays``); fees are over successful payments.
+parts per payment (both from the payer's ``listsendpays``); ``rounds`` the mean number of rounds
+of sends per payment and ``1st send ms`` the median time from the call to lightningd starting on
+the first part (both from the payer's log, ``_regtest_log.py``; per size: ``Nr``, mean rounds);
+fees are over successful payments.
 """
 
 from __future__ import annotations
