@@ -122,9 +122,9 @@ class PaymentBook:
         self.exclude_channels: set[ScidDir] = set(plan.exclude_channels)
         self.exclude_nodes: set[NodeId] = set(plan.exclude_nodes)
         self.strikes: Counter[ScidDir] = Counter()
+        self.refused_msat: dict[ScidDir, int] = {}  # least refused per half-channel
         self.refusals = 0
-        self.lost_msat = 0
-        self.lost_parts = 0
+        self.lost_msat = self.lost_parts = 0
         self.compute_s = 0.0
         self.stop_error: BarqError | None = None
         self.routing_error: BarqError | None = None
@@ -448,7 +448,7 @@ class PaymentBook:
                 )
             )
             return PartState.FAILED
-        self._avoid(v)
+        self._avoid(v, route.hops[v.index].amount_msat if v.index < len(route.hops) else 0)
         if (
             v.kind is FailureKind.LIQUIDITY
             and self.plan.strategy.halve_on_failure
@@ -462,8 +462,11 @@ class PaymentBook:
         self.pool.append(pv.amount_msat)
         return PartState.FAILED
 
-    def _avoid(self, v: Verdict) -> None:
+    def _avoid(self, v: Verdict, amount_msat: int) -> None:
         """This payment's share of a failure's lesson: exclusions and strikes.
+
+        A liquidity failure (``amount_msat`` refused) strikes unless it refused less than
+        all before it there: it taught a tighter bound, the next plan sends less.
 
         Our own channel failing (``local``) is excluded for the rest of the
         payment, as xpay does: the router refreshes its balances for later
@@ -486,8 +489,16 @@ class PaymentBook:
                 self.exclude_channels.add(v.channel)
             case _:
                 pass
-        if v.channel is not None:
+        if v.channel is not None and not self._taught(v, amount_msat):
             self._strike(v.channel)
+
+    def _taught(self, v: Verdict, amount_msat: int) -> bool:
+        """A liquidity failure below every earlier one on its half-channel (not the first)."""
+        if v.kind is not FailureKind.LIQUIDITY or v.channel is None:
+            return False
+        earlier = self.refused_msat.setdefault(v.channel, amount_msat)  # the first strikes
+        self.refused_msat[v.channel] = min(earlier, amount_msat)
+        return amount_msat < earlier
 
     def _strike(self, channel: ScidDir) -> None:
         self.strikes[channel] += 1
