@@ -10,11 +10,9 @@ from barq.model.payment import PartOutcome, PartState
 from barq.payment import MAX_STRIKES
 from barq.payment.patience import (
     FLOOR_DIVISOR,
-    LESSON_HOLD_S,
     RELAX_STEPS,
     capacity_short,
     ended_by_default,
-    learnt_since,
     replan_wait_s,
 )
 
@@ -86,18 +84,3 @@ def test_ended_by_is_read_from_the_stop_and_reported() -> None:
         assert exc.data["ended_by"] == "retry_for"
     else:  # pragma: no cover
         raise AssertionError("finish() must raise")
-
-
-def test_relaxed_uncertainty_keeps_what_the_payment_learnt_lately() -> None:
-    """Step 2 sets aside bounds older than LESSON_HOLD_S, never the ones the payment's own
-    parts just taught: set aside at every plan, a payment resent the same part over the
-    channel that had just refused it until retry_for (mainnet bench, 14 times in 50 s)."""
-    start = 1_000.0
-    for relax in RELAX_STEPS[:2]:  # before step 2: the payment's start (router's fallback)
-        assert learnt_since(relax, now=start + 50, created_at=start) == start
-    for relax in RELAX_STEPS[2:]:
-        assert relax.forget_learnt
-        assert learnt_since(relax, now=start + 5, created_at=start) == start
-        since = learnt_since(relax, now=start + 50, created_at=start)
-        assert since == start + 50 - LESSON_HOLD_S
-        assert since < start + 50 - 10  # a lesson of 10 s ago is still used

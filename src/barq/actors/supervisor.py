@@ -93,7 +93,7 @@ from barq.payment import (
     StrategyTraits,
     validate,
 )
-from barq.payment.patience import learnt_since, replan_wait_s
+from barq.payment.patience import replan_wait_s
 
 __all__ = ["BUSY_RETRY_S", "payment_supervisor"]
 
@@ -411,8 +411,9 @@ async def _plan_and_send(
                 strategy=book.plan.strategy_name,
                 request=q,
                 reply=r,
-                # relaxed: set aside the bounds not observed lately (barq.payment.patience)
-                since=learnt_since(book.relax, now=book.clock(), created_at=book.view.created_at),
+                # relaxed: set aside every bound learnt before now (only this instant's
+                # reservations, balances and disabled channels remain)
+                since=book.clock() if book.relax.forget_learnt else book.view.created_at,
             )
 
         answer = await _ask_routes(router, find)

@@ -12,14 +12,9 @@ step        relaxes
 0           nothing (plan with every lesson and the fee split by amount)
 1           the fee budget left goes whole to the piece (not shared by
             amount between pieces), and the piece may use every free slot
-2           uncertainty: bounds last observed more than
-            :data:`LESSON_HOLD_S` ago are set aside (only reservations,
-            balances, what is disabled and the recent lessons remain);
-            the window moves with every later plan. What the payment's own
-            parts taught in the last :data:`LESSON_HOLD_S` is never set
-            aside: forgetting it at once made a payment resend the same
-            part over the channel that had just refused it, again and again
-            (on the mainnet bench, 14 times in 50 s until ``retry_for``)
+2           uncertainty: bounds learnt before now are set aside (only
+            reservations, balances and what is disabled remain); repeated
+            at every later plan, so the window keeps moving
 3           the part-size floor (divided by :data:`FLOOR_DIVISOR`), and the
             payment's own temporary exclusions (channels/nodes avoided
             after temporary failures, strikes) are forgiven
@@ -48,12 +43,10 @@ from barq.errors import (
 __all__ = [
     "ENDED_BY",
     "FLOOR_DIVISOR",
-    "LESSON_HOLD_S",
     "RELAX_STEPS",
     "Relax",
     "capacity_short",
     "ended_by_default",
-    "learnt_since",
     "replan_wait_s",
 ]
 
@@ -68,9 +61,6 @@ ENDED_BY = (
     "attempts",  # the attempt cap (a payee failing every part at once)
     "invalid",  # the request cannot be routed as given (bad parameters)
 )
-
-#: relaxed uncertainty (step 2) keeps the bounds observed in the last this many seconds
-LESSON_HOLD_S = 30.0
 
 #: the part-size floor is divided by this at step 3
 FLOOR_DIVISOR = 8
@@ -104,18 +94,6 @@ RELAX_STEPS: tuple[Relax, ...] = (
         forgive=True,
     ),
 )
-
-
-def learnt_since(relax: Relax, *, now: float, created_at: float) -> float:
-    """From when the learnt bounds a plan uses must date (older ones are set aside).
-
-    Before step 2 the payment's start (the router sets aside older bounds only
-    when it finds no route); from step 2 on, :data:`LESSON_HOLD_S` before
-    ``now`` (but never before the payment's start).
-    """
-    if not relax.forget_learnt:
-        return created_at
-    return max(created_at, now - LESSON_HOLD_S)
 
 
 def replan_wait_s(waits: int) -> float:
