@@ -63,6 +63,7 @@ __all__ = [
 
 #: failures one half-channel may cause in one payment before the payment stops using it
 MAX_STRIKES = 3
+TAUGHT_SHARE = 0.9  # a liquidity failure refusing at most this share of the least before: no strike
 #: sendpay refusals (no failure message) one payment tolerates before it stops
 MAX_REFUSALS = 3
 #: parts one payment may send in all (a payee failing every part at once with
@@ -465,8 +466,7 @@ class PaymentBook:
     def _avoid(self, v: Verdict, amount_msat: int) -> None:
         """This payment's share of a failure's lesson: exclusions and strikes.
 
-        A liquidity failure (``amount_msat`` refused) strikes unless it refused less than
-        all before it there: it taught a tighter bound, the next plan sends less.
+        A liquidity failure strikes unless it refused at most TAUGHT_SHARE of all before it.
 
         Our own channel failing (``local``) is excluded for the rest of the
         payment, as xpay does: the router refreshes its balances for later
@@ -493,12 +493,12 @@ class PaymentBook:
             self._strike(v.channel)
 
     def _taught(self, v: Verdict, amount_msat: int) -> bool:
-        """A liquidity failure below every earlier one on its half-channel (not the first)."""
+        """A liquidity failure at most TAUGHT_SHARE of every earlier one there (not the first)."""
         if v.kind is not FailureKind.LIQUIDITY or v.channel is None:
             return False
         earlier = self.refused_msat.setdefault(v.channel, amount_msat)  # the first strikes
         self.refused_msat[v.channel] = min(earlier, amount_msat)
-        return amount_msat < earlier
+        return amount_msat <= earlier * TAUGHT_SHARE
 
     def _strike(self, channel: ScidDir) -> None:
         self.strikes[channel] += 1
