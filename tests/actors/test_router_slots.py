@@ -8,7 +8,7 @@ import pytest
 import trio
 from test_router import _actors
 
-from barq.actors._htlc_slots import CROWD, DEFAULT_HTLC_SLOTS
+from barq.actors._htlc_slots import CROWD, CROWD_SHARE, DEFAULT_HTLC_SLOTS
 from barq.actors._mailbox import ask
 from barq.actors._router_book import RouterBook
 from barq.actors.messages import (
@@ -247,3 +247,29 @@ def test_overfilled_counts_the_new_parts_beyond_the_free_slots() -> None:
     ctx = book.context(book.graph, KnowledgeSnapshot(taken_at=1.0), P)
     e = book.graph.edge(Scid("10x1x0"), direction_of(A, P))
     assert e is not None and int(ctx.max_msat[e]) == 2 * 10_000 * SAT
+
+
+def test_a_last_hop_failure_that_liquidity_explains_learns_no_slot_limit() -> None:
+    """Our parts on the payee's last hop hold more than CROWD_SHARE of its capacity: a
+    temporary_channel_failure there is liquidity (the estimator's lesson), not "full".
+    Read as full, the half-channel lost every slot while the parts held at the payee
+    waited for the rest (mainnet bench: 10^7 sat payments timed out with the rest routable)."""
+    g = _net(1)
+    book = RouterBook(our_id=US, gossip=g, channels=local_channels(g, US))
+    last = scid_dir(Scid("10x1x0"), direction_of(A, P))
+    cap = int(g.capacity_msat[g.edge(Scid("10x1x0"), direction_of(A, P))])
+    part = int(cap * CROWD_SHARE) // CROWD + 1  # CROWD parts hold just over the share
+    held = [book.reserve("h", book.graph, _last_hop_route(g, part)) for _ in range(CROWD)]
+    failure = RouteFailure(failcode=FailCode.TEMPORARY_CHANNEL_FAILURE, erring_index=1)
+    book.release(
+        held[0].reservation, PartOutcome(state=PartState.FAILED, sent=True, failure=failure)
+    )
+    assert book.slots.limit(last) == DEFAULT_HTLC_SLOTS
+    assert book.slots.room(book.graph, US, P) == DEFAULT_HTLC_SLOTS - (CROWD - 1)
+    # the same count of small parts: crowding
+    small = RouterBook(our_id=US, gossip=g, channels=local_channels(g, US))
+    few = [small.reserve("h", small.graph, _last_hop_route(g, 1000 * SAT)) for _ in range(CROWD)]
+    small.release(
+        few[0].reservation, PartOutcome(state=PartState.FAILED, sent=True, failure=failure)
+    )
+    assert small.slots.limit(last) == CROWD - 1

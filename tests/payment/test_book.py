@@ -318,3 +318,27 @@ def test_a_retry_takes_only_its_share_of_the_free_part_slots() -> None:
     assert piece is not None and piece[:2] == (10_000_000, 1)
     assert b.slot_share(90_000_000, 7) == 1 + 6 * 90 // 180
     assert b.slot_share(10_000_000, 1) == 1
+
+
+def test_liquidity_failures_that_teach_a_smaller_amount_do_not_strike() -> None:
+    """A bottleneck channel refusing much less each time (each plan sends what the
+    estimator's tighter bound allows) is converging, not failing: struck out after
+    MAX_STRIKES, it left a payment close to the max flow without a route until it relaxed
+    (mainnet bench, seed 3, 10^6 sat: timed out). Refusing only a little less (TAUGHT_SHARE)
+    still strikes: plans probing just under the last bound (5 % less each time) hammered one
+    channel for the whole retry_for (the same bench, another payment)."""
+    b, _ = book(maxparts=50)
+    fail = RouteFailure(failcode=int(FailCode.TEMPORARY_CHANNEL_FAILURE), erring_index=1)
+    for amount in (90_000_000, 60_000_000, 40_000_000, 30_000_000, 20_000_000):
+        o = b.start_part(route(amount))
+        b.pool = [100_000_000 - amount]
+        b.part_ended(o.partid, PartOutcome(state=PartState.FAILED, sent=True, failure=fail))
+    assert b.strikes["2x2x2/1"] == 1  # the first failure only
+    assert "2x2x2/1" not in b.exclude_channels
+    o = b.start_part(route(20_000_000))  # the same amount again: nothing new learnt
+    b.part_ended(o.partid, PartOutcome(state=PartState.FAILED, sent=True, failure=fail))
+    assert b.strikes["2x2x2/1"] == 2
+    # 5 % less each time (a plan probing just under the last bound) teaches too little
+    o = b.start_part(route(19_000_000))
+    b.part_ended(o.partid, PartOutcome(state=PartState.FAILED, sent=True, failure=fail))
+    assert b.strikes["2x2x2/1"] == MAX_STRIKES and "2x2x2/1" in b.exclude_channels

@@ -11,8 +11,14 @@ says less. :class:`HtlcSlots` (part of the router's book, no I/O) counts
   (other payments' included);
 * limits learnt from failures: a ``temporary_channel_failure`` at the payee's
   last hop while :data:`CROWD` or more of our parts were on that half-channel
-  is read as "too many HTLCs": its limit becomes the parts that were there
-  minus one, so the next plan merges parts into fewer, larger ones.
+  is read as "too many HTLCs" when liquidity is an unlikely reason: our parts
+  there held at most :data:`CROWD_SHARE` of the channel's capacity (or the
+  capacity is unknown). Its limit becomes the parts that were there minus
+  one, so the next plan merges parts into fewer, larger ones. Above that
+  share the failure is read as liquidity only (the estimator's lesson): on
+  the mainnet bench, where no channel runs out of slots, reading it as "full"
+  left the payee's busiest channels without a free slot while the parts held
+  there waited for the rest, and the payment timed out with the rest routable.
 
 :meth:`HtlcSlots.room` is the most parts a new plan may add between us and a
 destination: the free slots into the destination and out of us (each summed
@@ -35,7 +41,7 @@ import numpy.typing as npt
 from barq.graph import Graph
 from barq.model import LocalChannel, NodeId, Route, ScidDir, direction_of, scid_dir
 
-__all__ = ["CROWD", "DEFAULT_HTLC_SLOTS", "HtlcSlots"]
+__all__ = ["CROWD", "CROWD_SHARE", "DEFAULT_HTLC_SLOTS", "HtlcSlots"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,8 @@ DEFAULT_HTLC_SLOTS = 30
 #: parts of ours on the payee's last hop at a temporary_channel_failure that make it
 #: read as "too many HTLCs" rather than liquidity
 CROWD = 5
+#: ... and when they held at most this share of its capacity (more: read as liquidity)
+CROWD_SHARE = 0.25
 
 
 class HtlcSlots:
@@ -118,11 +126,22 @@ class HtlcSlots:
                 count[sd] = count.get(sd, 0) + 1
         return max((k - self.free(sd) for sd, k in count.items()), default=0)
 
-    def crowded(self, route: Route, on_last_hop: int) -> None:
+    def crowded(
+        self,
+        route: Route,
+        on_last_hop: int,
+        *,
+        held_msat: int = 0,
+        capacity_msat: int | None = None,
+    ) -> None:
         """A temporary_channel_failure at the payee's last hop with ``on_last_hop`` of our
-        parts on it (this one included): at :data:`CROWD` or more, learn a lower limit."""
+        parts on it (this one included), holding ``held_msat`` of the half-channel's
+        ``capacity_msat`` (``None``: unknown): at :data:`CROWD` or more parts holding at
+        most :data:`CROWD_SHARE` of the capacity, learn a lower limit."""
         if on_last_hop < CROWD or not route.hops:
             return
+        if capacity_msat is not None and held_msat > capacity_msat * CROWD_SHARE:
+            return  # liquidity explains it as well: the estimator learns that
         hop = route.hops[-1]
         sd = scid_dir(hop.channel, hop.direction)
         limit = min(self.limit(sd), on_last_hop - 1)

@@ -393,7 +393,9 @@ class RouterBook:
         if r is None:
             return False
         last = r.route.hops[-1]
-        on_last_hop = self.slots.parts(scid_dir(last.channel, last.direction))
+        last_sd = scid_dir(last.channel, last.direction)
+        on_last_hop = self.slots.parts(last_sd)
+        held_msat = self._inflight.get(last_sd, 0)
         self._unhold(r, returned=outcome.state is not PartState.SUCCEEDED)
         if outcome.failure is None:
             return not outcome.sent and outcome.rpc_code is not None  # our node refused it
@@ -401,7 +403,11 @@ class RouterBook:
         if v.update is not None and not v.local:
             self.apply_update(v.update)
         if v.kind is FailureKind.LIQUIDITY and v.index == len(r.route.hops) - 1:
-            self.slots.crowded(r.route, on_last_hop)
+            e = self.graph.edge(last.channel, last.direction)
+            cap = int(self.graph.capacity_msat[e]) if e is not None else 0
+            self.slots.crowded(
+                r.route, on_last_hop, held_msat=held_msat, capacity_msat=cap if cap > 0 else None
+            )
         return v.local
 
     def close(self, payment_hash: PaymentHash) -> int:

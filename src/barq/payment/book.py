@@ -63,6 +63,7 @@ __all__ = [
 
 #: failures one half-channel may cause in one payment before the payment stops using it
 MAX_STRIKES = 3
+TAUGHT_SHARE = 0.9  # a liquidity failure refusing at most this share of the least before: no strike
 #: sendpay refusals (no failure message) one payment tolerates before it stops
 MAX_REFUSALS = 3
 #: parts one payment may send in all (a payee failing every part at once with
@@ -122,9 +123,9 @@ class PaymentBook:
         self.exclude_channels: set[ScidDir] = set(plan.exclude_channels)
         self.exclude_nodes: set[NodeId] = set(plan.exclude_nodes)
         self.strikes: Counter[ScidDir] = Counter()
+        self.refused_msat: dict[ScidDir, int] = {}  # least refused per half-channel
         self.refusals = 0
-        self.lost_msat = 0
-        self.lost_parts = 0
+        self.lost_msat = self.lost_parts = 0
         self.compute_s = 0.0
         self.stop_error: BarqError | None = None
         self.routing_error: BarqError | None = None
@@ -448,7 +449,7 @@ class PaymentBook:
                 )
             )
             return PartState.FAILED
-        self._avoid(v)
+        self._avoid(v, route.hops[v.index].amount_msat if v.index < len(route.hops) else 0)
         if (
             v.kind is FailureKind.LIQUIDITY
             and self.plan.strategy.halve_on_failure
@@ -462,8 +463,10 @@ class PaymentBook:
         self.pool.append(pv.amount_msat)
         return PartState.FAILED
 
-    def _avoid(self, v: Verdict) -> None:
+    def _avoid(self, v: Verdict, amount_msat: int) -> None:
         """This payment's share of a failure's lesson: exclusions and strikes.
+
+        A liquidity failure strikes unless it refused at most TAUGHT_SHARE of all before it.
 
         Our own channel failing (``local``) is excluded for the rest of the
         payment, as xpay does: the router refreshes its balances for later
@@ -486,8 +489,16 @@ class PaymentBook:
                 self.exclude_channels.add(v.channel)
             case _:
                 pass
-        if v.channel is not None:
+        if v.channel is not None and not self._taught(v, amount_msat):
             self._strike(v.channel)
+
+    def _taught(self, v: Verdict, amount_msat: int) -> bool:
+        """A liquidity failure at most TAUGHT_SHARE of every earlier one there (not the first)."""
+        if v.kind is not FailureKind.LIQUIDITY or v.channel is None:
+            return False
+        earlier = self.refused_msat.setdefault(v.channel, amount_msat)  # the first strikes
+        self.refused_msat[v.channel] = min(earlier, amount_msat)
+        return amount_msat <= earlier * TAUGHT_SHARE
 
     def _strike(self, channel: ScidDir) -> None:
         self.strikes[channel] += 1
