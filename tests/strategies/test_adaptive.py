@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import msgspec
+import numpy as np
 import pytest
-from strategy_helpers import SAT, Net, check_contract, req, route_edges, row, uninformed
+from strategy_helpers import SAT, N, Net, check_contract, req, route_edges, row, uninformed
 
+from barq.actors._router_book import RouterBook
+from barq.actors.messages import KnowledgeSnapshot
 from barq.errors import RouteNotFound
 from barq.model.payment import EngineConfig
 from barq.plugin.options import OPTIONS, PluginConfig
@@ -19,6 +22,7 @@ from barq.strategies.adaptive import (
 )
 from barq.strategies.mincostflow import MinCostFlowParams, MinCostFlowStrategy
 from barq.strategies.registry import DEFAULT_STRATEGY
+from barq.testing import local_channels
 
 
 def test_adaptive_is_the_default_everywhere_and_the_others_stay_selectable() -> None:
@@ -123,6 +127,36 @@ def test_learnt_failures_ignores_own_channels_and_in_flight_parts() -> None:
         inflight_msat=ctx.inflight_msat,
     )
     assert learnt_failures(own) == 0
+
+
+def test_htlc_slot_caps_of_the_router_are_no_learnt_failures() -> None:
+    """The router caps ``max_msat`` at 30 x ``htlc_max`` (free HTLC slots) on every
+    half-channel where that binds: no failure was seen, so the ladder stays at its
+    cheapest weight. (Counted on ``max_msat`` before, the 1,667 such half-channels of
+    the mainnet snapshot put every plan of ``adaptive`` at 2,000 ppm from the start.)"""
+    net = Net()
+    net.channel(0, 1, 1_000_000)
+    net.channel(1, 9, 120_000, ppm=0)
+    net.channel(0, 2, 1_000_000)
+    net.channel(2, 9, 2_000_000, ppm=300)
+    for k in range(3):  # small htlc_max: 30 x htlc_max < capacity
+        net.channel(3 + k, 4 + k, 1_000_000, htlc_max=1000 * SAT)
+    g = net.graph()
+    book = RouterBook(our_id=N[0], gossip=g, channels=local_channels(g, N[0]))
+    cold = book.context(book.graph, KnowledgeSnapshot(taken_at=1.0), N[9])
+    capped = cold.max_msat < book.graph.capacity_msat
+    assert int(capped.sum()) >= 6  # the router did cap them
+    assert learnt_failures(cold) == 0
+    params = AdaptiveParams(penalty_ppm=20.0, riskfactor=1.0, failures_per_step=1)
+    r = req(0, 9, 100_000 * SAT, maxparts=4, maxfee_msat=100_000 * SAT)
+    assert AdaptiveStrategy(params).find_routes(r, cold) == _rung(params, 0).find_routes(r, cold)
+    # a bound the estimator learnt still counts (half of one capped channel's capacity)
+    e = int(np.flatnonzero(capped)[0])
+    learnt = KnowledgeSnapshot(
+        taken_at=1.0, channels=(book.graph.scid_dir(e),), lo_msat=(0,), hi_msat=(500_000 * SAT,)
+    )
+    warm = book.context(book.graph, learnt, N[9])
+    assert learnt_failures(warm) == 1
 
 
 def test_short_network_ends_the_ladder_at_once() -> None:

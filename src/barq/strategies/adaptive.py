@@ -118,10 +118,15 @@ class AdaptiveStrategy:
 def learnt_failures(ctx: RoutingContext) -> int:
     """Half-channels the estimator knows to hold less than their capacity (failures seen).
 
-    Our own channels (known exactly, ``min == max``) do not count.
+    Counted on the bound the estimator learnt (:attr:`RoutingContext.learnt_max_msat`),
+    not on ``max_msat``: the router also caps ``max_msat`` at what free HTLC slots
+    carry (30 x ``htlc_max``, 1,667 half-channels of the 2024 mainnet snapshot),
+    which is no failure. Our own channels (known exactly, ``min == max``) do not count.
     """
     g = ctx.graph
-    known_max = ctx.max_msat + ctx.inflight_msat
+    known_max = (
+        ctx.max_msat + ctx.inflight_msat if ctx.learnt_max_msat is None else ctx.learnt_max_msat
+    )
     return int(np.count_nonzero((known_max < g.capacity_msat) & (ctx.min_msat < ctx.max_msat)))
 
 
