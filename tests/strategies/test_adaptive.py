@@ -73,7 +73,7 @@ def _learnt(ctx: RoutingContext, rows: list[int]) -> RoutingContext:
 
 def _rung(params: AdaptiveParams, k: int) -> MinCostFlowStrategy:
     flow = msgspec.structs.asdict(params)
-    for extra in ("growth", "steps", "failures_per_step"):
+    for extra in ("growth", "steps", "failures_per_step", "widen_over_ppm", "wide_slacks"):
         del flow[extra]
     flow["penalty_ppm"] = params.penalty_ppm * params.growth**k
     return MinCostFlowStrategy(MinCostFlowParams(**flow))
@@ -165,3 +165,32 @@ def test_short_network_ends_the_ladder_at_once() -> None:
     r = req(0, 9, 5_000_000 * SAT, maxparts=4, maxfee_msat=10**9)
     with pytest.raises(RouteNotFound):
         AdaptiveStrategy().find_routes(r, ctx)
+
+
+def test_a_dear_plan_is_solved_again_on_the_wider_neighbourhood() -> None:
+    """The flow is pruned to the hop neighbourhood of the shortest path: a dear 2-hop
+    path hides a free 4-hop one (the mainnet bench's 10^5 sat payment that paid
+    750 sat over a 10,000 ppm last hop instead of 2.2 sat one hop longer)."""
+    net = Net()
+    net.channel(0, 1, 1_000_000)
+    dear = net.channel(1, 9, 1_000_000, ppm=10_000)
+    net.channel(0, 2, 1_000_000)
+    net.channel(2, 3, 1_000_000, base=1000, ppm=1)
+    net.channel(3, 4, 1_000_000, base=1000, ppm=1)
+    net.channel(4, 9, 1_000_000, base=1000, ppm=1)
+    g = net.graph()
+    ctx = uninformed(g)
+    narrow = {"slacks": (1,), "min_pruned_edges": 0}  # the neighbourhood of 2 + 1 hops first
+    r = req(0, 9, 100_000 * SAT, maxparts=4, maxfee_msat=10_000 * SAT)
+    pruned = MinCostFlowStrategy(MinCostFlowParams(penalty_ppm=20.0, riskfactor=1.0, **narrow))
+    assert all(row(g, dear, 1) in route_edges(g, x) for x in pruned.find_routes(r, ctx))
+    params = AdaptiveParams(penalty_ppm=20.0, riskfactor=1.0, wide_slacks=(3,), **narrow)
+    got = AdaptiveStrategy(params).find_routes(r, ctx)
+    check_contract(r, ctx, got)
+    assert not any(row(g, dear, 1) in route_edges(g, x) for x in got)
+    assert sum(x.fee_msat for x in got) == 3 * (1000 + 100)
+    # under widen_over_ppm the narrow plan is kept (no second solve)
+    keep = msgspec.structs.replace(params, widen_over_ppm=20_000.0)
+    assert all(
+        row(g, dear, 1) in route_edges(g, x) for x in AdaptiveStrategy(keep).find_routes(r, ctx)
+    )

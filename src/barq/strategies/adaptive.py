@@ -49,6 +49,8 @@ class AdaptiveParams(MinCostFlowParams, frozen=True, kw_only=True, forbid_unknow
     growth: float = 10.0
     steps: int = 3
     failures_per_step: int = 20
+    widen_over_ppm: float = 300.0
+    wide_slacks: tuple[int, ...] = (3,)
 
 
 #: cheap first (20 ppm of fees per unit of ``-ln P``), then 200, then 2,000 (``mincostflow``'s)
@@ -72,17 +74,21 @@ class AdaptiveStrategy:
     default_params: ClassVar[AdaptiveParams] = ADAPTIVE_PARAMS
 
     def __init__(self, params: AdaptiveParams | None = None) -> None:
-        self._params = self.default_params if params is None else params
+        self._params = p = self.default_params if params is None else params
         flow = msgspec.structs.asdict(self._params)
-        for extra in ("growth", "steps", "failures_per_step"):
+        for extra in _LADDER_ONLY:
             del flow[extra]
+        weights = [
+            self._params.penalty_ppm * self._params.growth**k for k in range(max(1, p.steps))
+        ]
         self._ladder = tuple(
+            MinCostFlowStrategy(MinCostFlowParams(**{**flow, "penalty_ppm": w})) for w in weights
+        )
+        self._wide = tuple(
             MinCostFlowStrategy(
-                MinCostFlowParams(
-                    **{**flow, "penalty_ppm": self._params.penalty_ppm * self._params.growth**k}
-                )
+                MinCostFlowParams(**{**flow, "penalty_ppm": w, "slacks": p.wide_slacks})
             )
-            for k in range(max(1, self._params.steps))
+            for w in weights
         )
 
     @property
@@ -101,10 +107,10 @@ class AdaptiveStrategy:
         failures = learnt_failures(ctx)
         first = min(len(self._ladder) - 1, failures // max(1, p.failures_per_step))
         error: RouteNotFound | RouteTooExpensive | None = None
-        for flow in self._ladder[first:]:
+        for k in range(first, len(self._ladder)):
             ctx.check_deadline()
             try:
-                return flow.find_routes(request, ctx)
+                return self._solve(k, request, ctx)
             except RouteNotFound as exc:
                 if _short(exc, request):
                     raise
@@ -113,6 +119,33 @@ class AdaptiveStrategy:
                 error = exc
         assert error is not None
         raise error
+
+    def _solve(self, k: int, request: RouteInput, ctx: RoutingContext) -> list[Route]:
+        """Rung ``k``'s plan; a plan over ``widen_over_ppm`` of fees is solved again on
+        the wider hop neighbourhood (``wide_slacks``) and the cheaper of the two by the
+        rung's own cost (``fees / weight - ln P``) is kept: the narrow neighbourhood
+        (shortest hop count + 1) may hold only dear channels where one hop more is cheap."""
+        routes = self._ladder[k].find_routes(request, ctx)
+        amount = request.amount_msat
+        if sum(r.fee_msat for r in routes) * 1e6 <= self._params.widen_over_ppm * amount:
+            return routes
+        try:
+            wide = self._wide[k].find_routes(request, ctx)
+        except (RouteNotFound, RouteTooExpensive):
+            return routes
+        weight = self._ladder[k].params.penalty_ppm * 1e-6 * amount
+        return min((routes, wide), key=lambda rs: _cost(rs, weight))
+
+
+#: the fields of :class:`AdaptiveParams` that are not :class:`MinCostFlowParams`'
+_LADDER_ONLY = ("growth", "steps", "failures_per_step", "widen_over_ppm", "wide_slacks")
+
+
+def _cost(routes: list[Route], weight_msat: float) -> float:
+    """A plan's cost in units of ``-ln P``: ``fees / weight - ln P`` (``inf`` if P is 0)."""
+    p = _probability(routes)
+    fee = sum(r.fee_msat for r in routes)
+    return math.inf if p <= 0.0 else fee / weight_msat - math.log(p)
 
 
 def learnt_failures(ctx: RoutingContext) -> int:
