@@ -19,6 +19,8 @@ from barq.strategies.adaptive import (
     AdaptiveParams,
     AdaptiveStrategy,
     learnt_failures,
+    learnt_mask,
+    learnt_probability,
 )
 from barq.strategies.mincostflow import MinCostFlowParams, MinCostFlowStrategy
 from barq.strategies.registry import DEFAULT_STRATEGY
@@ -72,9 +74,8 @@ def _learnt(ctx: RoutingContext, rows: list[int]) -> RoutingContext:
 
 
 def _rung(params: AdaptiveParams, k: int) -> MinCostFlowStrategy:
-    flow = msgspec.structs.asdict(params)
-    for extra in ("growth", "steps", "failures_per_step", "widen_over_ppm", "wide_slacks"):
-        del flow[extra]
+    fields = MinCostFlowParams.__struct_fields__
+    flow = {k: v for k, v in msgspec.structs.asdict(params).items() if k in fields}
     flow["penalty_ppm"] = params.penalty_ppm * params.growth**k
     return MinCostFlowStrategy(MinCostFlowParams(**flow))
 
@@ -194,3 +195,42 @@ def test_a_dear_plan_is_solved_again_on_the_wider_neighbourhood() -> None:
     assert all(
         row(g, dear, 1) in route_edges(g, x) for x in AdaptiveStrategy(keep).find_routes(r, ctx)
     )
+
+
+def test_a_plan_leaning_on_a_failed_channel_climbs_the_ladder() -> None:
+    """The 5 % shave loop of the mainnet bench: a part of A failed on a cheap channel
+    (its bound is now A - 1); at 20 ppm the remainder's plan sent 95 % of A over it again
+    (P = 5 %), failed, and again. Now such a plan is solved one rung up until the
+    failed channels are likely enough (``min_learnt_probability``)."""
+    net = Net()
+    net.channel(0, 1, 10_000_000)
+    cheap = net.channel(1, 9, 10_000_000, ppm=2)
+    net.channel(0, 2, 10_000_000)
+    net.channel(2, 9, 10_000_000, ppm=2000)
+    g = net.graph()
+    cold = uninformed(g)
+    e = row(g, cheap, 1)
+    failed = 5_000_000 * SAT
+    hi = cold.max_msat.copy()
+    hi[e] = failed - 1  # the estimator's lesson of the failed part
+    warm = RoutingContext(
+        graph=g,
+        min_msat=cold.min_msat,
+        max_msat=hi,
+        usable=cold.usable,
+        inflight_msat=cold.inflight_msat,
+        learnt_max_msat=hi,
+    )
+    r = req(0, 9, failed * 95 // 100, maxparts=4, maxfee_msat=10**9)
+    params = AdaptiveParams(penalty_ppm=20.0, riskfactor=1.0)
+    assert learnt_failures(warm) == 1 < params.failures_per_step  # the count alone: rung 0
+    cheapest = _rung(params, 0).find_routes(r, warm)
+    assert learnt_probability(warm, learnt_mask(warm), cheapest) < 0.1  # 95 % of A over it
+    got = AdaptiveStrategy(params).find_routes(r, warm)
+    check_contract(r, warm, got)
+    assert learnt_probability(warm, learnt_mask(warm), got) >= params.min_learnt_probability
+    on_cheap = sum(h.amount_msat for x in got for h in x.hops if h.channel == cheap)
+    assert on_cheap <= failed // 2
+    # with the check off (0), the cheapest plan is sent as before
+    off = msgspec.structs.replace(params, min_learnt_probability=0.0)
+    assert AdaptiveStrategy(off).find_routes(r, warm) == cheapest
