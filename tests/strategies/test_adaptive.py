@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import msgspec
 import numpy as np
 import pytest
@@ -213,14 +215,7 @@ def test_a_plan_leaning_on_a_failed_channel_climbs_the_ladder() -> None:
     failed = 5_000_000 * SAT
     hi = cold.max_msat.copy()
     hi[e] = failed - 1  # the estimator's lesson of the failed part
-    warm = RoutingContext(
-        graph=g,
-        min_msat=cold.min_msat,
-        max_msat=hi,
-        usable=cold.usable,
-        inflight_msat=cold.inflight_msat,
-        learnt_max_msat=hi,
-    )
+    warm = dataclasses.replace(cold, max_msat=hi, learnt_max_msat=hi)
     r = req(0, 9, failed * 95 // 100, maxparts=4, maxfee_msat=10**9)
     params = AdaptiveParams(penalty_ppm=20.0, riskfactor=1.0)
     assert learnt_failures(warm) == 1 < params.failures_per_step  # the count alone: rung 0
