@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import msgspec
-import pytest
-from strategy_helpers import SAT, Net, check_contract, req, route_edges, row, uninformed
+import dataclasses
 
+import msgspec
+import numpy as np
+import pytest
+from strategy_helpers import SAT, N, Net, check_contract, req, route_edges, row, uninformed
+
+from barq.actors._router_book import RouterBook
+from barq.actors.messages import KnowledgeSnapshot
 from barq.errors import RouteNotFound
 from barq.model.payment import EngineConfig
 from barq.plugin.options import OPTIONS, PluginConfig
@@ -16,9 +21,12 @@ from barq.strategies.adaptive import (
     AdaptiveParams,
     AdaptiveStrategy,
     learnt_failures,
+    learnt_mask,
+    learnt_probability,
 )
 from barq.strategies.mincostflow import MinCostFlowParams, MinCostFlowStrategy
 from barq.strategies.registry import DEFAULT_STRATEGY
+from barq.testing import local_channels
 
 
 def test_adaptive_is_the_default_everywhere_and_the_others_stay_selectable() -> None:
@@ -68,9 +76,8 @@ def _learnt(ctx: RoutingContext, rows: list[int]) -> RoutingContext:
 
 
 def _rung(params: AdaptiveParams, k: int) -> MinCostFlowStrategy:
-    flow = msgspec.structs.asdict(params)
-    for extra in ("growth", "steps", "failures_per_step"):
-        del flow[extra]
+    fields = MinCostFlowParams.__struct_fields__
+    flow = {k: v for k, v in msgspec.structs.asdict(params).items() if k in fields}
     flow["penalty_ppm"] = params.penalty_ppm * params.growth**k
     return MinCostFlowStrategy(MinCostFlowParams(**flow))
 
@@ -125,9 +132,100 @@ def test_learnt_failures_ignores_own_channels_and_in_flight_parts() -> None:
     assert learnt_failures(own) == 0
 
 
+def test_htlc_slot_caps_of_the_router_are_no_learnt_failures() -> None:
+    """The router caps ``max_msat`` at 30 x ``htlc_max`` (free HTLC slots) on every
+    half-channel where that binds: no failure was seen, so the ladder stays at its
+    cheapest weight. (Counted on ``max_msat`` before, the 1,667 such half-channels of
+    the mainnet snapshot put every plan of ``adaptive`` at 2,000 ppm from the start.)"""
+    net = Net()
+    net.channel(0, 1, 1_000_000)
+    net.channel(1, 9, 120_000, ppm=0)
+    net.channel(0, 2, 1_000_000)
+    net.channel(2, 9, 2_000_000, ppm=300)
+    for k in range(3):  # small htlc_max: 30 x htlc_max < capacity
+        net.channel(3 + k, 4 + k, 1_000_000, htlc_max=1000 * SAT)
+    g = net.graph()
+    book = RouterBook(our_id=N[0], gossip=g, channels=local_channels(g, N[0]))
+    cold = book.context(book.graph, KnowledgeSnapshot(taken_at=1.0), N[9])
+    capped = cold.max_msat < book.graph.capacity_msat
+    assert int(capped.sum()) >= 6  # the router did cap them
+    assert learnt_failures(cold) == 0
+    params = AdaptiveParams(penalty_ppm=20.0, riskfactor=1.0, failures_per_step=1)
+    r = req(0, 9, 100_000 * SAT, maxparts=4, maxfee_msat=100_000 * SAT)
+    assert AdaptiveStrategy(params).find_routes(r, cold) == _rung(params, 0).find_routes(r, cold)
+    # a bound the estimator learnt still counts (half of one capped channel's capacity)
+    e = int(np.flatnonzero(capped)[0])
+    learnt = KnowledgeSnapshot(
+        taken_at=1.0, channels=(book.graph.scid_dir(e),), lo_msat=(0,), hi_msat=(500_000 * SAT,)
+    )
+    warm = book.context(book.graph, learnt, N[9])
+    assert learnt_failures(warm) == 1
+
+
 def test_short_network_ends_the_ladder_at_once() -> None:
     net, _, _ = _two_paths()
     ctx = uninformed(net.graph())
     r = req(0, 9, 5_000_000 * SAT, maxparts=4, maxfee_msat=10**9)
     with pytest.raises(RouteNotFound):
         AdaptiveStrategy().find_routes(r, ctx)
+
+
+def test_a_dear_plan_is_solved_again_on_the_wider_neighbourhood() -> None:
+    """The flow is pruned to the hop neighbourhood of the shortest path: a dear 2-hop
+    path hides a free 4-hop one (the mainnet bench's 10^5 sat payment that paid
+    750 sat over a 10,000 ppm last hop instead of 2.2 sat one hop longer)."""
+    net = Net()
+    net.channel(0, 1, 1_000_000)
+    dear = net.channel(1, 9, 1_000_000, ppm=10_000)
+    net.channel(0, 2, 1_000_000)
+    net.channel(2, 3, 1_000_000, base=1000, ppm=1)
+    net.channel(3, 4, 1_000_000, base=1000, ppm=1)
+    net.channel(4, 9, 1_000_000, base=1000, ppm=1)
+    g = net.graph()
+    ctx = uninformed(g)
+    narrow = {"slacks": (1,), "min_pruned_edges": 0}  # the neighbourhood of 2 + 1 hops first
+    r = req(0, 9, 100_000 * SAT, maxparts=4, maxfee_msat=10_000 * SAT)
+    pruned = MinCostFlowStrategy(MinCostFlowParams(penalty_ppm=20.0, riskfactor=1.0, **narrow))
+    assert all(row(g, dear, 1) in route_edges(g, x) for x in pruned.find_routes(r, ctx))
+    params = AdaptiveParams(penalty_ppm=20.0, riskfactor=1.0, wide_slacks=(3,), **narrow)
+    got = AdaptiveStrategy(params).find_routes(r, ctx)
+    check_contract(r, ctx, got)
+    assert not any(row(g, dear, 1) in route_edges(g, x) for x in got)
+    assert sum(x.fee_msat for x in got) == 3 * (1000 + 100)
+    # under widen_over_ppm the narrow plan is kept (no second solve)
+    keep = msgspec.structs.replace(params, widen_over_ppm=20_000.0)
+    assert all(
+        row(g, dear, 1) in route_edges(g, x) for x in AdaptiveStrategy(keep).find_routes(r, ctx)
+    )
+
+
+def test_a_plan_leaning_on_a_failed_channel_climbs_the_ladder() -> None:
+    """The 5 % shave loop of the mainnet bench: a part of A failed on a cheap channel
+    (its bound is now A - 1); at 20 ppm the remainder's plan sent 95 % of A over it again
+    (P = 5 %), failed, and again. Now such a plan is solved one rung up until the
+    failed channels are likely enough (``min_learnt_probability``)."""
+    net = Net()
+    net.channel(0, 1, 10_000_000)
+    cheap = net.channel(1, 9, 10_000_000, ppm=2)
+    net.channel(0, 2, 10_000_000)
+    net.channel(2, 9, 10_000_000, ppm=2000)
+    g = net.graph()
+    cold = uninformed(g)
+    e = row(g, cheap, 1)
+    failed = 5_000_000 * SAT
+    hi = cold.max_msat.copy()
+    hi[e] = failed - 1  # the estimator's lesson of the failed part
+    warm = dataclasses.replace(cold, max_msat=hi, learnt_max_msat=hi)
+    r = req(0, 9, failed * 95 // 100, maxparts=4, maxfee_msat=10**9)
+    params = AdaptiveParams(penalty_ppm=20.0, riskfactor=1.0)
+    assert learnt_failures(warm) == 1 < params.failures_per_step  # the count alone: rung 0
+    cheapest = _rung(params, 0).find_routes(r, warm)
+    assert learnt_probability(warm, learnt_mask(warm), cheapest) < 0.1  # 95 % of A over it
+    got = AdaptiveStrategy(params).find_routes(r, warm)
+    check_contract(r, warm, got)
+    assert learnt_probability(warm, learnt_mask(warm), got) >= params.min_learnt_probability
+    on_cheap = sum(h.amount_msat for x in got for h in x.hops if h.channel == cheap)
+    assert on_cheap <= failed // 2
+    # with the check off (0), the cheapest plan is sent as before
+    off = msgspec.structs.replace(params, min_learnt_probability=0.0)
+    assert AdaptiveStrategy(off).find_routes(r, warm) == cheapest

@@ -319,6 +319,7 @@ class RouterBook:
             usable=usable,
             inflight_msat=inflight,
             deadline=deadline,
+            learnt_max_msat=hi,
         )
 
     def conflicts(

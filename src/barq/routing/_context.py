@@ -28,6 +28,11 @@ class RoutingContext:
         usable: per half-channel, False when disabled by gossip, excluded by
             the caller, or disabled by the estimator after a permanent failure.
         inflight_msat: per half-channel, what our own parts in flight hold.
+        learnt_max_msat: per half-channel, the upper bound the estimator has
+            learnt (clamped to capacity; the capacity where it learnt none),
+            before in-flight parts and HTLC-slot caps are taken out of
+            ``max_msat``. ``None``: ``max_msat + inflight_msat`` is that bound
+            (no other cap applied).
         deadline: ``time.monotonic()`` after which the answer is no longer
             wanted (``None``: no deadline); long searches call
             :meth:`check_deadline` between steps.
@@ -42,6 +47,7 @@ class RoutingContext:
     usable: npt.NDArray[np.bool_]
     inflight_msat: npt.NDArray[np.int64]
     deadline: float | None = None
+    learnt_max_msat: npt.NDArray[np.int64] | None = None
 
     @classmethod
     def uninformed(cls, graph: Graph) -> RoutingContext:

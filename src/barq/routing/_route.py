@@ -182,6 +182,7 @@ def reserve(ctx: RoutingContext, used_msat: I64) -> RoutingContext:
         usable=ctx.usable,
         inflight_msat=ctx.inflight_msat + used_msat,
         deadline=ctx.deadline,
+        learnt_max_msat=ctx.learnt_max_msat,
     )
 
 

@@ -1,24 +1,27 @@
-"""``adaptive`` (the default): plan cheap, weigh probability more only where it is needed.
+"""``adaptive`` (the default): plan cheap, weigh probability more only after failures.
 
 The cost of a flow is ``-ln P(success) + fees / penalty_ppm`` (``mincostflow``'s
 cost model, :class:`~barq.routing.CostParams`): a small ``penalty_ppm`` makes
 fees dominate (cheap routes, more failures), a large one probability.
 ``mincostflow`` fixes it at 2,000 ppm, ``cheapflow`` at 200 ppm; this strategy
-climbs a ladder instead, for every request:
+climbs a ladder of weights instead (``penalty_ppm * growth**k``: 20, 200, 2,000):
 
-1. Solve the flow with the cheapest weight, ``penalty_ppm``.
-2. If the whole set of routes is at least ``min_probability`` likely under
-   what the estimator knows now (:attr:`~barq.model.Route.probability`, the
-   uniform model of the total each half-channel carries), send it.
-3. Otherwise multiply the weight by ``growth`` and solve again, up to
-   ``steps`` weights; the last plan is sent whatever its probability.
+1. The rung is ``learnt_failures // failures_per_step`` (capped at the last):
+   the half-channels whose upper bound the estimator has lowered after a
+   failure (:func:`learnt_failures`, on :attr:`RoutingContext.learnt_max_msat`,
+   not on ``max_msat``, which the router also caps at what free HTLC slots
+   carry). A fresh payment plans at 20 ppm; the supervisor asks again only
+   for the amount that failed, and each further failure moves that
+   remainder's plan up the ladder.
+2. A plan over ``widen_over_ppm`` of fees is solved again on the wider hop
+   neighbourhood (``wide_slacks``) and the cheaper of the two by the rung's
+   cost is kept (``mincostflow`` prunes to the shortest hop count + 1, which
+   may hold only dear channels where one hop more is cheap).
+3. No route, or over budget, at one rung: the next rung is tried. A network
+   that cannot carry the amount at all (max flow) does not depend on the
+   weight: such a "no route" ends the ladder at once.
 
-The supervisor asks again only for the amount that failed, and by then the
-estimator knows where the cheap routes ran dry: the cheap plan for that
-remainder is less likely, so the weight grows round after round exactly
-where the cheap channels proved short, while the parts that went through
-kept their low fees. A network that can carry the amount at all (max flow)
-does not depend on the weight: such a "no route" ends the ladder at once.
+Measured on the 2024 mainnet snapshot: README.md ("Default strategy and why").
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ from typing import ClassVar
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from barq.errors import RouteNotFound, RouteTooExpensive
 from barq.model import Route, RouteInput
-from barq.routing import RoutingContext
+from barq.routing import RoutingContext, flow_probability
 from barq.strategies.mincostflow import MinCostFlowParams, MinCostFlowStrategy
 
 __all__ = ["ADAPTIVE_PARAMS", "AdaptiveParams", "AdaptiveStrategy"]
@@ -43,12 +47,20 @@ class AdaptiveParams(MinCostFlowParams, frozen=True, kw_only=True, forbid_unknow
     Attributes:
         growth: factor between two weights of the ladder (``penalty_ppm * growth**k``).
         steps: how many weights are tried at most (1: plain ``mincostflow`` at ``penalty_ppm``).
-        min_probability: a plan at least this likely (product over its routes) is sent.
+        failures_per_step: learnt failures (:func:`learnt_failures`) per rung climbed.
+        widen_over_ppm: a plan whose fees exceed this share of the amount (ppm) is
+            solved again on the wider neighbourhood ``wide_slacks``.
+        wide_slacks: the hop slacks of that second solve (``mincostflow``'s ``slacks``).
+        min_learnt_probability: a plan less likely than this on the half-channels
+            that failed before (:func:`learnt_probability`) is solved again one rung up.
     """
 
     growth: float = 10.0
     steps: int = 3
     failures_per_step: int = 20
+    widen_over_ppm: float = 300.0
+    wide_slacks: tuple[int, ...] = (3,)
+    min_learnt_probability: float = 0.5
 
 
 #: cheap first (20 ppm of fees per unit of ``-ln P``), then 200, then 2,000 (``mincostflow``'s)
@@ -72,17 +84,21 @@ class AdaptiveStrategy:
     default_params: ClassVar[AdaptiveParams] = ADAPTIVE_PARAMS
 
     def __init__(self, params: AdaptiveParams | None = None) -> None:
-        self._params = self.default_params if params is None else params
+        self._params = p = self.default_params if params is None else params
         flow = msgspec.structs.asdict(self._params)
-        for extra in ("growth", "steps", "failures_per_step"):
+        for extra in _LADDER_ONLY:
             del flow[extra]
+        weights = [
+            self._params.penalty_ppm * self._params.growth**k for k in range(max(1, p.steps))
+        ]
         self._ladder = tuple(
+            MinCostFlowStrategy(MinCostFlowParams(**{**flow, "penalty_ppm": w})) for w in weights
+        )
+        self._wide = tuple(
             MinCostFlowStrategy(
-                MinCostFlowParams(
-                    **{**flow, "penalty_ppm": self._params.penalty_ppm * self._params.growth**k}
-                )
+                MinCostFlowParams(**{**flow, "penalty_ppm": w, "slacks": p.wide_slacks})
             )
-            for k in range(max(1, self._params.steps))
+            for w in weights
         )
 
     @property
@@ -98,31 +114,99 @@ class AdaptiveStrategy:
             RouteTooExpensive: every weight tried gave routes over the budgets.
         """
         p = self._params
-        failures = learnt_failures(ctx)
-        first = min(len(self._ladder) - 1, failures // max(1, p.failures_per_step))
+        learnt = learnt_mask(ctx)
+        first = min(len(self._ladder) - 1, int(learnt.sum()) // max(1, p.failures_per_step))
         error: RouteNotFound | RouteTooExpensive | None = None
-        for flow in self._ladder[first:]:
+        plan: list[Route] | None = None  # the last plan that leans on failed channels
+        for k in range(first, len(self._ladder)):
             ctx.check_deadline()
             try:
-                return flow.find_routes(request, ctx)
+                routes = self._solve(k, request, ctx)
             except RouteNotFound as exc:
-                if _short(exc, request):
+                if _short(exc, request) and plan is None:
                     raise
                 error = exc
+                continue
             except RouteTooExpensive as exc:
                 error = exc
+                continue
+            if learnt_probability(ctx, learnt, routes) >= p.min_learnt_probability:
+                return routes
+            plan = routes
+        if plan is not None:
+            return plan
         assert error is not None
         raise error
 
+    def _solve(self, k: int, request: RouteInput, ctx: RoutingContext) -> list[Route]:
+        """Rung ``k``'s plan; a plan over ``widen_over_ppm`` of fees is solved again on
+        the wider hop neighbourhood (``wide_slacks``) and the cheaper of the two by the
+        rung's own cost (``fees / weight - ln P``) is kept: the narrow neighbourhood
+        (shortest hop count + 1) may hold only dear channels where one hop more is cheap."""
+        routes = self._ladder[k].find_routes(request, ctx)
+        amount = request.amount_msat
+        if sum(r.fee_msat for r in routes) * 1e6 <= self._params.widen_over_ppm * amount:
+            return routes
+        try:
+            wide = self._wide[k].find_routes(request, ctx)
+        except (RouteNotFound, RouteTooExpensive):
+            return routes
+        weight = self._ladder[k].params.penalty_ppm * 1e-6 * amount
+        return min((routes, wide), key=lambda rs: _cost(rs, weight))
+
+
+#: the fields of :class:`AdaptiveParams` that are not :class:`MinCostFlowParams`'
+_LADDER_ONLY = (
+    "growth",
+    "steps",
+    "failures_per_step",
+    "widen_over_ppm",
+    "wide_slacks",
+    "min_learnt_probability",
+)
+
+
+def _cost(routes: list[Route], weight_msat: float) -> float:
+    """A plan's cost in units of ``-ln P``: ``fees / weight - ln P`` (``inf`` if P is 0)."""
+    p = _probability(routes)
+    fee = sum(r.fee_msat for r in routes)
+    return math.inf if p <= 0.0 else fee / weight_msat - math.log(p)
+
 
 def learnt_failures(ctx: RoutingContext) -> int:
+    """How many half-channels :func:`learnt_mask` marks (failures seen)."""
+    return int(np.count_nonzero(learnt_mask(ctx)))
+
+
+def learnt_mask(ctx: RoutingContext) -> npt.NDArray[np.bool_]:
     """Half-channels the estimator knows to hold less than their capacity (failures seen).
 
-    Our own channels (known exactly, ``min == max``) do not count.
+    Read on the bound the estimator learnt (:attr:`RoutingContext.learnt_max_msat`),
+    not on ``max_msat``: the router also caps ``max_msat`` at what free HTLC slots
+    carry (30 x ``htlc_max``, 1,667 half-channels of the 2024 mainnet snapshot),
+    which is no failure. Our own channels (known exactly, ``min == max``) do not count.
     """
     g = ctx.graph
-    known_max = ctx.max_msat + ctx.inflight_msat
-    return int(np.count_nonzero((known_max < g.capacity_msat) & (ctx.min_msat < ctx.max_msat)))
+    known_max = (
+        ctx.max_msat + ctx.inflight_msat if ctx.learnt_max_msat is None else ctx.learnt_max_msat
+    )
+    out: npt.NDArray[np.bool_] = (known_max < g.capacity_msat) & (ctx.min_msat < ctx.max_msat)
+    return out
+
+
+def learnt_probability(
+    ctx: RoutingContext, learnt: npt.NDArray[np.bool_], routes: list[Route]
+) -> float:
+    """Success probability of what ``routes`` together put on the ``learnt`` half-channels
+    (uniform in ``[min, max]``); 1.0 when they use none."""
+    g = ctx.graph
+    total: dict[int, int] = {}
+    for route in routes:
+        for hop in route.hops:
+            e = g.edge(hop.channel, hop.direction)
+            if e is not None and learnt[e]:
+                total[e] = total.get(e, 0) + hop.amount_msat
+    return flow_probability(ctx, list(total), total)
 
 
 def _probability(routes: list[Route]) -> float:
