@@ -162,6 +162,43 @@ def test_htlc_slot_caps_of_the_router_are_no_learnt_failures() -> None:
     assert learnt_failures(warm) == 1
 
 
+def test_the_ladder_climbs_on_this_payments_lessons_only() -> None:
+    """A node's estimator keeps bounds from earlier payments (hours, decaying): counted as
+    failures, a busy node would plan every payment at the top rung. The router gives the
+    strategy only the bounds observed since the payment opened (``lessons_since``)."""
+    net, _, _ = _two_paths()
+    g = net.graph()
+    book = RouterBook(our_id=N[0], gossip=g, channels=local_channels(g, N[0]))
+    bg = book.graph
+    ix = bg.node_index
+
+    def edge(a: int, b: int) -> int:
+        return next(
+            e for e in range(bg.num_edges) if (bg.src[e], bg.dst[e]) == (ix[N[a]], ix[N[b]])
+        )
+
+    cheap, other = edge(1, 9), edge(3, 4)
+    half = [int(bg.capacity_msat[e]) // 2 for e in (cheap, other)]
+    snap = KnowledgeSnapshot(
+        taken_at=10.0,
+        channels=(bg.scid_dir(cheap), bg.scid_dir(other)),
+        lo_msat=(0, 0),
+        hi_msat=tuple(half),
+        updated_at=(1.0, 6.0),  # the cheap channel's lesson is older than the payment (5.0)
+    )
+    every = book.context(bg, snap, N[9])
+    own = book.context(bg, snap, N[9], lessons_since=5.0)
+    assert learnt_failures(every) == 2
+    assert learnt_failures(own) == 1
+    assert own.learnt_max_msat is not None and int(own.learnt_max_msat[other]) == half[1]
+    assert np.array_equal(own.max_msat, every.max_msat)  # both bounds still price the plan
+    params = AdaptiveParams(penalty_ppm=20.0, riskfactor=1.0, failures_per_step=2)
+    r = req(0, 9, 50_000 * SAT, maxparts=4, maxfee_msat=10**9)
+    cheapest = _rung(params, 0).find_routes(r, own)
+    assert AdaptiveStrategy(params).find_routes(r, own) == cheapest
+    assert AdaptiveStrategy(params).find_routes(r, every) != _rung(params, 0).find_routes(r, every)
+
+
 def test_short_network_ends_the_ladder_at_once() -> None:
     net, _, _ = _two_paths()
     ctx = uninformed(net.graph())

@@ -98,6 +98,24 @@ class _GraphIndex:
         self.local_spendable = np.asarray([v for _, _, v in local], dtype=np.int64)
 
 
+def _lessons(
+    index: _GraphIndex, snapshot: KnowledgeSnapshot, cap: I64, hi: I64, since: float | None
+) -> I64:
+    """``hi`` (every learnt upper bound) keeping only those observed at or after ``since``.
+
+    O(rows) only when some bound is older than ``since`` (else ``hi`` itself).
+    """
+    if since is None or not snapshot.learnt_before(since):
+        return hi
+    out = cap.copy()
+    fresh = snapshot.learnt_since(since)
+    for sd, h in zip(fresh.channels, fresh.hi_msat, strict=True):
+        e = index.row_of(sd)
+        if e is not None:
+            out[e] = min(h, int(cap[e]))
+    return out
+
+
 class RouterBook:
     """The router's state and its synchronous operations (no I/O; one writer: the router).
 
@@ -256,6 +274,8 @@ class RouterBook:
         snapshot: KnowledgeSnapshot,
         destination: NodeId | None = None,
         deadline: float | None = None,
+        *,
+        lessons_since: float | None = None,
     ) -> RoutingContext:
         """The :class:`RoutingContext` for one request on ``graph``.
 
@@ -264,7 +284,10 @@ class RouterBook:
         ``usable`` drops disabled half-channels and nodes (never ``destination``
         nor us); ``max`` is capped at what the free HTLC slots can carry
         (:meth:`HtlcSlots.carry_limit`: 0 with none free). ``deadline``
-        (``time.monotonic()``) is passed on to the context.
+        (``time.monotonic()``) is passed on to the context. ``learnt_max_msat`` holds
+        the bounds observed at or after ``lessons_since`` (the estimator's clock: the
+        payment's start, what it has learnt itself), capacity elsewhere; every learnt
+        bound when ``None``.
         Cost: O(rows) numpy plus O(learnt + reserved + disabled) dict lookups
         (the row index of a graph is built once; an unchanged set of learnt
         channels reuses its rows).
@@ -319,7 +342,7 @@ class RouterBook:
             usable=usable,
             inflight_msat=inflight,
             deadline=deadline,
-            learnt_max_msat=hi,
+            learnt_max_msat=_lessons(index, snapshot, cap, hi, lessons_since),
         )
 
     def conflicts(

@@ -259,6 +259,10 @@ class FindRoutes(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     ``since`` is when the payment started (the estimator's clock): when the
     strategy finds no route (205), learnt bounds observed before it may be
     stale, and the router tries once more without them (``None``: never).
+    ``opened_at`` is also when the payment started, and stays so when ``since``
+    moves (relaxed plans): the strategy's
+    :attr:`~barq.routing.RoutingContext.learnt_max_msat` holds only the bounds
+    observed from then on, what this payment has learnt (``None``: every bound).
     """
 
     payment_hash: PaymentHash
@@ -267,6 +271,7 @@ class FindRoutes(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     reply: MemoryObjectSendStream[FindRoutesReply]
     reserve: bool = True
     since: float | None = None
+    opened_at: float | None = None
 
 
 class ReleaseRoute(msgspec.Struct, frozen=True, kw_only=True, tag=True):

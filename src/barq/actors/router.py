@@ -360,7 +360,9 @@ class _Solver:
         book = self._book
         dest = job.msg.request.destination
         version = book.version
-        ctx = book.context(job.graph, job.snapshot, dest, job.deadline)
+        ctx = book.context(
+            job.graph, job.snapshot, dest, job.deadline, lessons_since=job.msg.opened_at
+        )
         request = job.request
         t0 = time.perf_counter()
         try:

@@ -414,6 +414,7 @@ async def _plan_and_send(
                 # relaxed: set aside every bound learnt before now (only this instant's
                 # reservations, balances and disabled channels remain)
                 since=book.clock() if book.relax.forget_learnt else book.view.created_at,
+                opened_at=book.view.created_at,
             )
 
         answer = await _ask_routes(router, find)
