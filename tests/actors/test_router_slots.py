@@ -341,3 +341,16 @@ def test_a_last_hop_failure_that_liquidity_explains_learns_no_slot_limit() -> No
         few[0].reservation, PartOutcome(state=PartState.FAILED, sent=True, failure=failure)
     )
     assert small.slots.limit(last) == CROWD - 1
+
+
+def test_the_lift_is_tried_only_where_the_assumed_slots_bind() -> None:
+    """No re-plan where 483 slots change nothing (a strategy's own "no route" is not
+    asked twice): every htlc_max carries the capacity in 30 parts and the room is wide."""
+    wide = Graph.from_half_channels(
+        [_half(x, y, s, htlc_max_sat=10**6, cap_sat=10**6) for x, y, s in ((US, A, "1x1x0"),)]
+        + [_half(A, P, "2x1x0", htlc_max_sat=10**6, cap_sat=10**6)]
+    )
+    book = RouterBook(our_id=US, gossip=wide, channels=local_channels(wide, US))
+    assert not book.slots.lift_changes(book.graph, _request(1000))
+    narrow = RouterBook(our_id=US, gossip=_behind_x(), channels=local_channels(_behind_x(), US))
+    assert narrow.slots.lift_changes(narrow.graph, _request(1000))

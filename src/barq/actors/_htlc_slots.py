@@ -51,7 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from barq.graph import Graph
-from barq.model import LocalChannel, NodeId, Route, ScidDir, direction_of, scid_dir
+from barq.model import LocalChannel, NodeId, Route, RouteInput, ScidDir, direction_of, scid_dir
 
 __all__ = ["CROWD", "CROWD_SHARE", "DEFAULT_HTLC_SLOTS", "MAX_HTLC_SLOTS", "HtlcSlots"]
 
@@ -181,6 +181,24 @@ class HtlcSlots:
                 "router: %s looks full at %d HTLCs: planning at most %d", sd, on_last_hop, limit
             )
             self._limit[sd] = limit
+
+    def lift_changes(self, graph: Graph, request: RouteInput) -> bool:
+        """Whether ``lifted=True`` lets a plan for ``request`` do more: more parts between its
+        ends than now (and ``maxparts`` allows), or more over some half-channel whose
+        assumed free slots bind (times its ``htlc_max``, below its capacity)."""
+        room = self.room(graph, request.source, request.destination)
+        if room is not None and room < request.maxparts:
+            wider = self.room(graph, request.source, request.destination, lifted=True)
+            if wider is not None and wider > room:
+                return True
+        hmax, cap = graph.htlc_max_msat, graph.capacity_msat
+        for sd in self._parts.keys() - self._limit.keys() - self._htlcs_out.keys():
+            e = graph.edge_by_scid_dir(sd)
+            if e is not None and self.free(sd) * int(hmax[e]) < int(cap[e]):
+                return True
+        own = self._htlcs_out.keys()
+        binds = hmax < cap // DEFAULT_HTLC_SLOTS
+        return any(graph.scid_dir(int(e)) not in own for e in np.flatnonzero(binds))
 
     def room(
         self, graph: Graph, source: NodeId, destination: NodeId, *, lifted: bool = False

@@ -303,6 +303,8 @@ class _Solver:
         except RouteNotFound as exc:
             if exc.data.get("deadline_passed") or job.lifted:
                 raise
+            if not self._book.slots.lift_changes(job.graph, msg.request):
+                raise
             log.info(
                 "router: payment %s: no route with %d HTLC slots assumed per half-channel "
                 "(%s); planning again with %d",
