@@ -122,7 +122,9 @@ async def router(
             When it finds no route (not "too expensive") and the snapshot holds
             bounds observed before ``since``, run it once more on a snapshot that
             keeps only those observed since (plus everything disabled, our
-            balances and the reservations): ``RoutesFound.relaxed``.
+            balances and the reservations): ``RoutesFound.relaxed``. Still none, and
+            the assumed HTLC slots bind (``HtlcSlots.lift_changes``): once more with
+            them lifted to ``MAX_HTLC_SLOTS`` (kept for the payment's later plans).
         ReleaseRoute: drop a reservation; apply a ``channel_update``; refresh our
             channels after a failure at our first hop.
         ClosePayment: drop the payment's leftover reservations.
