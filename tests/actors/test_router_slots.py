@@ -8,7 +8,7 @@ import pytest
 import trio
 from test_router import _actors
 
-from barq.actors._htlc_slots import CROWD, CROWD_SHARE, DEFAULT_HTLC_SLOTS
+from barq.actors._htlc_slots import CROWD, CROWD_SHARE, DEFAULT_HTLC_SLOTS, MAX_HTLC_SLOTS
 from barq.actors._mailbox import ask
 from barq.actors._router_book import RouterBook
 from barq.actors.messages import (
@@ -67,6 +67,22 @@ def _net(payee_channels: int) -> Graph:
     return Graph.from_half_channels(halves)
 
 
+def _behind_x() -> Graph:
+    """Us -> A -> X, us -> B -> X (big), X -> P: the payee's one channel takes at most
+    10,000 sat per HTLC."""
+    big = 10**7
+    links = [
+        (US, A, "1x1x0", big),
+        (US, B, "2x1x0", big),
+        (A, X, "3x1x0", big),
+        (B, X, "4x1x0", big),
+        (X, P, "5x1x0", 10_000),
+    ]
+    return Graph.from_half_channels(
+        [_half(x, y, scid, htlc_max_sat=hmax, cap_sat=big) for x, y, scid, hmax in links]
+    )
+
+
 def _last_hop_route(g: Graph, amount: int) -> Route:
     d_first, d_last = direction_of(US, A), direction_of(A, P)
     return Route(
@@ -108,7 +124,7 @@ def _request(amount_sat: int) -> RouteInput:
     )
 
 
-async def _plan(g: Graph, amount_sat: int) -> FindRoutesReply:
+async def _plan(g: Graph, amount_sat: int, strategy: str = "mincostflow") -> FindRoutesReply:
     node = ScriptedNode(graph=g, our_id=US)
     async with _actors(node) as (rt, _est):
         await ask(
@@ -117,21 +133,73 @@ async def _plan(g: Graph, amount_sat: int) -> FindRoutesReply:
         ans: FindRoutesReply = await ask(
             rt,
             lambda r: FindRoutes(
-                payment_hash="h", strategy="mincostflow", request=_request(amount_sat), reply=r
+                payment_hash="h", strategy=strategy, request=_request(amount_sat), reply=r
             ),
         )
     return ans
 
 
 @pytest.mark.trio
-async def test_a_payee_with_one_channel_never_gets_more_than_its_slots(
-    autojump_clock: Any,
+@pytest.mark.parametrize("strategy", ["mincostflow", "adaptive"])
+async def test_a_payee_whose_one_channel_needs_more_than_the_assumed_slots_gets_them(
+    autojump_clock: Any, strategy: str
 ) -> None:
     """400,000 sat over one channel whose htlc_max is 10,000 sat needs 40 HTLCs: more than
-    the 30 it takes at once. Before: 40 routes were planned (the payee fails 10)."""
+    the 30 assumed. Nothing was learnt about that channel, so the router plans again with
+    MAX_HTLC_SLOTS (as xpay, which assumes no limit, would send them; mainnet bench seed 4
+    payment 23: 47 parts, 0 attempts before). Before: NoRoutes."""
+    with trio.fail_after(60):
+        ans = await _plan(_behind_x(), 400_000, strategy=strategy)
+    assert isinstance(ans, RoutesFound), ans
+    assert 40 <= len(ans.routes) <= MAX_HTLC_SLOTS
+    assert sum(p.route.amount_msat for p in ans.routes) == 400_000 * SAT
+    # each of our channels keeps the assumed 30: the peer's limit is not in listpeerchannels
+    assert max(_over(ans.routes, "1x1x0"), _over(ans.routes, "2x1x0")) <= DEFAULT_HTLC_SLOTS
+
+
+@pytest.mark.trio
+async def test_our_own_channel_keeps_the_assumed_slots(autojump_clock: Any) -> None:
+    """The same 40 parts, all over our one channel to A: not lifted (a CLN peer takes 30,
+    and a refusal at our own first hop teaches no limit), so no route."""
     with trio.fail_after(60):
         ans = await _plan(_net(1), 400_000)
     assert isinstance(ans, NoRoutes), f"{len(ans.routes)} routes planned"
+
+
+@pytest.mark.trio
+async def test_the_payment_keeps_the_lifted_limit_and_a_learnt_limit_stays(
+    autojump_clock: Any,
+) -> None:
+    """The rest of a lifted payment is planned lifted too (its 40 parts already fill the
+    30 assumed slots); a limit learnt from a crowded failure is never lifted."""
+    node = ScriptedNode(graph=_behind_x(), our_id=US)
+    with trio.fail_after(60):
+        async with _actors(node) as (rt, _est):
+            await ask(
+                rt,
+                lambda r: OpenPayment(payment_hash="h", destination=P, route_hints=(), reply=r),
+            )
+            for amount_sat in (400_000, 50_000):
+                ans: FindRoutesReply = await ask(
+                    rt,
+                    lambda r, a=amount_sat: FindRoutes(
+                        payment_hash="h", strategy="mincostflow", request=_request(a), reply=r
+                    ),
+                )
+                assert isinstance(ans, RoutesFound), (amount_sat, ans)
+    g = _net(1)
+    book = RouterBook(our_id=US, gossip=g, channels=local_channels(g, US))
+    last = scid_dir(Scid("10x1x0"), direction_of(A, P))
+    ours = scid_dir(Scid("1x1x0"), direction_of(US, A))
+    assert book.slots.limit(last, lifted=True) == MAX_HTLC_SLOTS
+    assert book.slots.limit(ours, lifted=True) == DEFAULT_HTLC_SLOTS  # the peer's is unknown
+    held = [book.reserve("h", book.graph, _last_hop_route(g, 1000 * SAT)) for _ in range(12)]
+    failure = RouteFailure(failcode=FailCode.TEMPORARY_CHANNEL_FAILURE, erring_index=1)
+    book.release(
+        held[0].reservation, PartOutcome(state=PartState.FAILED, sent=True, failure=failure)
+    )
+    assert book.slots.limit(last, lifted=True) == 11
+    assert book.slots.room(book.graph, US, P, lifted=True) == 0  # 11 still held
 
 
 @pytest.mark.trio
@@ -273,3 +341,16 @@ def test_a_last_hop_failure_that_liquidity_explains_learns_no_slot_limit() -> No
         few[0].reservation, PartOutcome(state=PartState.FAILED, sent=True, failure=failure)
     )
     assert small.slots.limit(last) == CROWD - 1
+
+
+def test_the_lift_is_tried_only_where_the_assumed_slots_bind() -> None:
+    """No re-plan where 483 slots change nothing (a strategy's own "no route" is not
+    asked twice): every htlc_max carries the capacity in 30 parts and the room is wide."""
+    wide = Graph.from_half_channels(
+        [_half(x, y, s, htlc_max_sat=10**6, cap_sat=10**6) for x, y, s in ((US, A, "1x1x0"),)]
+        + [_half(A, P, "2x1x0", htlc_max_sat=10**6, cap_sat=10**6)]
+    )
+    book = RouterBook(our_id=US, gossip=wide, channels=local_channels(wide, US))
+    assert not book.slots.lift_changes(book.graph, _request(1000))
+    narrow = RouterBook(our_id=US, gossip=_behind_x(), channels=local_channels(_behind_x(), US))
+    assert narrow.slots.lift_changes(narrow.graph, _request(1000))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -276,6 +276,8 @@ class RouterBook:
         deadline: float | None = None,
         *,
         lessons_since: float | None = None,
+        lifted_slots: bool = False,
+        caps_msat: Mapping[ScidDir, int] | None = None,
     ) -> RoutingContext:
         """The :class:`RoutingContext` for one request on ``graph``.
 
@@ -283,7 +285,9 @@ class RouterBook:
         the reservations; our own channels get ``spendable + delta`` exactly;
         ``usable`` drops disabled half-channels and nodes (never ``destination``
         nor us); ``max`` is capped at what the free HTLC slots can carry
-        (:meth:`HtlcSlots.carry_limit`: 0 with none free). ``deadline``
+        (:meth:`HtlcSlots.carry_limit`: 0 with none free; the assumed limit lifted
+        with ``lifted_slots``), and at ``caps_msat`` (a re-plan's, per half-channel:
+        :meth:`HtlcSlots.overfill_caps`). ``deadline``
         (``time.monotonic()``) is passed on to the context. ``learnt_max_msat`` holds
         the bounds observed at or after ``lessons_since`` (the estimator's clock: the
         payment's start, what it has learnt itself), capacity elsewhere; every learnt
@@ -333,7 +337,11 @@ class RouterBook:
             exact = np.minimum(np.maximum(exact, 0), cap[rows])
             mn[rows] = exact
             mx[rows] = exact
-        self.slots.carry_limit(graph, mx)
+        self.slots.carry_limit(graph, mx, lifted=lifted_slots)
+        for sd, cap_msat in (caps_msat or {}).items():
+            e = index.row_of(sd)
+            if e is not None:
+                mx[e] = min(int(mx[e]), cap_msat)
         mn = np.minimum(mn, mx)
         return RoutingContext(
             graph=graph,
@@ -351,10 +359,12 @@ class RouterBook:
         snapshot: KnowledgeSnapshot,
         destination: NodeId | None,
         routes: Sequence[Route],
+        *,
+        lifted_slots: bool = False,
     ) -> list[ScidDir]:
         """Half-channels where ``routes`` no longer fit: room taken since they were planned.
 
-        ``routes`` were planned on ``planned_on`` (built from ``snapshot``); the
+        ``routes`` were planned on ``planned_on`` (built from ``snapshot``, ``lifted_slots``); the
         same knowledge with the reservations and balances of now is compared
         with it on every half-channel the routes use. A half-channel conflicts
         when its room shrank and what the routes put on it together exceeds
@@ -367,7 +377,7 @@ class RouterBook:
                 e = graph.edge(hop.channel, hop.direction)
                 if e is not None:
                     total[e] += hop.amount_msat
-        now = self.context(graph, snapshot, destination).max_msat
+        now = self.context(graph, snapshot, destination, lifted_slots=lifted_slots).max_msat
         then = planned_on.max_msat
         return [graph.scid_dir(e) for e, a in total.items() if now[e] < then[e] and a > int(now[e])]
 

@@ -47,13 +47,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 import msgspec
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from barq.actors._htlc_slots import DEFAULT_HTLC_SLOTS, MAX_HTLC_SLOTS
 from barq.actors._mailbox import ask, reply
 from barq.actors._router_book import RouterBook
 from barq.actors.messages import (
@@ -76,7 +77,7 @@ from barq.actors.messages import (
 )
 from barq.errors import BarqError, RouteNotFound, UnknownStrategy
 from barq.graph import Graph
-from barq.model import NodeId, NodeInfo, Route, RouteInput
+from barq.model import NodeId, NodeInfo, Route, RouteInput, ScidDir
 from barq.model.payment import EngineConfig, PartState
 from barq.node.base import NodeInterface
 from barq.routing import RoutingContext, Strategy, explain_no_route
@@ -89,6 +90,9 @@ log = logging.getLogger(__name__)
 #: a solve whose routes conflict with reservations made meanwhile is planned again
 #: at most this many times before the request is answered "no route"
 MAX_REPLANS = 3
+#: a plan that overfills half-channels is made again with them capped at most this many
+#: times, then with fewer parts
+CAP_ROUNDS = 3
 
 _GONE = PartOutcome(state=PartState.FAILED, sent=False, reason="requester went away")
 
@@ -118,7 +122,9 @@ async def router(
             When it finds no route (not "too expensive") and the snapshot holds
             bounds observed before ``since``, run it once more on a snapshot that
             keeps only those observed since (plus everything disabled, our
-            balances and the reservations): ``RoutesFound.relaxed``.
+            balances and the reservations): ``RoutesFound.relaxed``. Still none, and
+            the assumed HTLC slots bind (``HtlcSlots.lift_changes``): once more with
+            them lifted to ``MAX_HTLC_SLOTS`` (kept for the payment's later plans).
         ReleaseRoute: drop a reservation; apply a ``channel_update``; refresh our
             channels after a failure at our first hop.
         ClosePayment: drop the payment's leftover reservations.
@@ -174,6 +180,8 @@ class _Job:
     snapshot: KnowledgeSnapshot
     deadline: float | None  # time.monotonic(); None: no deadline (inline)
     relaxed: bool = False
+    lifted: bool = False  # the assumed HTLC slot limit lifted (HtlcSlots: MAX_HTLC_SLOTS)
+    caps_msat: dict[ScidDir, int] = field(default_factory=dict)  # overfilled half-channels
     compute_s: float = 0.0  # wall time spent in the strategy (every run)
 
 
@@ -194,6 +202,7 @@ class _Solver:
         self._config = config
         self._node = node
         self._refreshed: set[str] = set()  # payments that had their forced refresh
+        self._lifted: set[str] = set()  # payments planned with the assumed slot limit lifted
         self._threaded = config.strategies_in_thread
         self._limiter = anyio.CapacityLimiter(max(1, config.route_threads))
         self._strategies: dict[str, Strategy] = {}
@@ -201,6 +210,7 @@ class _Solver:
     def forget(self, payment_hash: str) -> None:
         """The payment ended: a later payment of the same hash gets its own forced refresh."""
         self._refreshed.discard(payment_hash)
+        self._lifted.discard(payment_hash)
 
     async def serve(
         self, msg: FindRoutes, estimator: MemoryObjectSendStream[EstimatorMsg], solves: TaskGroup
@@ -213,17 +223,19 @@ class _Solver:
             return
         self._strategies[msg.strategy] = strategy
         graph = self._book.payment_graph(msg.request.destination, msg.request.route_hints)
-        request = self._slot_capped(msg.request, graph)
+        lifted = msg.payment_hash in self._lifted
+        request = self._slot_capped(msg.request, graph, lifted=lifted)
         snapshot: KnowledgeSnapshot = await ask(estimator, lambda r: GetSnapshot(reply=r))
+        deadline = None if not self._threaded else time.monotonic() + self._config.route_timeout_s
+        job = _Job(msg, request, strategy, graph, snapshot, deadline, lifted=lifted)
         if not self._threaded:
-            await self._answer(_Job(msg, request, strategy, graph, snapshot, None))
+            await self._answer(job)
             return
-        deadline = time.monotonic() + self._config.route_timeout_s
-        solves.start_soon(self._answer, _Job(msg, request, strategy, graph, snapshot, deadline))
+        solves.start_soon(self._answer, job)
 
-    def _slot_capped(self, request: RouteInput, graph: Graph) -> RouteInput:
+    def _slot_capped(self, request: RouteInput, graph: Graph, *, lifted: bool) -> RouteInput:
         """``request`` with ``maxparts`` no larger than the free HTLC slots to its payee."""
-        room = self._book.slots.room(graph, request.source, request.destination)
+        room = self._book.slots.room(graph, request.source, request.destination, lifted=lifted)
         if room is None or room >= request.maxparts:
             return request
         return msgspec.structs.replace(request, maxparts=max(room, 1))
@@ -279,6 +291,37 @@ class _Solver:
         return RoutesFound(routes=planned, compute_s=job.compute_s, relaxed=job.relaxed)
 
     async def _plan(self, job: _Job) -> _Plan:
+        """Run the strategy; once more without stale bounds when it finds no route, and
+        then once more with the assumed HTLC slot limit lifted (``_htlc_slots``: every
+        half-channel without a learnt limit, ours excepted, takes ``MAX_HTLC_SLOTS``).
+        A payment planned so keeps the lifted limit for its later plans.
+
+        Raises:
+            BarqError: the strategy's answer (``RouteNotFound``, ``RouteTooExpensive``...).
+        """
+        msg = job.msg
+        try:
+            return await self._plan_fresh(job)
+        except RouteNotFound as exc:
+            if exc.data.get("deadline_passed") or job.lifted:
+                raise
+            if not self._book.slots.lift_changes(job.graph, msg.request):
+                raise
+            log.info(
+                "router: payment %s: no route with %d HTLC slots assumed per half-channel "
+                "(%s); planning again with %d",
+                msg.payment_hash,
+                DEFAULT_HTLC_SLOTS,
+                exc.message,
+                MAX_HTLC_SLOTS,
+            )
+            job.lifted = True
+            job.request = self._slot_capped(msg.request, job.graph, lifted=True)
+            plan = await self._solve(job)
+            self._lifted.add(msg.payment_hash)
+            return plan
+
+    async def _plan_fresh(self, job: _Job) -> _Plan:
         """Run the strategy; once more without stale bounds when it finds no route.
 
         Raises:
@@ -337,14 +380,31 @@ class _Solver:
         raise explained(exc, job.graph, self._book.our_id, msg.request.destination)
 
     async def _solve(self, job: _Job) -> _Plan:
-        """A strategy run on a context built now; again with fewer parts while the plan puts
-        more new parts on a half-channel than it has free HTLC slots (``job.request``'s
-        ``maxparts`` drops by that excess: it only shrinks, so this ends)."""
+        """A strategy run on a context built now; again while the plan puts more new parts
+        on a half-channel than it has free HTLC slots: first (:data:`CAP_ROUNDS` times)
+        with those half-channels capped at their free slots times the plan's mean part
+        over them (``HtlcSlots.overfill_caps``: the rest takes other channels), then with
+        fewer parts (``job.request``'s ``maxparts`` drops by the excess: it only shrinks,
+        so this ends)."""
+        rounds = 0
         while True:
             plan = await self._solve_once(job)
-            excess = self._book.slots.overfilled(plan.routes)
+            slots = self._book.slots
+            excess = slots.overfilled(plan.routes, lifted=job.lifted)
             if excess <= 0 or len(plan.routes) <= 1:
                 return plan
+            if rounds < CAP_ROUNDS:
+                rounds += 1
+                for sd, cap in slots.overfill_caps(plan.routes, lifted=job.lifted).items():
+                    job.caps_msat[sd] = min(cap, job.caps_msat.get(sd, cap))
+                log.info(
+                    "router: payment %s: %d parts, %d more on a half-channel than its free "
+                    "HTLC slots; planning again with it capped",
+                    job.msg.payment_hash,
+                    len(plan.routes),
+                    excess,
+                )
+                continue
             log.info(
                 "router: payment %s: %d parts, %d more on a half-channel than its free HTLC "
                 "slots; planning again with fewer parts",
@@ -361,7 +421,13 @@ class _Solver:
         dest = job.msg.request.destination
         version = book.version
         ctx = book.context(
-            job.graph, job.snapshot, dest, job.deadline, lessons_since=job.msg.opened_at
+            job.graph,
+            job.snapshot,
+            dest,
+            job.deadline,
+            lessons_since=job.msg.opened_at,
+            lifted_slots=job.lifted,
+            caps_msat=job.caps_msat,
         )
         request = job.request
         t0 = time.perf_counter()
@@ -392,7 +458,9 @@ class _Solver:
         dest = job.msg.request.destination
         replans = 0
         while plan.version != self._book.version:
-            taken = self._book.conflicts(plan.ctx, job.snapshot, dest, plan.routes)
+            taken = self._book.conflicts(
+                plan.ctx, job.snapshot, dest, plan.routes, lifted_slots=job.lifted
+            )
             if not taken:
                 break
             if replans == MAX_REPLANS:
