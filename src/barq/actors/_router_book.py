@@ -105,10 +105,10 @@ def _lessons(
 
     O(rows) only when some bound is older than ``since`` (else ``hi`` itself).
     """
-    if since is None or not snapshot.learnt_before(since):
+    fresh = snapshot if since is None else snapshot.learnt_since(since)
+    if fresh is snapshot:
         return hi
     out = cap.copy()
-    fresh = snapshot.learnt_since(since)
     for sd, h in zip(fresh.channels, fresh.hi_msat, strict=True):
         e = index.row_of(sd)
         if e is not None:

@@ -31,8 +31,9 @@ class RoutingContext:
         learnt_max_msat: per half-channel, the upper bound the estimator has
             learnt (clamped to capacity; the capacity where it learnt none),
             before in-flight parts and HTLC-slot caps are taken out of
-            ``max_msat``. ``None``: ``max_msat + inflight_msat`` is that bound
-            (no other cap applied).
+            ``max_msat``; the router gives only the bounds observed since the
+            payment opened (older ones still shape ``max_msat``). ``None``:
+            ``max_msat + inflight_msat`` is that bound (no other cap applied).
         deadline: ``time.monotonic()`` after which the answer is no longer
             wanted (``None``: no deadline); long searches call
             :meth:`check_deadline` between steps.
